@@ -1,0 +1,55 @@
+# The README's commands. `make run` serves the portal with demo data; `make test` runs the whole suite
+# on real services (PostgreSQL, Ceph S3, Chromium, an SMTP sink).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app portal
+PYBABEL := $(VENV)/bin/pybabel
+LANGS := de fr ar ru
+
+.PHONY: run test venv assets translations translations-compile lint clean
+
+$(VENV)/.installed: pyproject.toml
+	scripts/ensure-tools.sh
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/vendor/htmx.min.js: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+
+assets: static/vendor/htmx.min.js
+
+translations-compile: venv
+	$(PYBABEL) compile -q -d translations --statistics 2>&1 | grep -v "^$$" || true
+	@$(PY) scripts/check_catalogs.py
+
+translations: venv
+	$(PYBABEL) extract -q -F translations/babel.cfg -k _l -k lazy_gettext -o translations/messages.pot --no-location --sort-output .
+	for l in $(LANGS); do \
+	  if [ -f translations/$$l/LC_MESSAGES/messages.po ]; then \
+	    $(PYBABEL) update -q -i translations/messages.pot -d translations -l $$l --no-fuzzy-matching --ignore-obsolete; \
+	  else $(PYBABEL) init -q -i translations/messages.pot -d translations -l $$l; fi; \
+	done
+	$(MAKE) translations-compile
+
+run: venv assets translations-compile
+	$(FLASK) db upgrade
+	$(FLASK) demo load
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+test: venv assets translations-compile
+	scripts/test.sh
+
+lint: venv
+	$(VENV)/bin/ruff check portal tests scripts
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor instance

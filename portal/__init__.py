@@ -1,0 +1,85 @@
+"""IntegPlan partner portal: create_app() builds config → extensions → blueprints → hooks."""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, url_for
+from flask_login import current_user
+
+from portal.config import ROOT, load_config
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.update(load_config())
+    app.config.update(overrides or {})
+    app.debug = False  # never the interactive debugger, not even in development
+
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_hooks(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from portal import i18n
+    from portal.auth.services import load_user
+    from portal.db import init_db
+    from portal.extensions import babel, csrf, limiter, login_manager
+    from portal.htmx import init_htmx
+    from portal.storage import init_storage
+
+    init_db(app)
+    init_storage(app)
+    init_htmx(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.user_loader(load_user)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+
+
+def _register_blueprints(app: Flask) -> None:
+    from portal.auth.views import bp as auth_bp
+    from portal.cases.views import bp as cases_bp
+    from portal.orgs.views import bp as orgs_bp
+
+    for bp in (auth_bp, orgs_bp, cases_bp):
+        app.register_blueprint(bp)
+
+    @app.get("/")
+    def index():
+        """Send people to where their work is."""
+        if current_user.is_authenticated:
+            return redirect(url_for("cases.index"))
+        return redirect(url_for("auth.login"))
+
+
+def _register_hooks(app: Flask) -> None:
+    from flask_babel import format_date, format_datetime, get_locale
+    from flask_babel import lazy_gettext as _l
+    from flask_login import login_url
+
+    from portal import cli, errors, i18n
+    from portal.extensions import login_manager
+    from portal.security import init_security
+
+    login_manager.login_message = _l("Please sign in to open this page.")
+    login_manager.login_message_category = "info"
+    init_security(app)
+    errors.init_errors(app)
+    cli.init_cli(app)
+    app.jinja_env.add_extension("jinja2.ext.do")
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.jinja_env.globals.update(
+        dir=i18n.text_direction,
+        money=i18n.money,
+        country_name=i18n.country_name,
+        language_names=i18n.LANGUAGE_NAMES,
+        login_url=login_url,
+        format_date=format_date,
+        get_locale=get_locale,
+        format_datetime=format_datetime,
+    )

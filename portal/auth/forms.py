@@ -1,0 +1,64 @@
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+
+from portal.auth.models import Role
+from portal.i18n import LANGUAGE_NAMES
+
+EMAIL_REQUIRED = _l("Enter your email address.")
+EMAIL_FORMAT = _l("Enter an email address in the right format, like name@example.org.")
+
+
+def role_choices():
+    return [(Role.PARTNER.value, _l("Partner organisation staff")),
+            (Role.STAFF.value, _l("Micado staff")),
+            (Role.ADMIN.value, _l("Administrator"))]
+
+
+def language_choices():
+    return list(LANGUAGE_NAMES.items())
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(EMAIL_REQUIRED), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")),
+                                                         Length(max=256)])
+    remember = BooleanField(_l("Keep me signed in on this device"))
+    submit = SubmitField(_l("Sign in"))
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), description=_l("At least 12 characters. A few unrelated "
+                                                                "words are easy to remember and hard to guess."),
+                             validators=[DataRequired(_l("Enter a new password."))])
+    confirm = PasswordField(_l("Repeat the new password"),
+                            validators=[DataRequired(_l("Repeat the new password.")),
+                                        EqualTo("password", _l("The two passwords are not the same."))])
+    submit = SubmitField(_l("Save password"))
+
+
+class ChangePasswordForm(SetPasswordForm):
+    current = PasswordField(_l("Current password"), validators=[DataRequired(_l("Enter your current password."))])
+
+
+class ResetRequestForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(EMAIL_REQUIRED), Email(EMAIL_FORMAT),
+                                                Length(max=254)])
+    submit = SubmitField(_l("Send reset link"))
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(EMAIL_REQUIRED), Email(EMAIL_FORMAT),
+                                                Length(max=254)])
+    name = StringField(_l("Name"), validators=[DataRequired(_l("Enter the person's name.")), Length(max=200)])
+    role = SelectField(_l("Role"), choices=role_choices)
+    organisation_id = SelectField(_l("Partner organisation"), coerce=int, validators=[Optional()],
+                                  description=_l("Needed for partner organisation staff."))
+    locale = SelectField(_l("Language"), choices=language_choices)
+    submit = SubmitField(_l("Send invitation"))
+
+
+class LanguageForm(FlaskForm):
+    lang = SelectField(_l("Language"), choices=language_choices)
+    submit = SubmitField(_l("Change language"))

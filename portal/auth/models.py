@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from flask_login import UserMixin
+from sqlmodel import Field, SQLModel
+
+from portal.audit import utcnow
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    STAFF = "staff"
+    PARTNER = "partner"
+
+
+class User(UserMixin, SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    organisation_id: int | None = Field(default=None, foreign_key="organisations.id", index=True)
+    password_hash: str | None = Field(default=None, max_length=300)
+    locale: str | None = Field(default=None, max_length=8)
+    active: bool = True
+    # Part of the session cookie: raising it ends every session of this user.
+    session_version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active and self.password_hash is not None
+
+    @property
+    def is_staff(self) -> bool:
+        """Micado staff and admins: see every organisation."""
+        return self.role in (Role.STAFF, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class AccountToken(SQLModel, table=True):
+    """A single-use link for an invitation or a password reset; only its hash is stored."""
+
+    __tablename__ = "account_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    purpose: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True)
+    expires_at: datetime
+    used_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)

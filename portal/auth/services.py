@@ -1,0 +1,281 @@
+"""Accounts: passwords, sign-in, single-use links for invitations and resets, roles."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from functools import wraps
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import abort, current_app, render_template, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from sqlmodel import Session, func, select
+from zxcvbn import zxcvbn
+
+from portal import audit, db, mail
+from portal.audit import utcnow
+from portal.auth.models import AccountToken, Role, User
+from portal.orgs.models import Organisation
+
+hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+_DUMMY_HASH = hasher.hash("a password nobody has, to spend the same time on unknown e-mails")
+MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+INVITE, RESET = "invite", "reset"
+
+
+class AccountError(ValueError):
+    """A rule of accounts was broken; the message is for the user."""
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def password_problem(password: str, user_inputs: list[str] | None = None) -> str | None:
+    """Why a new password is refused, or None. Length and commonness only, no composition rules."""
+    if len(password) < MIN_PASSWORD:
+        return _("Use at least %(n)s characters.", n=MIN_PASSWORD)
+    if len(password) > MAX_PASSWORD:
+        return _("Use at most %(n)s characters.", n=MAX_PASSWORD)
+    if zxcvbn(password[:100], user_inputs=user_inputs or [])["score"] < 3:
+        return _("This password is too common or too easy to guess. Try a few unrelated words.")
+    return None
+
+
+def set_password(db_: Session, user: User, password: str) -> None:
+    """Store a new password and end every session the user had."""
+    user.password_hash = hasher.hash(password)
+    user.session_version += 1
+    db_.add(user)
+
+
+def load_user(user_id: str) -> User | None:
+    """Flask-Login loader: the id carries the session version, so old sessions stop working."""
+    uid, _sep, version = user_id.partition(":")
+    if not (uid.isdigit() and version.isdigit()):
+        return None
+    user = db.session().get(User, int(uid))
+    if user is None or not user.is_active or user.session_version != int(version):
+        return None
+    return user
+
+
+def authenticate(db_: Session, email: str, password: str) -> User | None:
+    """The user if the e-mail and password match an active account; the same work either way."""
+    user = db_.exec(select(User).where(User.email == normalise_email(email))).first()
+    hashed = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    try:
+        hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.is_active:
+        return None
+    if hasher.check_needs_rehash(hashed):
+        user.password_hash = hasher.hash(password)
+    user.last_login_at = utcnow()
+    db_.add(user)
+    db_.commit()
+    return user
+
+
+def require_roles(*roles: Role):
+    """Signed in with one of the roles; anyone else gets a 404, as if the page did not exist."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if current_user.role not in roles:
+                abort(404)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+staff_required = require_roles(Role.STAFF, Role.ADMIN)
+admin_required = require_roles(Role.ADMIN)
+
+
+# Single-use links -------------------------------------------------------------------------------
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_token(db_: Session, user: User, purpose: str, lifetime: timedelta) -> str:
+    """A new link token; earlier unused tokens of the same purpose stop working."""
+    for old in db_.exec(select(AccountToken).where(AccountToken.user_id == user.id,
+                                                   AccountToken.purpose == purpose,
+                                                   AccountToken.used_at.is_(None))):
+        old.used_at = utcnow()
+        db_.add(old)
+    raw = secrets.token_urlsafe(32)
+    db_.add(AccountToken(user_id=user.id, purpose=purpose, token_hash=_hash_token(raw),
+                         expires_at=utcnow() + lifetime))
+    return raw
+
+
+def find_token(db_: Session, raw: str, purpose: str) -> AccountToken | None:
+    """The valid (unused, unexpired) token for this link, or None."""
+    if not raw or len(raw) > 100:
+        return None
+    token = db_.exec(select(AccountToken).where(AccountToken.token_hash == _hash_token(raw),
+                                                AccountToken.purpose == purpose)).first()
+    if token is None or token.used_at is not None or token.expires_at < utcnow():
+        return None
+    return token
+
+
+def use_token(db_: Session, raw: str, purpose: str, password: str, actor_ip: str | None = None) -> User:
+    """Set the password through a link and spend the link."""
+    token = find_token(db_, raw, purpose)
+    if token is None:
+        raise AccountError(_("This link has expired or was already used. Ask for a new one."))
+    user = db_.get(User, token.user_id)
+    problem = password_problem(password, [user.email, user.name])
+    if problem:
+        raise AccountError(problem)
+    token.used_at = utcnow()
+    set_password(db_, user, password)
+    audit.record(db_, user, f"user.{purpose}_used", user)
+    db_.add(token)
+    db_.commit()
+    return user
+
+
+def _link_mail(db_: Session, user: User, purpose: str, raw: str) -> None:
+    endpoint = "auth.accept_invitation" if purpose == INVITE else "auth.reset_password"
+    link = current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, token=raw)
+    with force_locale(user.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        if purpose == INVITE:
+            subject = _("Your invitation to the IntegPlan portal")
+            hours = current_app.config["INVITATION_HOURS"]
+        else:
+            subject = _("Reset your IntegPlan portal password")
+            hours = max(1, current_app.config["RESET_MINUTES"] // 60)
+        body = render_template(f"auth/mail_{purpose}.txt", user=user, link=link, hours=hours)
+    mail.queue(db_, user.email, subject, body)
+
+
+def invite_user(db_: Session, actor: User, *, email: str, name: str, role: str,
+                organisation_id: int | None, locale: str) -> User:
+    """Create an account without a password and send its invitation link."""
+    email = normalise_email(email)
+    if actor.role != Role.ADMIN and role != Role.PARTNER:
+        raise AccountError(_("Only an administrator can invite staff or administrators."))
+    if role == Role.PARTNER:
+        org = db_.get(Organisation, organisation_id) if organisation_id else None
+        if org is None:
+            raise AccountError(_("A partner user needs a partner organisation."))
+    else:
+        organisation_id = None
+    if db_.exec(select(User).where(User.email == email)).first():
+        raise AccountError(_("There is already an account with this e-mail address."))
+    user = User(email=email, name=name.strip(), role=role, organisation_id=organisation_id, locale=locale)
+    db_.add(user)
+    db_.flush()
+    raw = issue_token(db_, user, INVITE, timedelta(hours=current_app.config["INVITATION_HOURS"]))
+    _link_mail(db_, user, INVITE, raw)
+    audit.record(db_, actor, "user.invited", user, after=audit.snapshot(
+        user, ("email", "name", "role", "organisation_id", "locale")))
+    db_.commit()
+    return user
+
+
+def resend_invitation(db_: Session, actor: User, user: User) -> None:
+    if user.password_hash is not None:
+        raise AccountError(_("This user has already accepted the invitation."))
+    raw = issue_token(db_, user, INVITE, timedelta(hours=current_app.config["INVITATION_HOURS"]))
+    _link_mail(db_, user, INVITE, raw)
+    audit.record(db_, actor, "user.invitation_resent", user)
+    db_.commit()
+
+
+def request_reset(db_: Session, email: str) -> None:
+    """Send a reset link if the account exists; the caller says the same thing either way."""
+    user = db_.exec(select(User).where(User.email == normalise_email(email))).first()
+    if user is None or not user.is_active:
+        return
+    raw = issue_token(db_, user, RESET, timedelta(minutes=current_app.config["RESET_MINUTES"]))
+    _link_mail(db_, user, RESET, raw)
+    db_.commit()
+
+
+def change_password(db_: Session, user: User, current: str, new: str) -> None:
+    try:
+        hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise AccountError(_("The current password is not right.")) from None
+    problem = password_problem(new, [user.email, user.name])
+    if problem:
+        raise AccountError(problem)
+    set_password(db_, user, new)
+    audit.record(db_, user, "user.password_changed", user)
+    db_.commit()
+
+
+def set_active(db_: Session, actor: User, user: User, active: bool) -> None:
+    """Enable or disable an account; disabling ends its sessions."""
+    if user.id == actor.id:
+        raise AccountError(_("You cannot disable your own account."))
+    if actor.role != Role.ADMIN and user.role != Role.PARTNER:
+        raise AccountError(_("Only an administrator can change staff accounts."))
+    before = {"active": user.active}
+    user.active = active
+    user.session_version += 1
+    db_.add(user)
+    audit.record(db_, actor, "user.enabled" if active else "user.disabled", user, before, {"active": active})
+    db_.commit()
+
+
+def set_locale(db_: Session, user: User, locale: str) -> None:
+    user.locale = locale
+    db_.add(user)
+    db_.commit()
+
+
+def users_visible_to(db_: Session, actor: User) -> list[User]:
+    """Admins see every account; staff see partner accounts."""
+    query = select(User).order_by(User.role, User.email)
+    if actor.role != Role.ADMIN:
+        query = query.where(User.role == Role.PARTNER)
+    return list(db_.exec(query))
+
+
+def get_user_for(db_: Session, actor: User, user_id: int) -> User:
+    """A user the actor may manage, or 404."""
+    user = db_.get(User, user_id)
+    if user is None or (actor.role != Role.ADMIN and user.role != Role.PARTNER):
+        abort(404)
+    return user
+
+
+def create_user(db_: Session, *, email: str, name: str, role: str, organisation_id: int | None,
+                password: str, locale: str | None = None, check_password: bool = True) -> User:
+    """Create a ready account (CLI and demo data)."""
+    if role not in tuple(Role):
+        raise AccountError(f"unknown role {role!r}")
+    if role == Role.PARTNER and organisation_id is None:
+        raise AccountError("a partner user needs an organisation")
+    if check_password:
+        problem = password_problem(password, [email, name])
+        if problem:
+            raise AccountError(problem)
+    user = User(email=normalise_email(email), name=name, role=role, organisation_id=organisation_id,
+                locale=locale, password_hash=hasher.hash(password))
+    db_.add(user)
+    db_.flush()
+    audit.record(db_, None, "user.created", user, after=audit.snapshot(user, ("email", "role")))
+    db_.commit()
+    return user
+
+
+def count_users(db_: Session) -> int:
+    return db_.exec(select(func.count()).select_from(User)).one()

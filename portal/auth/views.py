@@ -1,0 +1,199 @@
+"""Sign-in, sign-out, invitation and reset links, the account page and user management."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+
+from portal import db, mail
+from portal.auth import services
+from portal.auth.forms import (
+    ChangePasswordForm,
+    InviteForm,
+    LanguageForm,
+    LoginForm,
+    ResetRequestForm,
+    SetPasswordForm,
+)
+from portal.auth.models import Role
+from portal.extensions import limiter
+from portal.htmx import render
+from portal.orgs import services as orgs
+
+bp = Blueprint("auth", __name__)
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login():
+    """Show the sign-in form and sign a user in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(db.session(), form.email.data, form.password.data)
+        if user is not None:
+            session.clear()  # a fresh session at sign-in
+            login_user(user, remember=form.remember.data)
+            session["lang"] = user.locale or session.get("lang")
+            return redirect(_safe_next(request.args.get("next")), code=303)
+        form.form_errors.append(_("The email address or password is not right."))
+    status = 422 if form.errors or form.form_errors else 200
+    return render("auth/login.html", "auth/_login_form.html", status, form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    """Sign out of this browser."""
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
+def _password_link(purpose: str, token: str, title: str):
+    found = services.find_token(db.session(), token, purpose)
+    if found is None:
+        return render("auth/link_expired.html", "auth/link_expired.html", 404, title=title)
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.use_token(db.session(), token, purpose, form.password.data)
+        except services.AccountError as exc:
+            form.password.errors.append(str(exc))
+        else:
+            flash(_("Your password is saved. You can sign in now."), "success")
+            return redirect(url_for("auth.login"), code=303)
+    status = 422 if form.errors else 200
+    return render("auth/set_password.html", "auth/_set_password_form.html", status, form=form, title=title)
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str):
+    """Accept an invitation by choosing a password."""
+    return _password_link(services.INVITE, token, _("Welcome to the IntegPlan portal"))
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def reset_password(token: str):
+    """Choose a new password through a reset link."""
+    return _password_link(services.RESET, token, _("Choose a new password"))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def request_reset():
+    """Ask for a password reset link."""
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        services.request_reset(db.session(), form.email.data)
+        mail.deliver_pending(db.session())
+        flash(_("If an account exists for this address, we have sent a link to reset the password. "
+                "It works for one hour."), "info")
+        return redirect(url_for("auth.login"), code=303)
+    status = 422 if form.errors else 200
+    return render("auth/reset_request.html", "auth/reset_request.html", status, form=form)
+
+
+@bp.post("/language")
+def set_language():
+    """Switch the interface language (works before and after sign-in)."""
+    form = LanguageForm()
+    if form.validate_on_submit():
+        session["lang"] = form.lang.data
+        if current_user.is_authenticated:
+            services.set_locale(db.session(), current_user, form.lang.data)
+    return redirect(_safe_next(request.form.get("next")), code=303)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """Show the account and change the password."""
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        try:
+            services.change_password(db.session(), current_user, form.current.data, form.password.data)
+        except services.AccountError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            login_user(current_user, remember=False)  # the new session version, for this browser only
+            flash(_("Your password is changed. Other devices are signed out."), "success")
+            return redirect(url_for("auth.account"), code=303)
+    status = 422 if form.errors or form.form_errors else 200
+    return render("auth/account.html", "auth/account.html", status, form=form)
+
+
+# User management (admin: everyone; staff: partner accounts) ---------------------------------------
+
+@bp.get("/users/")
+@services.staff_required
+def users():
+    """List the accounts the current user manages."""
+    return render("auth/users.html", "auth/users.html", users=services.users_visible_to(db.session(),
+                  current_user), org_names=orgs.names(db.session()))
+
+
+@bp.route("/users/invite", methods=["GET", "POST"])
+@services.staff_required
+def invite():
+    """Invite a person by e-mail."""
+    form = InviteForm()
+    form.organisation_id.choices = [(0, "—")] + orgs.choices(db.session())
+    if current_user.role != Role.ADMIN:
+        form.role.choices = [c for c in form.role.choices if c[0] == Role.PARTNER]
+    if form.validate_on_submit():
+        try:
+            services.invite_user(db.session(), current_user, email=form.email.data, name=form.name.data,
+                                 role=form.role.data, organisation_id=form.organisation_id.data or None,
+                                 locale=form.locale.data)
+        except services.AccountError as exc:
+            form.form_errors.append(str(exc))
+        else:
+            mail.deliver_pending(db.session())
+            flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
+            return redirect(url_for("auth.users"), code=303)
+    status = 422 if form.errors or form.form_errors else 200
+    return render("auth/invite.html", "auth/_invite_form.html", status, form=form)
+
+
+@bp.post("/users/<int:user_id>/active")
+@services.staff_required
+def toggle_active(user_id: int):
+    """Disable or enable an account."""
+    user = services.get_user_for(db.session(), current_user, user_id)
+    try:
+        services.set_active(db.session(), current_user, user, not user.active)
+    except services.AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(_("Account enabled.") if user.active else _("Account disabled and signed out."), "success")
+    return redirect(url_for("auth.users"), code=303)
+
+
+@bp.post("/users/<int:user_id>/resend")
+@services.staff_required
+def resend(user_id: int):
+    """Send a fresh invitation link."""
+    user = services.get_user_for(db.session(), current_user, user_id)
+    try:
+        services.resend_invitation(db.session(), current_user, user)
+    except services.AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        mail.deliver_pending(db.session())
+        flash(_("Invitation sent to %(email)s.", email=user.email), "success")
+    return redirect(url_for("auth.users"), code=303)

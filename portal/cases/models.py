@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from portal.audit import utcnow
+
+
+class MeasureType(StrEnum):
+    VOCATIONAL = "vocational"
+    BUSINESS = "business"
+    BOTH = "both"
+
+
+class CaseStatus(StrEnum):
+    PLANNED = "planned"
+    ACTIVE = "active"
+    MONITORING = "monitoring"
+    CLOSED = "closed"
+
+
+# Allowed status changes: forward along the path, or one step back to correct a mistake.
+STATUS_FLOW = {
+    CaseStatus.PLANNED: (CaseStatus.ACTIVE,),
+    CaseStatus.ACTIVE: (CaseStatus.MONITORING, CaseStatus.PLANNED),
+    CaseStatus.MONITORING: (CaseStatus.CLOSED, CaseStatus.ACTIVE),
+    CaseStatus.CLOSED: (CaseStatus.MONITORING,),
+}
+
+
+class BudgetCategory(StrEnum):
+    TRAINING = "training"
+    EQUIPMENT = "equipment"
+    STOCK = "stock"
+    SERVICES = "services"
+    OTHER = "other"
+
+
+class Case(SQLModel, table=True):
+    """One returnee's support, under a pseudonymous reference (no names here)."""
+
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=20, unique=True)
+    country: str = Field(max_length=2, index=True)
+    organisation_id: int = Field(foreign_key="organisations.id", index=True)
+    return_date: date | None = None
+    measure_type: str = Field(max_length=16)
+    status: str = Field(default=CaseStatus.PLANNED, max_length=16, index=True)
+    notes: str = Field(default="", max_length=5000)
+    eligibility_reason: str | None = Field(default=None, max_length=2000)
+    created_by_id: int | None = Field(default=None, foreign_key="users.id")
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class BudgetLine(SQLModel, table=True):
+    """A planned item of a case's plan. Amounts are whole euro cents."""
+
+    __tablename__ = "budget_lines"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    category: str = Field(max_length=16)
+    description: str = Field(max_length=500)
+    planned_cents: int
+
+
+class CountryRule(SQLModel, table=True):
+    """Staff-kept eligibility list: countries already covered by another return programme."""
+
+    __tablename__ = "country_rules"
+
+    code: str = Field(primary_key=True, max_length=2)
+    covered_by_other_programme: bool = True
+    programme: str = Field(default="", max_length=200)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,245 @@
+"""Cases and their budgets: every query here is scoped to what the user may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import abort
+from flask_babel import gettext as _
+from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, func, select
+
+from portal import audit
+from portal.audit import utcnow
+from portal.auth.models import User
+from portal.cases.models import STATUS_FLOW, BudgetLine, Case, CaseStatus, CountryRule
+from portal.orgs.models import Organisation
+
+CASE_FIELDS = ("country", "organisation_id", "return_date", "measure_type", "status", "notes",
+               "eligibility_reason")
+LINE_FIELDS = ("category", "description", "planned_cents")
+PER_PAGE = 25
+
+
+class CaseError(ValueError):
+    """A rule about cases was broken; `field` names the form field the message belongs to."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def visible_cases(user: User):
+    """The base query of cases a user may see: staff all, partners their organisation's."""
+    query = select(Case)
+    if not user.is_staff:
+        query = query.where(Case.organisation_id == user.organisation_id)
+    return query
+
+
+def get_case_for(db: Session, user: User, case_id: int) -> Case:
+    """The case if the user may see it, else 404 (never 403: it does not exist for them)."""
+    case = db.exec(visible_cases(user).where(Case.id == case_id)).first()
+    if case is None:
+        abort(404)
+    return case
+
+
+def get_line_for(db: Session, user: User, case_id: int, line_id: int) -> tuple[Case, BudgetLine]:
+    case = get_case_for(db, user, case_id)
+    line = db.exec(select(BudgetLine).where(BudgetLine.id == line_id, BudgetLine.case_id == case.id)).first()
+    if line is None:
+        abort(404)
+    return case, line
+
+
+@dataclass
+class CaseFilter:
+    q: str = ""
+    status: str = ""
+    country: str = ""
+    organisation_id: int | None = None
+    page: int = 1
+
+
+@dataclass
+class CaseRow:
+    case: Case
+    organisation: str
+    planned_cents: int
+
+
+@dataclass
+class CasePage:
+    rows: list[CaseRow]
+    total: int
+    page: int
+    pages: int
+
+
+def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
+    """One page of the cases a user may see, filtered, with each case's planned budget."""
+    planned = (select(BudgetLine.case_id, func.sum(BudgetLine.planned_cents).label("planned"))
+               .group_by(BudgetLine.case_id).subquery())
+    base = visible_cases(user)
+    if f.q:
+        like = f"%{f.q.strip()[:50]}%"
+        base = base.where(or_(Case.reference.ilike(like), Case.notes.ilike(like)))
+    if f.status in tuple(CaseStatus):
+        base = base.where(Case.status == f.status)
+    if f.country:
+        base = base.where(Case.country == f.country[:2].upper())
+    if f.organisation_id and user.is_staff:
+        base = base.where(Case.organisation_id == f.organisation_id)
+    total = db.exec(select(func.count()).select_from(base.subquery())).one()
+    pages = max(1, -(-total // PER_PAGE))
+    page = min(max(1, f.page), pages)
+    query = (base.add_columns(Organisation.name, func.coalesce(planned.c.planned, 0))
+             .join(Organisation, Organisation.id == Case.organisation_id)
+             .outerjoin(planned, planned.c.case_id == Case.id)
+             .order_by(Case.created_at.desc(), Case.id.desc())
+             .offset((page - 1) * PER_PAGE).limit(PER_PAGE))
+    rows = [CaseRow(case, org, int(cents)) for case, org, cents in db.exec(query)]
+    return CasePage(rows=rows, total=total, page=page, pages=pages)
+
+
+def case_countries(db: Session, user: User) -> list[str]:
+    sub = visible_cases(user).subquery()
+    return [c for c in db.exec(select(sub.c.country).distinct().order_by(sub.c.country))]
+
+
+# Eligibility ------------------------------------------------------------------------------------
+
+def country_rules(db: Session) -> list[CountryRule]:
+    return list(db.exec(select(CountryRule).order_by(CountryRule.code)))
+
+
+def rule_for(db: Session, country: str) -> CountryRule | None:
+    rule = db.get(CountryRule, country)
+    return rule if rule and rule.covered_by_other_programme else None
+
+
+def save_rule(db: Session, actor: User, code: str, covered: bool, programme: str) -> CountryRule:
+    rule = db.get(CountryRule, code)
+    before = audit.snapshot(rule, ("covered_by_other_programme", "programme")) if rule else None
+    rule = rule or CountryRule(code=code)
+    rule.covered_by_other_programme = covered
+    rule.programme = programme.strip()
+    rule.updated_at = utcnow()
+    db.add(rule)
+    audit.record(db, actor, "country_rule.saved", ("CountryRule", code), before,
+                 audit.snapshot(rule, ("covered_by_other_programme", "programme")))
+    db.commit()
+    return rule
+
+
+def delete_rule(db: Session, actor: User, code: str) -> None:
+    rule = db.get(CountryRule, code)
+    if rule is None:
+        abort(404)
+    audit.record(db, actor, "country_rule.deleted", ("CountryRule", code),
+                 audit.snapshot(rule, ("covered_by_other_programme", "programme")))
+    db.delete(rule)
+    db.commit()
+
+
+# Cases ------------------------------------------------------------------------------------------
+
+def _next_reference(db: Session, year: int) -> str:
+    prefix = f"IP-{year}-"
+    last = db.exec(select(Case.reference).where(Case.reference.like(prefix + "%"))
+                   .order_by(Case.reference.desc()).limit(1)).first()
+    number = int(last.removeprefix(prefix)) + 1 if last else 1
+    return f"{prefix}{number:04d}"
+
+
+def _check_case(db: Session, data: dict) -> None:
+    org = db.get(Organisation, data["organisation_id"])
+    if org is None:
+        raise CaseError(_("Choose a partner organisation."), "organisation_id")
+    if rule_for(db, data["country"]) and not (data.get("eligibility_reason") or "").strip():
+        raise CaseError(_("This country is covered by another return programme. Explain why this case "
+                          "is still eligible."), "eligibility_reason")
+
+
+def create_case(db: Session, actor: User, data: dict, today: date | None = None) -> Case:
+    """Open a case under a new pseudonymous reference."""
+    _check_case(db, data)
+    year = (today or date.today()).year
+    for _attempt in range(5):
+        case = Case(reference=_next_reference(db, year), created_by_id=actor.id,
+                    **{k: data.get(k) for k in CASE_FIELDS if k != "status"})
+        case.status = CaseStatus.PLANNED
+        case.notes = case.notes or ""
+        db.add(case)
+        try:
+            db.flush()
+        except IntegrityError:  # someone took the same number at the same moment
+            db.rollback()
+            continue
+        audit.record(db, actor, "case.created", case, after=audit.snapshot(case, ("reference", *CASE_FIELDS)))
+        db.commit()
+        return case
+    raise CaseError(_("The case could not be saved. Please try again."))
+
+
+def update_case(db: Session, actor: User, case: Case, data: dict) -> Case:
+    _check_case(db, data)
+    before = audit.snapshot(case, CASE_FIELDS)
+    for key in ("country", "organisation_id", "return_date", "measure_type", "notes", "eligibility_reason"):
+        setattr(case, key, data.get(key))
+    case.notes = case.notes or ""
+    case.updated_at = utcnow()
+    db.add(case)
+    audit.record(db, actor, "case.updated", case, before, audit.snapshot(case, CASE_FIELDS))
+    db.commit()
+    return case
+
+
+def next_statuses(case: Case) -> tuple[CaseStatus, ...]:
+    return STATUS_FLOW[CaseStatus(case.status)]
+
+
+def change_status(db: Session, actor: User, case: Case, status: str) -> Case:
+    if status not in next_statuses(case):
+        raise CaseError(_("This status change is not possible."))
+    before = {"status": case.status}
+    case.status = status
+    case.updated_at = utcnow()
+    db.add(case)
+    audit.record(db, actor, "case.status_changed", case, before, {"status": status})
+    db.commit()
+    return case
+
+
+# Budget lines -----------------------------------------------------------------------------------
+
+def budget_lines(db: Session, case: Case) -> list[BudgetLine]:
+    return list(db.exec(select(BudgetLine).where(BudgetLine.case_id == case.id).order_by(BudgetLine.id)))
+
+
+def add_line(db: Session, actor: User, case: Case, data: dict) -> BudgetLine:
+    line = BudgetLine(case_id=case.id, **{k: data[k] for k in LINE_FIELDS})
+    db.add(line)
+    db.flush()
+    audit.record(db, actor, "budget_line.created", line, after=audit.snapshot(line, ("case_id", *LINE_FIELDS)))
+    db.commit()
+    return line
+
+
+def update_line(db: Session, actor: User, line: BudgetLine, data: dict) -> BudgetLine:
+    before = audit.snapshot(line, LINE_FIELDS)
+    for key in LINE_FIELDS:
+        setattr(line, key, data[key])
+    db.add(line)
+    audit.record(db, actor, "budget_line.updated", line, before, audit.snapshot(line, LINE_FIELDS))
+    db.commit()
+    return line
+
+
+def delete_line(db: Session, actor: User, line: BudgetLine) -> None:
+    audit.record(db, actor, "budget_line.deleted", line, audit.snapshot(line, ("case_id", *LINE_FIELDS)))
+    db.delete(line)
+    db.commit()

@@ -1,0 +1,124 @@
+"""`flask --app portal …` commands: database, organisations, users, demo data, mail."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from sqlmodel import Session, select
+
+from portal import db as dbm
+from portal import mail
+from portal.auth import services as accounts
+from portal.orgs.models import Organisation
+
+
+def _session() -> Session:
+    return Session(dbm.engine(), expire_on_commit=False)
+
+
+def init_cli(app) -> None:
+    app.cli.add_command(db_group)
+    app.cli.add_command(orgs_group)
+    app.cli.add_command(users_group)
+    app.cli.add_command(demo_group)
+    app.cli.add_command(mail_group)
+
+
+@click.group("db")
+def db_group():
+    """Database migrations."""
+
+
+@db_group.command("upgrade")
+def db_upgrade():
+    """Apply every Alembic migration."""
+    dbm.upgrade(current_app.config["DATABASE_URL"])
+    click.echo("database is up to date")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message):
+    """Write a new migration from the difference between the models and the database."""
+    from alembic import command
+
+    command.revision(dbm.alembic_config(current_app.config["DATABASE_URL"]), message=message, autogenerate=True)
+
+
+@click.group("orgs")
+def orgs_group():
+    """Partner organisations."""
+
+
+@orgs_group.command("create")
+@click.option("--name", required=True)
+@click.option("--country", required=True, help="ISO 3166 alpha-2 code, e.g. GE")
+@click.option("--email", required=True, help="contact e-mail")
+def orgs_create(name, country, email):
+    """Create a partner organisation."""
+    from portal.orgs.services import save_org
+
+    with _session() as s:
+        org = save_org(s, None, None, {"name": name, "country": country.upper(), "contact_email": email,
+                                       "active": True})
+        click.echo(f"organisation {org.id}: {org.name}")
+
+
+@click.group("users")
+def users_group():
+    """Accounts."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "staff", "partner"]), required=True)
+@click.option("--org", "org_name", help="organisation name (partners)")
+@click.option("--locale", default=None)
+def users_create(email, name, role, org_name, locale):
+    """Create a user; the password is read from standard input."""
+    password = sys.stdin.readline().rstrip("\n")
+    with _session() as s:
+        org_id = None
+        if org_name:
+            org = s.exec(select(Organisation).where(Organisation.name == org_name)).first()
+            if org is None:
+                raise click.ClickException(f"no organisation named {org_name!r}")
+            org_id = org.id
+        try:
+            user = accounts.create_user(s, email=email, name=name, role=role, organisation_id=org_id,
+                                        password=password, locale=locale)
+        except accounts.AccountError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"user {user.id}: {user.email} ({user.role})")
+
+
+@click.group("demo")
+def demo_group():
+    """Demo data."""
+
+
+@demo_group.command("load")
+def demo_load():
+    """Load the demo organisations, users and cases (once; does nothing if they exist)."""
+    from portal.demo import load_demo
+
+    with _session() as s:
+        click.echo(load_demo(s))
+
+
+@click.group("mail")
+def mail_group():
+    """Outgoing mail."""
+
+
+@mail_group.command("retry")
+def mail_retry():
+    """Send every message still waiting in the outbox."""
+    with _session() as s:
+        sent, waiting = mail.deliver_pending(s, limit=10_000)
+    click.echo(f"sent {sent}, waiting {waiting}")
+    if waiting:
+        sys.exit(1)
