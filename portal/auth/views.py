@@ -125,12 +125,13 @@ def account():
     """Show the account and change the password."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
+        user = current_user._get_current_object()
         try:
-            services.change_password(db.session(), current_user, form.current.data, form.password.data)
+            services.change_password(db.session(), user, form.current.data, form.password.data)
         except services.AccountError as exc:
             form.form_errors.append(str(exc))
         else:
-            login_user(current_user, remember=False)  # the new session version, for this browser only
+            login_user(user, remember=False)  # the new session version, for this browser only
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200

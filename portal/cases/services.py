@@ -31,12 +31,16 @@ class CaseError(ValueError):
         self.field = field
 
 
+def scope(user: User) -> tuple:
+    """The conditions that limit cases to what a user may see: staff all, partners their organisation's."""
+    if user.is_staff:
+        return ()
+    return (Case.organisation_id == user.organisation_id,)
+
+
 def visible_cases(user: User):
-    """The base query of cases a user may see: staff all, partners their organisation's."""
-    query = select(Case)
-    if not user.is_staff:
-        query = query.where(Case.organisation_id == user.organisation_id)
-    return query
+    """The base query of cases a user may see."""
+    return select(Case).where(*scope(user))
 
 
 def get_case_for(db: Session, user: User, case_id: int) -> Case:
@@ -81,24 +85,25 @@ class CasePage:
 
 def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
     """One page of the cases a user may see, filtered, with each case's planned budget."""
-    planned = (select(BudgetLine.case_id, func.sum(BudgetLine.planned_cents).label("planned"))
-               .group_by(BudgetLine.case_id).subquery())
-    base = visible_cases(user)
+    conditions = list(scope(user))
     if f.q:
         like = f"%{f.q.strip()[:50]}%"
-        base = base.where(or_(Case.reference.ilike(like), Case.notes.ilike(like)))
+        conditions.append(or_(Case.reference.ilike(like), Case.notes.ilike(like)))
     if f.status in tuple(CaseStatus):
-        base = base.where(Case.status == f.status)
+        conditions.append(Case.status == f.status)
     if f.country:
-        base = base.where(Case.country == f.country[:2].upper())
+        conditions.append(Case.country == f.country[:2].upper())
     if f.organisation_id and user.is_staff:
-        base = base.where(Case.organisation_id == f.organisation_id)
-    total = db.exec(select(func.count()).select_from(base.subquery())).one()
+        conditions.append(Case.organisation_id == f.organisation_id)
+    total = db.exec(select(func.count()).select_from(Case).where(*conditions)).one()
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, f.page), pages)
-    query = (base.add_columns(Organisation.name, func.coalesce(planned.c.planned, 0))
+    planned = (select(BudgetLine.case_id, func.sum(BudgetLine.planned_cents).label("planned"))
+               .group_by(BudgetLine.case_id).subquery())
+    query = (select(Case, Organisation.name, func.coalesce(planned.c.planned, 0))
              .join(Organisation, Organisation.id == Case.organisation_id)
              .outerjoin(planned, planned.c.case_id == Case.id)
+             .where(*conditions)
              .order_by(Case.created_at.desc(), Case.id.desc())
              .offset((page - 1) * PER_PAGE).limit(PER_PAGE))
     rows = [CaseRow(case, org, int(cents)) for case, org, cents in db.exec(query)]
@@ -106,8 +111,7 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
 
 
 def case_countries(db: Session, user: User) -> list[str]:
-    sub = visible_cases(user).subquery()
-    return [c for c in db.exec(select(sub.c.country).distinct().order_by(sub.c.country))]
+    return list(db.exec(select(Case.country).where(*scope(user)).distinct().order_by(Case.country)))
 
 
 # Eligibility ------------------------------------------------------------------------------------

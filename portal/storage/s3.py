@@ -97,7 +97,8 @@ class S3Storage:
             state = ""
         except ClientError as exc:
             meta = exc.response.get("ResponseMetadata", {})
-            state = f" ({_error_code(exc) or 'error'})"
+            code = _error_code(exc)
+            state = " (bucket missing)" if code in _NOT_FOUND else f" ({code or 'error'})"
         except BotoCoreError as exc:
             return f"{where} (unreachable: {exc}) bucket={self.bucket}"
         server = meta.get("HTTPHeaders", {}).get("server", "no Server header")

@@ -1,0 +1,53 @@
+"""Plain factories: make_x(db, **overrides) returns a saved object."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlmodel import Session
+
+from portal.auth.services import hasher
+from portal.auth.models import User
+from portal.cases.models import BudgetLine, Case
+from portal.orgs.models import Organisation
+
+PASSWORD = "a long test password 2025"  # noqa: S105
+_seq = itertools.count(1)
+_HASH = hasher.hash(PASSWORD)
+
+
+def make_org(db: Session, **kw) -> Organisation:
+    n = next(_seq)
+    org = Organisation(**{"name": f"Partner {n}", "country": "GE", "contact_email": f"org{n}@example.org", **kw})
+    db.add(org)
+    db.commit()
+    return org
+
+
+def make_user(db: Session, role: str = "partner", organisation: Organisation | None = None, **kw) -> User:
+    n = next(_seq)
+    if role == "partner" and organisation is None and "organisation_id" not in kw:
+        organisation = make_org(db)
+    user = User(**{"email": f"user{n}@example.org", "name": f"User {n}", "role": role,
+                   "organisation_id": organisation.id if organisation else None,
+                   "password_hash": _HASH, "locale": "en", **kw})
+    db.add(user)
+    db.commit()
+    return user
+
+
+def make_case(db: Session, organisation: Organisation, **kw) -> Case:
+    n = next(_seq)
+    case = Case(**{"reference": f"IP-2099-{n:04d}", "country": organisation.country,
+                   "organisation_id": organisation.id, "measure_type": "business", **kw})
+    db.add(case)
+    db.commit()
+    return case
+
+
+def make_line(db: Session, case: Case, **kw) -> BudgetLine:
+    line = BudgetLine(**{"case_id": case.id, "category": "equipment", "description": "Tools",
+                         "planned_cents": 100_000, **kw})
+    db.add(line)
+    db.commit()
+    return line

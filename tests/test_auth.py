@@ -1,0 +1,179 @@
+"""Sign-in, sessions, invitations, resets and user management."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlmodel import select
+
+from portal.audit import AuditEntry
+from portal.auth.models import AccountToken, User
+from portal.auth.services import password_problem
+from tests.factories import PASSWORD, make_org, make_user
+
+LINK_RE = re.compile(r"http://localhost(/\S+)")
+
+
+def test_login_page_has_plain_labels(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert '<label for="email">Email</label>' in page
+    assert '<label for="password">Password</label>' in page
+    assert ">Sign in<" in page or 'value="Sign in"' in page
+
+
+def test_sign_in_and_out(client, db):
+    user = make_user(db, role="staff")
+    resp = client.login(user)
+    assert resp.headers["Location"] == "/"
+    assert client.get("/cases/").status_code == 200
+    resp = client.submit("/logout")
+    assert resp.status_code == 303
+    assert client.get("/cases/").status_code == 302  # back to the sign-in page
+
+
+@pytest.mark.parametrize("email,password", [("nobody@example.org", PASSWORD), ("known", "wrong password 123")])
+def test_same_answer_for_unknown_email_and_wrong_password(client, db, email, password):
+    user = make_user(db)
+    resp = client.submit("/login", {"email": user.email if email == "known" else email, "password": password})
+    assert resp.status_code == 422
+    assert "The email address or password is not right." in resp.get_data(as_text=True)
+
+
+def test_empty_login_shows_error_summary(client):
+    resp = client.submit("/login", {"email": "", "password": ""})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "There is a problem" in page
+    assert '<a href="#email">Enter your email address.</a>' in page
+
+
+def test_disabled_user_cannot_sign_in(client, db):
+    user = make_user(db, active=False)
+    assert client.submit("/login", {"email": user.email, "password": PASSWORD}).status_code == 422
+
+
+@pytest.mark.parametrize("app_overrides", [{"LOGIN_RATE_LIMIT": "3 per minute"}])
+def test_login_is_rate_limited(client, db, app_overrides):
+    user = make_user(db)
+    codes = [client.submit("/login", {"email": user.email, "password": "wrong password 123"}).status_code
+             for _ in range(4)]
+    assert codes == [422, 422, 422, 429]
+
+
+def test_password_rules():
+    assert password_problem("short") is not None
+    assert password_problem("password1234") is not None  # long enough, but common
+    assert password_problem("aaaaaaaaaaaa") is not None
+    assert password_problem("tangerine ferry lantern") is None
+    assert password_problem("demo-password-2025") is None
+
+
+def test_invitation_flow(client, db, mails):
+    org = make_org(db)
+    staff = make_user(db, role="staff")
+    client.login(staff)
+    resp = client.submit("/users/invite", {"email": "New.Partner@Example.org", "name": "Nadia",
+                                           "role": "partner", "organisation_id": org.id, "locale": "fr"})
+    assert resp.status_code == 303
+    (msg,) = mails.to("new.partner@example.org")
+    assert "IntegPlan" in msg["Subject"]
+    body = msg.get_content()
+    assert body.startswith("Bonjour Nadia")  # written in the invitee's language
+    link = LINK_RE.search(body).group(1)
+    client.submit("/logout")
+
+    # Too short a password is refused and nothing is spent.
+    resp = client.submit(link, {"password": "short", "confirm": "short"})
+    assert resp.status_code == 422
+    resp = client.submit(link, {"password": "tangerine ferry lantern", "confirm": "tangerine ferry lantern"})
+    assert resp.status_code == 303
+    invited = db.exec(select(User).where(User.email == "new.partner@example.org")).one()
+    assert invited.organisation_id == org.id
+    # Single use.
+    assert client.get(link).status_code == 404
+    client.login(invited, "tangerine ferry lantern")
+    assert db.exec(select(AuditEntry).where(AuditEntry.action == "user.invited")).first() is not None
+
+
+def test_staff_cannot_invite_admin(client, db):
+    client.login(make_user(db, role="staff"))
+    resp = client.submit("/users/invite", {"email": "x@example.org", "name": "X", "role": "admin", "locale": "en"})
+    assert resp.status_code == 422
+    assert db.exec(select(User).where(User.email == "x@example.org")).first() is None
+
+
+def test_expired_invitation(client, db, mails, app):
+    from datetime import timedelta
+
+    from portal.audit import utcnow
+
+    client.login(make_user(db, role="admin"))
+    client.submit("/users/invite", {"email": "late@example.org", "name": "Late", "role": "staff", "locale": "en"})
+    link = LINK_RE.search(mails.to("late@example.org")[0].get_content()).group(1)
+    token = db.exec(select(AccountToken)).one()
+    token.expires_at = utcnow() - timedelta(minutes=1)
+    db.add(token)
+    db.commit()
+    client.submit("/logout")
+    resp = client.get(link)
+    assert resp.status_code == 404
+    assert "expired" in resp.get_data(as_text=True)
+
+
+def test_password_reset(client, db, mails):
+    user = make_user(db)
+    resp = client.submit("/reset", {"email": user.email})
+    assert resp.status_code == 303
+    unknown = client.submit("/reset", {"email": "nobody@example.org"})
+    assert unknown.status_code == 303  # the same answer for unknown addresses
+    assert len(mails.messages) == 1
+    link = LINK_RE.search(mails.messages[0].get_content()).group(1)
+    assert link.startswith("/reset/")
+    resp = client.submit(link, {"password": "quiet harbour lamp", "confirm": "quiet harbour lamp"})
+    assert resp.status_code == 303
+    client.login(user, "quiet harbour lamp")
+
+
+def test_password_change_ends_other_sessions(app, db):
+    from tests.conftest import PortalClient
+
+    app.test_client_class = PortalClient
+    user = make_user(db)
+    first, second = app.test_client(), app.test_client()
+    first.login(user)
+    second.login(user)
+    resp = first.submit("/account", {"current": PASSWORD, "password": "orange violin meadow",
+                                     "confirm": "orange violin meadow"})
+    assert resp.status_code == 303
+    assert first.get("/cases/").status_code == 200
+    assert second.get("/cases/").status_code == 302  # its session no longer counts
+
+
+def test_disabling_a_user_ends_their_session(app, db):
+    from tests.conftest import PortalClient
+
+    app.test_client_class = PortalClient
+    admin, partner = make_user(db, role="admin"), make_user(db)
+    p, a = app.test_client(), app.test_client()
+    p.login(partner)
+    a.login(admin)
+    assert a.submit(f"/users/{partner.id}/active").status_code == 303
+    assert p.get("/cases/").status_code == 302
+
+
+def test_mail_outage_keeps_the_invitation(client, db, mails, app):
+    from portal import mail as mailer
+
+    app.config["MAIL_PORT"] = 1  # nothing listens there
+    client.login(make_user(db, role="admin"))
+    resp = client.submit("/users/invite", {"email": "wait@example.org", "name": "W", "role": "staff",
+                                           "locale": "en"})
+    assert resp.status_code == 303
+    assert mails.messages == []
+    pending = db.exec(select(mailer.OutboxMail)).all()
+    assert len(pending) == 1 and pending[0].sent_at is None and pending[0].last_error
+    app.config["MAIL_PORT"] = mails.port
+    with app.app_context():
+        assert mailer.deliver_pending(db) == (1, 0)
+    assert len(mails.to("wait@example.org")) == 1

@@ -1,0 +1,81 @@
+"""Every route that takes an ID, walked as a partner of another organisation: always 404."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_case, make_line, make_org, make_user
+
+# How to fill each URL argument with an object that belongs to organisation B. A new route with an
+# argument missing here fails test_every_argument_is_known: add the argument with B's object.
+ARGUMENTS = {
+    "case_id": lambda w: w["case_b"].id,
+    "line_id": lambda w: w["line_b"].id,
+    "user_id": lambda w: w["partner_b"].id,
+    "org_id": lambda w: w["org_b"].id,
+    "code": lambda w: "GE",
+    "token": lambda w: "not-a-token",
+}
+# Routes with arguments that are not object IDs a partner could probe.
+NOT_ID_ROUTES = {"static"}
+
+
+@pytest.fixture
+def world(db):
+    org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
+    case_b = make_case(db, org_b, country="SN")
+    return {
+        "org_a": org_a, "org_b": org_b, "case_b": case_b, "line_b": make_line(db, case_b),
+        "partner_a": make_user(db, organisation=org_a), "partner_b": make_user(db, organisation=org_b),
+    }
+
+
+def id_rules(app):
+    return [r for r in app.url_map.iter_rules() if r.arguments and r.endpoint not in NOT_ID_ROUTES]
+
+
+def test_every_argument_is_known(app):
+    unknown = {(r.rule, a) for r in id_rules(app) for a in r.arguments if a not in ARGUMENTS}
+    assert not unknown, f"routes with arguments the isolation walk cannot fill: {sorted(unknown)}"
+    assert len(id_rules(app)) >= 10
+
+
+def test_partner_of_other_org_gets_404_everywhere(app, client, world, db):
+    client.login(world["partner_a"])
+    token = client.csrf_token()
+    walked = 0
+    for rule in id_rules(app):
+        url = rule.build({a: ARGUMENTS[a](world) for a in rule.arguments}, append_unknown=False)[1]
+        for method in sorted({"GET", "POST"} & rule.methods):
+            for htmx in (False, True):
+                headers = {"X-CSRFToken": token}
+                if htmx:
+                    headers["HX-Request"] = "true"
+                resp = client.open(url, method=method, headers=headers,
+                                   data={"csrf_token": token, "status": "active", "description": "x",
+                                         "planned_amount": "1", "category": "other"})
+                assert resp.status_code == 404, f"{method} {url} htmx={htmx} gave {resp.status_code}"
+                walked += 1
+    assert walked >= 20
+    # Nothing changed behind the 404s.
+    db.refresh(world["case_b"])
+    assert world["case_b"].status == "planned"
+
+
+def test_owner_sees_the_same_objects(client, world):
+    """The walk above is only meaningful if the IDs are real: their own partner sees them."""
+    client.login(world["partner_b"])
+    assert client.get(f"/cases/{world['case_b'].id}").status_code == 200
+
+
+def test_case_list_shows_only_own_cases(client, world, db):
+    own = make_case(db, world["org_a"])
+    client.login(world["partner_a"])
+    page = client.get("/cases/").get_data(as_text=True)
+    assert own.reference in page
+    assert world["case_b"].reference not in page
+    # Filtering by another organisation's ID does not widen the view.
+    page = client.get(f"/cases/?organisation={world['org_b'].id}&q={world['case_b'].reference}").get_data(
+        as_text=True)
+    assert f'>{world["case_b"].reference}</a>' not in page
+    assert "0 cases" in page
