@@ -21,6 +21,8 @@ from sqlmodel import Session
 from portal import create_app
 from portal import db as dbm
 
+pytest_plugins = ["tests.browser_fixtures"]
+
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
 BACKENDS = ["sqlite", "postgresql"]
