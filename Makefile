@@ -28,17 +28,18 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 assets: static/vendor/htmx.min.js
 
 translations-compile: venv
-	$(PYBABEL) compile -q -d translations --statistics 2>&1 | grep -v "^$$" || true
-	@$(PY) scripts/check_catalogs.py
+	$(PYBABEL) compile -d translations >/dev/null
 
 translations: venv
-	$(PYBABEL) extract -q -F translations/babel.cfg -k _l -k lazy_gettext -o translations/messages.pot --no-location --sort-output .
+	$(PYBABEL) extract -F translations/babel.cfg -k _l -k lazy_gettext -o translations/messages.pot \
+	  --no-location --sort-output portal templates >/dev/null
 	for l in $(LANGS); do \
 	  if [ -f translations/$$l/LC_MESSAGES/messages.po ]; then \
-	    $(PYBABEL) update -q -i translations/messages.pot -d translations -l $$l --no-fuzzy-matching --ignore-obsolete; \
-	  else $(PYBABEL) init -q -i translations/messages.pot -d translations -l $$l; fi; \
+	    $(PYBABEL) update -i translations/messages.pot -d translations -l $$l --no-fuzzy-matching --ignore-obsolete >/dev/null; \
+	  else $(PYBABEL) init -i translations/messages.pot -d translations -l $$l; fi >/dev/null; \
 	done
 	$(MAKE) translations-compile
+	$(PY) scripts/check_catalogs.py
 
 run: venv assets translations-compile
 	$(FLASK) db upgrade

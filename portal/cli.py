@@ -6,6 +6,7 @@ import sys
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlmodel import Session, select
 
 from portal import db as dbm
@@ -26,7 +27,7 @@ def init_cli(app) -> None:
     app.cli.add_command(mail_group)
 
 
-@click.group("db")
+@click.group("db", cls=AppGroup)
 def db_group():
     """Database migrations."""
 
@@ -47,7 +48,7 @@ def db_revision(message):
     command.revision(dbm.alembic_config(current_app.config["DATABASE_URL"]), message=message, autogenerate=True)
 
 
-@click.group("orgs")
+@click.group("orgs", cls=AppGroup)
 def orgs_group():
     """Partner organisations."""
 
@@ -66,7 +67,7 @@ def orgs_create(name, country, email):
         click.echo(f"organisation {org.id}: {org.name}")
 
 
-@click.group("users")
+@click.group("users", cls=AppGroup)
 def users_group():
     """Accounts."""
 
@@ -95,7 +96,7 @@ def users_create(email, name, role, org_name, locale):
         click.echo(f"user {user.id}: {user.email} ({user.role})")
 
 
-@click.group("demo")
+@click.group("demo", cls=AppGroup)
 def demo_group():
     """Demo data."""
 
@@ -109,7 +110,7 @@ def demo_load():
         click.echo(load_demo(s))
 
 
-@click.group("mail")
+@click.group("mail", cls=AppGroup)
 def mail_group():
     """Outgoing mail."""
 

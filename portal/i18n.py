@@ -6,7 +6,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from babel import Locale
-from flask import current_app, request, session
+from flask import current_app, has_request_context, request, session
 from flask_babel import format_currency, get_locale
 from flask_login import current_user
 
@@ -21,6 +21,8 @@ _NOT_COUNTRIES = {"EU", "EZ", "UN", "QO", "ZZ", "XA", "XB", "XK"}
 def select_locale() -> str:
     """The signed-in user's choice, else the switcher's choice, else the browser's languages."""
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     if session.get("lang") in languages:

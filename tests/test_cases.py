@@ -1,0 +1,146 @@
+"""Cases and budgets: staff create, edit, assign and plan; partners read their own."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlmodel import select
+
+from portal.audit import AuditEntry
+from portal.cases.models import BudgetLine, Case
+from tests.factories import make_case, make_line, make_org, make_user
+
+
+def _case_form(org, **kw):
+    return {"country": "GE", "organisation_id": org.id, "return_date": "2024-03-01", "measure_type": "business",
+            "notes": "", "eligibility_reason": "", **kw}
+
+
+def test_staff_creates_case_with_generated_reference(client, db):
+    org = make_org(db)
+    client.login(make_user(db, role="staff"))
+    resp = client.submit("/cases/new", _case_form(org))
+    assert resp.status_code == 303
+    first = db.exec(select(Case)).one()
+    assert first.reference == f"IP-{date.today().year}-0001"
+    assert first.status == "planned" and first.return_date == date(2024, 3, 1)
+    client.submit("/cases/new", _case_form(org, measure_type="both"))
+    refs = sorted(c.reference for c in db.exec(select(Case)))
+    assert refs[-1] == f"IP-{date.today().year}-0002"
+    assert db.exec(select(AuditEntry).where(AuditEntry.action == "case.created")).first()
+
+
+def test_case_form_errors_keep_input(client, db):
+    org = make_org(db)
+    client.login(make_user(db, role="staff"))
+    resp = client.submit("/cases/new", _case_form(org, country="", notes="keep me please"))
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "Choose the return country." in page and "keep me please" in page
+    assert db.exec(select(Case)).first() is None
+
+
+def test_country_covered_by_other_programme_needs_reason(client, db):
+    org = make_org(db, country="TR")
+    staff = make_user(db, role="staff")
+    client.login(staff)
+    client.submit("/cases/countries", {"code": "TR", "covered": "y", "programme": "Other programme"})
+    resp = client.submit("/cases/new", _case_form(org, country="TR"))
+    assert resp.status_code == 422
+    assert "covered by another return programme" in resp.get_data(as_text=True)
+    resp = client.submit("/cases/new", _case_form(org, country="TR", eligibility_reason="Region not covered"))
+    assert resp.status_code == 303
+    assert db.exec(select(Case)).one().eligibility_reason == "Region not covered"
+
+
+def test_partner_reads_but_cannot_create_or_edit(client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    client.login(make_user(db, organisation=org))
+    assert client.get(f"/cases/{case.id}").status_code == 200
+    assert client.get("/cases/new").status_code == 404
+    assert client.submit(f"/cases/{case.id}/edit", _case_form(org, notes="x")).status_code == 404
+    assert client.submit(f"/cases/{case.id}/lines", {"category": "other", "description": "x",
+                                                     "planned_amount": "5"}).status_code == 404
+    assert db.exec(select(BudgetLine)).first() is None
+
+
+def test_status_moves_along_the_path(client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    client.login(make_user(db, role="staff"))
+    assert client.submit(f"/cases/{case.id}/status", {"status": "closed"}).status_code == 303
+    db.refresh(case)
+    assert case.status == "planned"  # planned cannot jump to closed
+    client.submit(f"/cases/{case.id}/status", {"status": "active"})
+    db.refresh(case)
+    assert case.status == "active"
+
+
+def test_budget_lines_inline_with_htmx(htmx_client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    htmx_client.login(make_user(db, role="staff"))
+    resp = htmx_client.submit(f"/cases/{case.id}/lines", {"category": "equipment", "description": "Sewing machine",
+                                                          "planned_amount": "1250.50"})
+    fragment = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert fragment.lstrip().startswith('<section id="budget"')  # the fragment, not the whole page
+    assert "Sewing machine" in fragment and "€1,250.50" in fragment
+    line = db.exec(select(BudgetLine)).one()
+    assert line.planned_cents == 125050
+
+    # Edit in place: GET gives the editor, POST saves.
+    editor = htmx_client.get(f"/cases/{case.id}/lines/{line.id}/edit").get_data(as_text=True)
+    assert 'value="1250.50"' in editor
+    resp = htmx_client.submit(f"/cases/{case.id}/lines/{line.id}/edit",
+                              {"category": "equipment", "description": "Two sewing machines", "planned_amount": "2500"})
+    assert "€2,500.00" in resp.get_data(as_text=True)
+
+    # A bad amount: 422 with the fragment, the error and the typed description kept.
+    resp = htmx_client.submit(f"/cases/{case.id}/lines", {"category": "stock", "description": "Fabric",
+                                                          "planned_amount": "lots"})
+    assert resp.status_code == 422
+    body = resp.get_data(as_text=True)
+    assert "There is a problem" in body and 'value="Fabric"' in body
+    assert resp.headers["Vary"].find("HX-Request") >= 0
+
+    htmx_client.submit(f"/cases/{case.id}/lines/{line.id}/delete")
+    assert db.exec(select(BudgetLine)).first() is None
+
+
+def test_budget_without_javascript_redirects(client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    client.login(make_user(db, role="staff"))
+    resp = client.submit(f"/cases/{case.id}/lines", {"category": "training", "description": "Course",
+                                                     "planned_amount": "600"})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(f"/cases/{case.id}#budget")
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "Course" in page and "€600.00" in page
+
+
+def test_case_list_filters_and_pages(client, htmx_client, db):
+    org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
+    for i in range(30):
+        make_case(db, org_a if i % 2 else org_b, country="GE" if i % 2 else "SN",
+                  status="active" if i % 3 == 0 else "planned")
+    staff = make_user(db, role="staff")
+    client.login(staff)
+    page = client.get("/cases/").get_data(as_text=True)
+    assert "30 cases" in page and "Page 1 of 2" in page
+    page = client.get("/cases/?status=active&country=SN").get_data(as_text=True)
+    assert "5 cases" in page
+    htmx_client.login(staff)
+    fragment = htmx_client.get(f"/cases/?organisation={org_a.id}").get_data(as_text=True)
+    assert fragment.lstrip().startswith('<section id="case-list"') and "15 cases" in fragment
+
+
+def test_case_page_shows_budget_total(client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    make_line(db, case, planned_cents=100_000)
+    make_line(db, case, planned_cents=25_050)
+    client.login(make_user(db, organisation=org))
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert "€1,250.50" in page

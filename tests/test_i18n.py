@@ -1,0 +1,83 @@
+"""Languages: selection, right-to-left Arabic, locale formats, complete catalogs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from tests.factories import make_case, make_line, make_org, make_user
+
+ROOT = Path(__file__).resolve().parent.parent
+LANGS = ["de", "fr", "ar", "ru"]
+
+
+def test_browser_language_decides_before_login(client):
+    page = client.get("/login", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}).get_data(as_text=True)
+    assert '<html lang="de" dir="ltr">' in page
+    assert "Anmelden" in page
+
+
+def test_switch_to_arabic_gives_rtl(client):
+    resp = client.submit("/language", {"lang": "ar", "next": "/login"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/login"
+    page = client.get("/login").get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in page
+
+
+def test_language_choice_is_kept_on_the_account(client, db):
+    user = make_user(db, locale="en")
+    client.login(user)
+    client.submit("/language", {"lang": "ru", "next": "/cases/"})
+    db.refresh(user)
+    assert user.locale == "ru"
+    assert 'lang="ru"' in client.get("/cases/").get_data(as_text=True)
+
+
+def test_switcher_refuses_foreign_redirects(client):
+    resp = client.submit("/language", {"lang": "fr", "next": "https://evil.example/"})
+    assert resp.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("locale,amount", [("de", "1.250,50\xa0€"), ("fr", "1\u202f250,50\xa0€"),
+                                           ("en", "€1,250.50")])
+def test_money_in_the_users_locale(client, db, locale, amount):
+    org = make_org(db)
+    case = make_case(db, org)
+    make_line(db, case, planned_cents=125_050)
+    client.login(make_user(db, organisation=org, locale=locale))
+    assert amount in client.get(f"/cases/{case.id}").get_data(as_text=True)
+
+
+def test_error_page_in_users_language(client, db):
+    client.login(make_user(db, locale="de"))
+    resp = client.get("/cases/999999")
+    assert resp.status_code == 404
+    assert "Seite nicht gefunden" in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_catalog_is_complete(lang):
+    po = ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po"
+    with po.open("rb") as fh:
+        catalog = read_po(fh)
+    pot_ids = {m.id for m in read_po((ROOT / "translations" / "messages.pot").open("rb")) if m.id}
+    ids = {m.id for m in catalog if m.id}
+    assert pot_ids <= ids, f"{lang}: missing {sorted(map(str, pot_ids - ids))[:10]}"
+    bad = [m.id for m in catalog if m.id and (m.fuzzy or not all(m.string if isinstance(m.string, tuple)
+                                                                    else (m.string,)))]
+    assert not bad, f"{lang}: untranslated or fuzzy: {bad[:10]}"
+
+
+def test_catalog_is_up_to_date_with_the_code(tmp_path):
+    """Every string in the code is in messages.pot (run `make translations` after adding strings)."""
+    out = tmp_path / "now.pot"
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-q", "-F",
+                    str(ROOT / "translations/babel.cfg"), "-k", "_l", "-k", "lazy_gettext", "-o", str(out),
+                    "--no-location", "portal", "templates"], check=True, cwd=ROOT, capture_output=True)
+    now = {m.id for m in read_po(out.open("rb")) if m.id}
+    known = {m.id for m in read_po((ROOT / "translations/messages.pot").open("rb")) if m.id}
+    assert now <= known, f"strings missing from the catalogs: {sorted(map(str, now - known))[:10]}"

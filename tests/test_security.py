@@ -1,0 +1,92 @@
+"""Security baseline: headers everywhere, cookies, CSRF, configuration refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import create_app
+from portal.config import ConfigError, load_config
+from tests.factories import make_case, make_org, make_user
+
+
+def _check_headers(resp):
+    csp = resp.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_headers_on_pages_fragments_and_errors(client, htmx_client, db):
+    _check_headers(client.get("/login"))
+    _check_headers(client.get("/nowhere"))
+    user = make_user(db, role="staff")
+    htmx_client.login(user)
+    resp = htmx_client.get("/cases/")
+    _check_headers(resp)
+    assert resp.headers["Cache-Control"] == "no-store"  # signed-in pages are not cached
+
+
+def test_post_without_csrf_token_is_refused(client, db):
+    user = make_user(db, role="staff")
+    client.login(user)
+    resp = client.post("/cases/new", data={"country": "GE"})
+    assert resp.status_code == 400
+    assert "could not be understood" in resp.get_data(as_text=True)
+
+
+def test_htmx_sends_token_as_header(htmx_client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    htmx_client.login(make_user(db, role="staff"))
+    token = htmx_client.csrf_token()
+    resp = htmx_client.post(f"/cases/{case.id}/lines", headers={"X-CSRFToken": token},
+                            data={"category": "other", "description": "Header token", "planned_amount": "10"})
+    assert resp.status_code == 200
+
+
+def test_session_cookie_flags(client, db):
+    resp = client.get("/login")
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_production_cookies_are_secure(tmp_path):
+    cfg = load_config({"PORTAL_ENV": "production", "SECRET_KEY": "x" * 40,
+                       "PORTAL_INSTANCE_DIR": str(tmp_path)})
+    assert cfg["SESSION_COOKIE_SECURE"] and cfg["REMEMBER_COOKIE_SECURE"]
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    with pytest.raises(ConfigError):
+        load_config({"PORTAL_ENV": "production", "PORTAL_INSTANCE_DIR": str(tmp_path)})
+
+
+def test_development_key_is_generated_and_kept(tmp_path):
+    first = load_config({"PORTAL_INSTANCE_DIR": str(tmp_path)})["SECRET_KEY"]
+    assert len(first) > 40
+    assert load_config({"PORTAL_INSTANCE_DIR": str(tmp_path)})["SECRET_KEY"] == first
+
+
+def test_no_debugger_and_generic_500(db_url, tmp_path):
+    app = create_app({"TESTING": False, "DATABASE_URL": db_url, "SECRET_KEY": "k" * 32,
+                      "STORAGE_LOCAL_DIR": str(tmp_path)})
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret detail")
+
+    resp = app.test_client().get("/boom")
+    assert app.debug is False
+    assert resp.status_code == 500
+    body = resp.get_data(as_text=True)
+    assert "secret detail" not in body and "Traceback" not in body and "Something went wrong" in body
+    app.extensions["db_engine"].dispose()
+
+
+def test_templates_autoescape(client, db):
+    org = make_org(db, name="<script>alert(1)</script>")
+    client.login(make_user(db, role="staff"))
+    page = client.get("/organisations/").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert org.id
