@@ -10,7 +10,6 @@ from portal.auth.models import User
 from portal.auth.services import create_user
 from portal.cases import services as cases
 from portal.cases.models import CaseStatus
-from portal.orgs.models import Organisation
 from portal.orgs.services import save_org
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - published demo password

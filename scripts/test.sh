@@ -22,5 +22,7 @@ eval "$(scripts/s3-server.sh env)"
 
 echo "== ruff"
 "$VENV/bin/ruff" check portal tests scripts
+echo "== bandit (high severity fails)"
+"$VENV/bin/bandit" -q -r portal -lll
 echo "== pytest"
 exec "$VENV/bin/pytest" "$@"

@@ -6,8 +6,8 @@ import itertools
 
 from sqlmodel import Session
 
-from portal.auth.services import hasher
 from portal.auth.models import User
+from portal.auth.services import hasher
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
 
