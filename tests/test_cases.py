@@ -144,3 +144,14 @@ def test_case_page_shows_budget_total(client, db):
     client.login(make_user(db, organisation=org))
     page = client.get(f"/cases/{case.id}").get_data(as_text=True)
     assert "€1,250.50" in page
+
+
+def test_amounts_typed_with_a_decimal_comma(client, db):
+    org = make_org(db)
+    case = make_case(db, org)
+    client.login(make_user(db, role="staff"))
+    for typed, cents in (("1250,50", 125050), ("1.250,75", 125075), ("1,250.25", 125025), ("2 000", 200000)):
+        assert client.submit(f"/cases/{case.id}/lines", {"category": "other", "description": typed,
+                                                         "planned_amount": typed}).status_code == 303
+        line = db.exec(select(BudgetLine).where(BudgetLine.description == typed)).one()
+        assert line.planned_cents == cents

@@ -64,7 +64,8 @@ def test_catalog_is_complete(lang):
     po = ROOT / "translations" / lang / "LC_MESSAGES" / "messages.po"
     with po.open("rb") as fh:
         catalog = read_po(fh)
-    pot_ids = {m.id for m in read_po((ROOT / "translations" / "messages.pot").open("rb")) if m.id}
+    with (ROOT / "translations" / "messages.pot").open("rb") as fh:
+        pot_ids = {m.id for m in read_po(fh) if m.id}
     ids = {m.id for m in catalog if m.id}
     assert pot_ids <= ids, f"{lang}: missing {sorted(map(str, pot_ids - ids))[:10]}"
     bad = [m.id for m in catalog if m.id and (m.fuzzy or not all(m.string if isinstance(m.string, tuple)
@@ -75,9 +76,11 @@ def test_catalog_is_complete(lang):
 def test_catalog_is_up_to_date_with_the_code(tmp_path):
     """Every string in the code is in messages.pot (run `make translations` after adding strings)."""
     out = tmp_path / "now.pot"
-    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-q", "-F",
+    subprocess.run([str(Path(sys.executable).parent / "pybabel"), "extract", "-F",
                     str(ROOT / "translations/babel.cfg"), "-k", "_l", "-k", "lazy_gettext", "-o", str(out),
                     "--no-location", "portal", "templates"], check=True, cwd=ROOT, capture_output=True)
-    now = {m.id for m in read_po(out.open("rb")) if m.id}
-    known = {m.id for m in read_po((ROOT / "translations/messages.pot").open("rb")) if m.id}
+    with out.open("rb") as fh:
+        now = {m.id for m in read_po(fh) if m.id}
+    with (ROOT / "translations/messages.pot").open("rb") as fh:
+        known = {m.id for m in read_po(fh) if m.id}
     assert now <= known, f"strings missing from the catalogs: {sorted(map(str, now - known))[:10]}"

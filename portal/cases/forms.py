@@ -10,9 +10,30 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import TextInput
 
 from portal.cases.models import BudgetCategory, MeasureType
 from portal.i18n import countries
+
+
+class AmountField(DecimalField):
+    """A decimal amount typed the way people write it: "1250,50", "1 250.50" and "1250.50" all work."""
+
+    widget = TextInput()
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("render_kw", {"inputmode": "decimal", "autocomplete": "off"})
+        super().__init__(*args, **kwargs)
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            raw = valuelist[0].strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
+            if "," in raw and "." not in raw:
+                raw = raw.replace(",", ".")
+            elif "," in raw and "." in raw:  # thousands separators of either style
+                raw = raw.replace(",", "") if raw.rfind(".") > raw.rfind(",") else raw.replace(".", "").replace(",", ".")
+            valuelist = [raw]
+        super().process_formdata(valuelist)
 
 
 def measure_choices():
@@ -53,7 +74,7 @@ class BudgetLineForm(FlaskForm):
     category = SelectField(_l("Category"), choices=category_choices)
     description = StringField(_l("Description"), validators=[
         DataRequired(_l("Describe what is planned.")), Length(max=500)])
-    planned_amount = DecimalField(_l("Planned amount (EUR)"), places=2, validators=[
+    planned_amount = AmountField(_l("Planned amount (EUR)"), places=2, validators=[
         InputRequired(_l("Enter the planned amount in euros, like 1250.00.")),
         NumberRange(min=0.01, max=10_000_000, message=_l("Enter an amount between 0.01 and 10,000,000 euros."))])
     submit = SubmitField(_l("Save budget line"))
