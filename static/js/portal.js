@@ -17,8 +17,10 @@
     say(document.body.dataset.msgError);
   });
   // After a form error swap, move focus to the error summary so keyboard and screen reader users hear it.
+  // (With an outerHTML swap, detail.target is the old, detached element: look in the document.)
   document.addEventListener("htmx:afterSwap", function (event) {
-    var summary = event.detail.target && event.detail.target.querySelector(".error-summary");
+    if (!event.detail.xhr || event.detail.xhr.status !== 422) { return; }
+    var summary = document.querySelector(".error-summary");
     if (summary) { summary.focus(); }
   });
 })();
