@@ -44,8 +44,10 @@ def _register_blueprints(app: Flask) -> None:
     from portal.auth.views import bp as auth_bp
     from portal.cases.views import bp as cases_bp
     from portal.orgs.views import bp as orgs_bp
+    from portal.receipts.views import bp as receipts_bp
+    from portal.visits.views import bp as visits_bp
 
-    for bp in (auth_bp, orgs_bp, cases_bp):
+    for bp in (auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp):
         app.register_blueprint(bp)
 
     @app.get("/")
@@ -61,7 +63,7 @@ def _register_hooks(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
-    from portal import cli, errors, i18n
+    from portal import cli, errors, i18n, receipts
     from portal.extensions import login_manager
     from portal.security import init_security
 
@@ -70,6 +72,7 @@ def _register_hooks(app: Flask) -> None:
     init_security(app)
     errors.init_errors(app)
     cli.init_cli(app)
+    receipts.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -13,6 +13,7 @@ from portal import db as dbm
 from portal import mail
 from portal.auth import services as accounts
 from portal.orgs.models import Organisation
+from portal.visits.cli import visits_group
 
 
 def _session() -> Session:
@@ -25,6 +26,7 @@ def init_cli(app) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(demo_group)
     app.cli.add_command(mail_group)
+    app.cli.add_command(visits_group)
 
 
 @click.group("db", cls=AppGroup)

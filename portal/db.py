@@ -19,6 +19,8 @@ def import_models() -> type[SQLModel]:
     from portal.auth import models as _auth  # noqa: F401
     from portal.cases import models as _cases  # noqa: F401
     from portal.orgs import models as _orgs  # noqa: F401
+    from portal.receipts import models as _receipts  # noqa: F401
+    from portal.visits import models as _visits  # noqa: F401
 
     return SQLModel
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import make_case, make_line, make_org, make_user
+from tests.test_receipts import make_receipt, make_receipt_file
+from tests.test_visits import make_visit, make_visit_photo
 
 # How to fill each URL argument with an object that belongs to organisation B. A new route with an
 # argument missing here fails test_every_argument_is_known: add the argument with B's object.
@@ -15,6 +17,10 @@ ARGUMENTS = {
     "org_id": lambda w: w["org_b"].id,
     "code": lambda w: "GE",
     "token": lambda w: "not-a-token",
+    "visit_id": lambda w: w["visit_b"].id,
+    "photo_id": lambda w: w["photo_b"].id,
+    "receipt_id": lambda w: w["receipt_b"].id,
+    "file_id": lambda w: w["file_b"].id,
 }
 # Routes with arguments that are not object IDs a partner could probe.
 NOT_ID_ROUTES = {"static"}
@@ -24,7 +30,11 @@ NOT_ID_ROUTES = {"static"}
 def world(db):
     org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
     case_b = make_case(db, org_b, country="SN")
+    visit_b = make_visit(db, case_b)
+    receipt_b = make_receipt(db, case_b)
     return {
+        "receipt_b": receipt_b, "file_b": make_receipt_file(db, receipt_b),
+        "visit_b": visit_b, "photo_b": make_visit_photo(db, visit_b),
         "org_a": org_a, "org_b": org_b, "case_b": case_b, "line_b": make_line(db, case_b),
         "partner_a": make_user(db, organisation=org_a), "partner_b": make_user(db, organisation=org_b),
     }

@@ -13,6 +13,8 @@ from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, Status
 from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
+from portal.receipts.views import receipts_context
+from portal.visits.views import visits_context
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -94,7 +96,8 @@ def show(case_id: int):
     org = orgs.get_org(db.session(), case.organisation_id)
     return render("cases/show.html", "cases/_budget.html", organisation=org,
                   next_statuses=services.next_statuses(case), rule=services.rule_for(db.session(), case.country),
-                  status_form=StatusForm(formdata=None), **_budget_context(case))
+                  status_form=StatusForm(formdata=None), **_budget_context(case), **receipts_context(case),
+                  **visits_context(case))
 
 
 @bp.post("/<int:case_id>/status")

@@ -1,0 +1,32 @@
+"""`flask --app portal receipts …`: housekeeping of receipt uploads."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+
+import click
+from flask.cli import AppGroup
+from sqlmodel import Session
+
+from portal import db as dbm
+from portal.storage import get_storage
+
+receipts_group = AppGroup("receipts", help="Receipts.")
+
+
+@receipts_group.command("sweep")
+@click.option("--minutes", default=60, show_default=True, type=click.IntRange(min=0),
+              help="remove upload intents not confirmed for this long")
+def sweep_command(minutes: int):
+    """Remove unconfirmed upload intents with their objects, and stored objects no receipt refers to."""
+    from portal.receipts.services import sweep
+
+    with Session(dbm.engine(), expire_on_commit=False) as session:
+        report = sweep(session, get_storage(), timedelta(minutes=minutes))
+    click.echo(f"removed {report.intents} unconfirmed receipts, {report.files} unconfirmed files, "
+               f"{report.orphans} unreferenced objects")
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if report.errors:
+        sys.exit(1)

@@ -1,0 +1,251 @@
+"""Uploaded files, made safe before they are stored.
+
+The type is read from the first bytes and must agree with the extension and the allowed list.
+Images are decoded and re-encoded with Pillow: what is stored is fresh pixels without EXIF (GPS!),
+comments or trailing data. PDFs that carry scripts, launch actions or embedded files are refused.
+HEIC/HEIF photos (iPhones) are decoded with pillow-heif and stored as JPEG, also without metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from flask_babel import lazy_gettext as _l
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
+
+from portal.storage import CHUNK_SIZE, safe_download_name
+
+MAX_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+# Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both are refusals here.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+register_heif_opener()
+
+MSG_TOO_BIG = _l("The selected file must be smaller than 20 MB")
+MSG_WRONG_TYPE = _l("The selected file must be a PDF, JPG, PNG, HEIC or WebP")
+MSG_EMPTY = _l("The selected file is empty")
+MSG_FAILED = _l("The selected file could not be uploaded – try again")
+MSG_UNREADABLE = _l("The selected file is damaged or not a real PDF or image – choose another file")
+MSG_PIXELS = _l("The selected image is too large – it must have fewer than 50 megapixels")
+MSG_ACTIVE_PDF = _l("The selected PDF contains scripts, actions or attached files – save it again as a "
+                    "plain PDF or upload a photo of the receipt")
+MSG_ENCRYPTED = _l("The selected PDF is password protected – upload a copy without a password")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    content_type: str
+    extensions: tuple[str, ...]
+
+
+PDF = Kind("pdf", "application/pdf", (".pdf",))
+JPEG = Kind("jpeg", "image/jpeg", (".jpg", ".jpeg", ".jpe", ".jfif"))
+PNG = Kind("png", "image/png", (".png",))
+WEBP = Kind("webp", "image/webp", (".webp",))
+HEIC = Kind("heic", "image/heic", (".heic", ".heif"))
+KINDS = (PDF, JPEG, PNG, WEBP, HEIC)
+ACCEPT = ",".join(ext for kind in KINDS for ext in kind.extensions) + ",application/pdf,image/jpeg,image/png," \
+    "image/webp,image/heic,image/heif"
+
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+_PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heic": "HEIF"}
+
+
+class FileProblem(ValueError):
+    """The file cannot be accepted; str() is the message for the person who chose it."""
+
+
+@dataclass
+class CleanFile:
+    """A file ready to store: the bytes to keep and what the database records about them."""
+
+    data: BinaryIO  # seekable, positioned anywhere; storage rewinds it
+    size: int
+    sha256: str
+    original_sha256: str
+    content_type: str
+    filename: str
+    metadata_removed: bool
+
+
+def sniff(head: bytes) -> Kind | None:
+    """The allowed type these first bytes belong to, or None."""
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return HEIC
+    return None
+
+
+def _sha256(stream: BinaryIO) -> str:
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK_SIZE):
+        digest.update(chunk)
+    stream.seek(0)
+    return digest.hexdigest()
+
+
+def _size(stream: BinaryIO) -> int:
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    return size
+
+
+def clean_upload(filename: str, stream: BinaryIO) -> CleanFile:
+    """Check one uploaded file and return what may be stored; FileProblem with the reason otherwise."""
+    size = _size(stream)
+    if size == 0:
+        raise FileProblem(str(MSG_EMPTY))
+    if size > MAX_BYTES:
+        raise FileProblem(str(MSG_TOO_BIG))
+    name = safe_download_name(filename)[:150]
+    kind = sniff(stream.read(32))
+    stream.seek(0)
+    extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    if kind is None or extension not in kind.extensions:
+        raise FileProblem(str(MSG_WRONG_TYPE))
+    original_sha256 = _sha256(stream)
+    if kind is PDF:
+        check_pdf(stream)
+        data, removed = stream, False
+    else:
+        data, removed = reencode_image(stream, kind), True
+    content_type = kind.content_type
+    if kind is HEIC:  # stored as the JPEG it was re-encoded to: every reviewer's browser opens that
+        content_type, name = JPEG.content_type, name.rsplit(".", 1)[0] + ".jpg"
+    return CleanFile(data=data, size=_size(data), sha256=_sha256(data), original_sha256=original_sha256,
+                     content_type=content_type, filename=name, metadata_removed=removed)
+
+
+# Images -----------------------------------------------------------------------------------------
+
+def reencode_image(stream: BinaryIO, kind: Kind) -> BinaryIO:
+    """Decode the image and encode its pixels again: no EXIF, GPS, comments or appended data survive."""
+    fmt = _PILLOW_FORMAT[kind.name]
+    stream.seek(0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream, formats=[fmt]) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise FileProblem(str(MSG_PIXELS))
+                img.load()
+                icc = img.info.get("icc_profile")
+                # Keep the photo the right way up once the EXIF orientation tag is gone.
+                pixels = ImageOps.exif_transpose(img)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise FileProblem(str(MSG_PIXELS)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, FileProblem):
+            raise
+        raise FileProblem(str(MSG_UNREADABLE)) from None
+    out = io.BytesIO()  # at most ~50 MP of pixels, encoded: kept in memory until stored
+    options: dict = {"icc_profile": icc} if icc else {}
+    if fmt in ("JPEG", "HEIF"):
+        if pixels.mode not in ("RGB", "L", "CMYK"):
+            pixels = pixels.convert("RGB")
+        pixels.save(out, "JPEG", quality=90, optimize=True, **options)
+    elif fmt == "PNG":
+        pixels.save(out, "PNG", **options)
+    else:
+        pixels.save(out, "WEBP", quality=90, **options)
+    out.seek(0)
+    return out
+
+
+# PDFs -------------------------------------------------------------------------------------------
+
+# Names whose presence means the PDF can run code, open other programs or smuggle files.
+FORBIDDEN_PDF_NAMES = frozenset({
+    "JavaScript", "JS", "Launch", "EmbeddedFile", "EmbeddedFiles", "RichMedia", "XFA", "SubmitForm",
+    "ImportData", "GoToE",
+})
+_PDF_NAME = re.compile(rb"/((?:[A-Za-z0-9_.+\-]|#[0-9A-Fa-f]{2})+)")
+_MAX_PDF_OBJECTS = 200_000
+
+
+def _decode_name(raw: bytes) -> str:
+    # PDF names may hide letters as #xx escapes (/J#61vaScript is /JavaScript).
+    return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw).decode("latin-1")
+
+
+_STREAM = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
+
+
+def pdf_names_in_bytes(data: bytes) -> set[str]:
+    """The forbidden names written in the file's objects (stream contents are skipped: compressed
+    bytes would match "/JS" by chance; what streams hold as objects, the parsed tree shows)."""
+    outside = _STREAM.sub(b"stream endstream", data)
+    return {name for raw in _PDF_NAME.findall(outside) if (name := _decode_name(raw)) in FORBIDDEN_PDF_NAMES}
+
+
+def check_pdf(stream: BinaryIO) -> None:
+    """Refuse PDFs with active content, found in the raw bytes or in the parsed object tree."""
+    stream.seek(0)
+    data = stream.read()
+    stream.seek(0)
+    if pdf_names_in_bytes(data):
+        raise FileProblem(str(MSG_ACTIVE_PDF))
+    head = data[:1024].lower()
+    if b"<html" in head or b"<script" in head or b"<svg" in head:
+        raise FileProblem(str(MSG_UNREADABLE))  # a polyglot that is also a web page
+    _check_pdf_tree(data)
+
+
+def _check_pdf_tree(data: bytes) -> None:
+    # Names can also hide in compressed object streams: walk every object pypdf reaches from the trailer.
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pypdf warns about harmless quirks of real-world PDFs
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted:
+                raise FileProblem(str(MSG_ENCRYPTED))
+            if len(reader.pages) < 1:
+                raise FileProblem(str(MSG_UNREADABLE))
+            seen: set[tuple[int, int]] = set()
+            todo: list = [reader.trailer]
+            visited = 0
+            while todo:
+                obj = todo.pop()
+                if isinstance(obj, IndirectObject):
+                    ref = (obj.idnum, obj.generation)
+                    if ref in seen:
+                        continue
+                    seen.add(ref)
+                    obj = obj.get_object()
+                visited += 1
+                if visited > _MAX_PDF_OBJECTS:
+                    raise FileProblem(str(MSG_UNREADABLE))
+                if isinstance(obj, DictionaryObject):
+                    for key, value in obj.items():
+                        if str(key).lstrip("/") in FORBIDDEN_PDF_NAMES:
+                            raise FileProblem(str(MSG_ACTIVE_PDF))
+                        todo.append(value)
+                elif isinstance(obj, ArrayObject):
+                    todo.extend(obj)
+                elif isinstance(obj, NameObject) and str(obj).lstrip("/") in FORBIDDEN_PDF_NAMES:
+                    raise FileProblem(str(MSG_ACTIVE_PDF))
+    except FileProblem:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
+            OSError, AssertionError):
+        raise FileProblem(str(MSG_UNREADABLE)) from None

@@ -1,0 +1,287 @@
+"""Receipts: upload on a case, show, correct, add files, download; staff review queue and exchange rates."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from portal import db
+from portal.auth.services import staff_required
+from portal.cases.models import BudgetLine, Case
+from portal.cases.services import budget_lines, get_case_for
+from portal.htmx import is_swap, redirect_htmx, render
+from portal.receipts import services
+from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
+from portal.receipts.models import ReceiptStatus
+from portal.storage import StorageError, get_storage
+
+bp = Blueprint("receipts", __name__)
+
+
+def receipts_context(case: Case) -> dict:
+    """What the case page needs for its receipts section."""
+    session = db.session()
+    lines = {line.id: line for line in budget_lines(session, case)}
+    return {"receipts": services.receipts_of_case(session, case), "receipt_lines": lines}
+
+
+def _line_choices(form, case: Case) -> None:
+    form.budget_line_id.choices = [(0, "—")] + [(line.id, line.description)
+                                                for line in budget_lines(db.session(), case)]
+
+
+def _data(form) -> dict:
+    currency = form.currency.data
+    return {"budget_line_id": form.budget_line_id.data, "supplier": form.supplier.data.strip(),
+            "invoice_number": form.invoice_number.data.strip(), "invoice_date": form.invoice_date.data,
+            "amount_minor": services.to_minor(form.amount.data, currency), "currency": currency,
+            "description": form.description.data.strip(), "translation": (form.translation.data or "").strip(),
+            "paid_directly_confirmed": bool(form.paid_directly.data)}
+
+
+def _uploads(field_name: str, kind: str, storages) -> list[tuple[str, str, services.Upload]]:
+    return [(field_name, kind, services.Upload(f.filename or "", f.stream)) for f in storages or []
+            if f and f.filename]
+
+
+def _form_error(form, exc: services.ReceiptError) -> None:
+    target = getattr(form, exc.field, None) if exc.field else None
+    if target is None:
+        form.form_errors.append(str(exc))
+    else:
+        target.errors = [*target.errors, str(exc)]
+
+
+def _go(url: str, message: str | None = None, warnings: list[str] | None = None):
+    """After a change: 303 for a plain form post, HX-Redirect for an htmx/upload.js request."""
+    if message:
+        flash(message, "success")
+    for text in warnings or []:
+        flash(text, "warning")
+    if is_swap():
+        response = make_response("", 200)
+        redirect_htmx(response, url)
+        return response
+    return redirect(url, code=303)
+
+
+@bp.route("/cases/<int:case_id>/receipts/new", methods=["GET", "POST"])
+@login_required
+def new(case_id: int):
+    """Add a receipt with its files to a case."""
+    session = db.session()
+    case = get_case_for(session, current_user, case_id)
+    form = NewReceiptForm()
+    _line_choices(form, case)
+    if request.method == "GET":
+        form.nonce.data = services.new_nonce()
+    duplicates = []
+    if form.validate_on_submit():
+        uploads = _uploads("files", "receipt", form.files.data) + _uploads("handover", "handover",
+                                                                             form.handover.data)
+        try:
+            files = services.clean_uploads(uploads)
+            outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
+                                              form.nonce.data, form.confirm_duplicate.data)
+        except services.DuplicateInvoice as dup:
+            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
+                                               "different purchase")]
+        except services.UploadFailed as exc:
+            _form_error(form, exc)
+            form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+        else:
+            url = url_for("receipts.show", receipt_id=outcome.receipt.id)
+            if outcome.replayed:
+                return _go(url, _("This receipt was already saved."))
+            return _go(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference), outcome.warnings)
+    status = 422 if request.method == "POST" else 200
+    return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
+                  duplicates=duplicates)
+
+
+def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None):
+    session = db.session()
+    case = services.case_of(session, receipt)
+    if review_form is None:
+        review_form = ReviewForm(formdata=None, version=str(receipt.version))
+    review_form.version.data = str(receipt.version)
+    line = session.get(BudgetLine, receipt.budget_line_id) if receipt.budget_line_id else None
+    files_form = files_form or AddFilesForm(formdata=None)
+    if not services.can_edit(current_user, receipt):
+        files_form.kind.choices = [c for c in files_form.kind.choices if c[0] == "handover"]
+    return render("receipts/show.html", "receipts/_receipt.html", status, receipt=receipt, case=case, line=line,
+                  files=services.files_of(session, receipt), events=services.history(session, receipt),
+                  review_form=review_form, files_form=files_form,
+                  can_edit=services.can_edit(current_user, receipt),
+                  can_add_handover=services.can_add_handover(receipt),
+                  first_approvals=services.first_approvals(session, receipt),
+                  four_eyes=services.needs_four_eyes(receipt),
+                  duplicates=services.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
+                                                         exclude_id=receipt.id) if current_user.is_staff else [],
+                  problem=problem)
+
+
+@bp.get("/receipts/<int:receipt_id>")
+@login_required
+def show(receipt_id: int):
+    """Show one receipt: its data, files, status and history."""
+    return _show(services.get_receipt_for(db.session(), current_user, receipt_id))
+
+
+@bp.route("/receipts/<int:receipt_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(receipt_id: int):
+    """Correct a receipt and submit it again."""
+    session = db.session()
+    receipt = services.get_receipt_for(session, current_user, receipt_id)
+    case = services.case_of(session, receipt)
+    if not services.can_edit(current_user, receipt):
+        flash(_("This receipt cannot be changed any more."), "error")
+        return redirect(url_for("receipts.show", receipt_id=receipt.id), code=303)
+    if request.method == "GET":
+        form = EditReceiptForm(obj=receipt, amount=services.from_minor(receipt.amount_minor, receipt.currency),
+                               paid_directly=receipt.paid_directly_confirmed, version=str(receipt.version))
+    else:
+        form = EditReceiptForm()
+    _line_choices(form, case)
+    duplicates = []
+    if form.validate_on_submit():
+        try:
+            outcome = services.update_receipt(session, current_user, receipt, _data(form),
+                                              int(form.version.data), form.confirm_duplicate.data)
+        except services.DuplicateInvoice as dup:
+            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
+                                               "different purchase")]
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+            if isinstance(exc, services.Conflict):
+                form.version.data = str(receipt.version)
+        else:
+            return _go(url_for("receipts.show", receipt_id=receipt.id),
+                       _("Receipt %(ref)s submitted again.", ref=receipt.reference), outcome.warnings)
+    status = 422 if request.method == "POST" else 200
+    return render("receipts/edit.html", "receipts/_form.html", status, form=form, case=case, receipt=receipt,
+                  duplicates=duplicates)
+
+
+@bp.post("/receipts/<int:receipt_id>/files")
+@login_required
+def add_files(receipt_id: int):
+    """Attach a handover proof or further receipt files."""
+    session = db.session()
+    receipt = services.get_receipt_for(session, current_user, receipt_id)
+    form = AddFilesForm()
+    if form.validate_on_submit():
+        try:
+            files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data))
+            services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+        else:
+            return _go(url_for("receipts.show", receipt_id=receipt.id), _("Files added."))
+    return _show(receipt, 422, files_form=form)
+
+
+@bp.get("/receipts/<int:receipt_id>/files/<int:file_id>")
+@login_required
+def download(receipt_id: int, file_id: int):
+    """Download one file as an attachment (never shown inline from the portal's origin)."""
+    session = db.session()
+    receipt, row = services.get_file_for(session, current_user, receipt_id, file_id)
+    services.record_download(session, current_user, receipt, row)
+    try:
+        return get_storage().download_response(row.key, filename=row.original_filename,
+                                               content_type=row.content_type)
+    except (StorageError, FileNotFoundError):
+        abort(503)
+
+
+@bp.post("/receipts/<int:receipt_id>/review")
+@staff_required
+def review(receipt_id: int):
+    """Approve, reject or send back a receipt."""
+    session = db.session()
+    receipt = services.get_receipt_for(session, current_user, receipt_id)
+    form = ReviewForm()
+    if not form.validate_on_submit():
+        return _show(receipt, 422, review_form=form)
+    try:
+        kind = services.decide(session, current_user, receipt, form.decision.data, form.comment.data,
+                               int(form.version.data))
+    except services.Conflict as exc:
+        return _show(receipt, 409, problem=str(exc))
+    except services.ReceiptError as exc:
+        _form_error(form, exc)
+        return _show(receipt, 422, review_form=form)
+    messages = {
+        "approved": _("Receipt %(ref)s approved.", ref=receipt.reference),
+        "first_approval": _("Your approval of %(ref)s is recorded. A second staff member must approve it too.",
+                            ref=receipt.reference),
+        "rejected": _("Receipt %(ref)s rejected.", ref=receipt.reference),
+        "correction_requested": _("Correction of %(ref)s requested; the partner has been told.",
+                                  ref=receipt.reference),
+    }
+    return _go(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
+
+
+@bp.get("/receipts/review")
+@staff_required
+def queue():
+    """The receipts waiting for a staff decision."""
+    rows = services.review_queue(db.session())
+    return render("receipts/queue.html", "receipts/_queue.html", rows=rows, statuses=ReceiptStatus)
+
+
+def _rates_page(status: int = 200, form=None, import_form=None):
+    currency = request.args.get("currency", "")[:3].upper()
+    return render("receipts/rates.html", "receipts/_rates.html", status,
+                  rates=services.list_rates(db.session(), currency), currency=currency,
+                  form=form or RateForm(formdata=None), import_form=import_form or RateImportForm(formdata=None))
+
+
+@bp.route("/receipts/rates", methods=["GET", "POST"])
+@staff_required
+def rates():
+    """Monthly exchange rates (units of a currency for 1 EUR), entered by hand."""
+    if request.method == "GET":
+        return _rates_page()
+    form = RateForm()
+    if form.validate_on_submit():
+        try:
+            rate = services.save_rate(db.session(), current_user, form.currency.data, form.month.data,
+                                      form.rate.data, form.source.data)
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+        else:
+            return _go(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
+    return _rates_page(422, form=form)
+
+
+@bp.post("/receipts/rates/import")
+@staff_required
+def import_rates():
+    """Import monthly rates from a CSV file; all lines or none."""
+    form = RateImportForm()
+    if form.validate_on_submit():
+        upload = form.file.data
+        raw = upload.read(2 * 1024 * 1024 + 1) if upload else b""
+        try:
+            if not raw:
+                raise services.ReceiptError(_("Select a CSV file"), "file")
+            if len(raw) > 2 * 1024 * 1024:
+                raise services.ReceiptError(_("The selected file must be smaller than 2 MB"), "file")
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise services.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
+            count = services.import_rates_csv(db.session(), current_user, text)
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+        else:
+            return _go(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
+    return _rates_page(422, import_form=form)

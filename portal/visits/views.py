@@ -1,0 +1,239 @@
+"""Visits: the visit form with its server-side draft, one visit with staff follow-up, the due list,
+the staff queue of flagged visits, and the visits part of the case page."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask_babel import format_time
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
+
+from portal import db, mail
+from portal.auth.services import staff_required
+from portal.cases.services import get_case_for
+from portal.htmx import is_swap, redirect_htmx, render
+from portal.orgs import services as orgs
+from portal.visits import services
+from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
+
+bp = Blueprint("visits", __name__)
+
+
+@bp.app_context_processor
+def _visit_globals():
+    def flagged_visits_count() -> int:
+        if not (current_user.is_authenticated and current_user.is_staff):
+            return 0
+        return services.open_flag_count(db.session())
+
+    return {"visit_labels": LABELS, "flagged_visits_count": flagged_visits_count, "format_time": format_time}
+
+
+def visits_context(case) -> dict:
+    """What the case page shows about visits: the list, the user's draft, the trend and the timeline."""
+    session = db.session()
+    visits = services.visits_of_case(session, case)
+    return {"visits": visits, "visit_comment_counts": services.comment_counts(session, [v.id for v in visits]),
+            "visit_draft": services.latest_draft(session, current_user, case),
+            "trend": services.trend(visits), "timeline": services.timeline(session, case)}
+
+
+# Recording a visit ------------------------------------------------------------------------------
+
+def _form_context(case, form, draft=None, restored=False):
+    receipts = services.receipts_of_case(db.session(), case)
+    source = request.form if request.method == "POST" else MultiDict(draft.data if draft else {})
+    goods = {r.id: source.get(f"goods_{r.id}", "") for r in receipts}
+    return {"case": case, "form": form, "draft": draft, "restored": restored, "receipts": receipts,
+            "goods": goods}
+
+
+@bp.route("/cases/<int:case_id>/visits/new", methods=["GET", "POST"])
+@login_required
+def create(case_id: int):
+    """Record a visit on a case; a draft saved earlier is restored."""
+    session = db.session()
+    case = get_case_for(session, current_user, case_id)
+    if request.method == "GET":
+        draft = services.latest_draft(session, current_user, case)
+        form = VisitForm(formdata=MultiDict(draft.data) if draft else None)
+        form.draft_key.data = draft.key if draft else services.new_draft_key()
+        return render("visits/new.html", "visits/_form.html", **_form_context(case, form, draft, bool(draft)))
+
+    form = VisitForm()
+    key = form.draft_key.data or ""
+    if not services.valid_key(key):
+        abort(400)
+    done = services.visit_by_key(session, key)
+    if done is None and form.validate_on_submit():
+        try:
+            done, created = services.create_visit(session, current_user, case, key,
+                                                  services.data_from_form(form, request.form))
+        except services.VisitError as exc:
+            getattr(form, exc.field or "visit_date").errors.append(str(exc))
+        else:
+            if created:
+                mail.deliver_pending(session)
+    if done is not None:
+        if done.case_id != case.id:
+            abort(404)
+        flash(_("The visit is saved."), "success")
+        url = url_for("visits.show", visit_id=done.id)
+        if is_swap():
+            response = make_response("", 200)
+            redirect_htmx(response, url)
+            return response
+        return redirect(url, code=303)
+    return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
+
+
+@bp.post("/cases/<int:case_id>/visits/draft")
+@login_required
+def save_draft(case_id: int):
+    """Autosave: keep what the visit form holds now; answer with the small status line."""
+    session = db.session()
+    case = get_case_for(session, current_user, case_id)
+    key = request.form.get("draft_key", "")
+    if not services.valid_key(key):
+        abort(400)
+    draft = services.save_draft(session, current_user, case, key, request.form)
+    return render("visits/_draft_status.html", "visits/_draft_status.html", draft=draft,
+                  submitted=draft is None)
+
+
+@bp.post("/cases/<int:case_id>/visits/draft/discard")
+@login_required
+def discard_draft(case_id: int):
+    """Throw the saved draft away and start an empty form."""
+    session = db.session()
+    case = get_case_for(session, current_user, case_id)
+    key = request.form.get("draft_key", "")
+    if services.valid_key(key):
+        services.discard_draft(session, current_user, case, key)
+    flash(_("The draft is discarded."), "info")
+    return redirect(url_for("visits.create", case_id=case.id), code=303)
+
+
+# One visit and its follow-up --------------------------------------------------------------------
+
+def _followup_context(visit, comment_form=None, ack_form=None):
+    session = db.session()
+    return {"visit": visit, "comments": services.comments_of(session, visit),
+            "comment_form": comment_form or CommentForm(formdata=None, prefix="comment"),
+            "ack_form": ack_form or AcknowledgeForm(formdata=None, prefix="ack")}
+
+
+def _visit_page(visit, status=200, photo_form=None, **ctx):
+    session = db.session()
+    case = get_case_for(session, current_user, visit.case_id)
+    names = services.user_names(session, [visit.created_by_id, visit.acknowledged_by_id])
+    return render("visits/show.html", "visits/_followup.html", status, case=case, names=names,
+                  organisation=orgs.get_org(session, case.organisation_id),
+                  receipts={r.id: r.label for r in services.receipts_of_case(session, case)},
+                  photos=services.photos_of(session, visit), photo_form=photo_form or PhotoForm(formdata=None),
+                  **{**_followup_context(visit), **ctx})
+
+
+@bp.get("/visits/<int:visit_id>")
+@login_required
+def show(visit_id: int):
+    """Show one visit with its staff comments and photos."""
+    return _visit_page(services.get_visit_for(db.session(), current_user, visit_id))
+
+
+def _followup_done(visit, message: str):
+    if is_swap():
+        return render("visits/_followup.html", "visits/_followup.html", message=message,
+                      **_followup_context(visit))
+    flash(message, "success")
+    return redirect(url_for("visits.show", visit_id=visit.id, _anchor="followup"), code=303)
+
+
+@bp.post("/visits/<int:visit_id>/comments")
+@staff_required
+def comment(visit_id: int):
+    """Add a staff comment to a visit."""
+    visit = services.get_visit_for(db.session(), current_user, visit_id)
+    form = CommentForm(prefix="comment")
+    if form.validate_on_submit():
+        try:
+            services.add_comment(db.session(), current_user, visit, form.body.data or "")
+        except services.VisitError as exc:
+            form.body.errors.append(str(exc))
+        else:
+            return _followup_done(visit, _("Comment added."))
+    return _visit_page(visit, 422, comment_form=form)
+
+
+@bp.post("/visits/<int:visit_id>/acknowledge")
+@staff_required
+def acknowledge(visit_id: int):
+    """Mark a visit as seen by staff, with an optional comment."""
+    visit = services.get_visit_for(db.session(), current_user, visit_id)
+    form = AcknowledgeForm(prefix="ack")
+    if form.validate_on_submit():
+        try:
+            services.acknowledge(db.session(), current_user, visit, form.body.data or "")
+        except services.VisitError as exc:
+            form.body.errors.append(str(exc))
+        else:
+            return _followup_done(visit, _("Visit acknowledged."))
+    return _visit_page(visit, 422, ack_form=form)
+
+
+@bp.post("/visits/<int:visit_id>/photos")
+@login_required
+def add_photo(visit_id: int):
+    """Add a photo to a visit (stored without EXIF or location), with the returnee's consent."""
+    session = db.session()
+    visit = services.get_visit_for(session, current_user, visit_id)
+    form = PhotoForm()
+    upload = request.files.get("photo")
+    if form.validate_on_submit():
+        if upload is None or not upload.filename:
+            form.photo.errors.append(_("Choose a photo."))
+        else:
+            try:
+                services.add_photo(session, current_user, visit, upload.filename, upload.stream,
+                                   bool(form.consent.data))
+            except services.VisitError as exc:
+                getattr(form, exc.field or "photo").errors.append(str(exc))
+            else:
+                flash(_("Photo added."), "success")
+                return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
+    return _visit_page(visit, 422, photo_form=form)
+
+
+@bp.get("/visits/<int:visit_id>/photos/<int:photo_id>")
+@login_required
+def photo(visit_id: int, photo_id: int):
+    """Download a visit photo."""
+    from portal.storage import get_storage
+
+    _visit, item = services.get_photo_for(db.session(), current_user, visit_id, photo_id)
+    return get_storage().download_response(item.key, filename=item.original_filename,
+                                           content_type=item.content_type)
+
+
+# Lists ------------------------------------------------------------------------------------------
+
+@bp.get("/visits/due")
+@login_required
+def due():
+    """Cases whose next visit is overdue or due soon: partners their organisation's, staff all."""
+    today = date.today()
+    rows = services.due_for(db.session(), current_user, today)
+    return render("visits/due.html", "visits/due.html", overdue=[r for r in rows if r.overdue],
+                  soon=[r for r in rows if not r.overdue], soon_days=services.DUE_SOON_DAYS)
+
+
+@bp.get("/visits/flagged")
+@staff_required
+def flagged():
+    """The staff queue: visits with a vulnerability or protection concern not yet acknowledged."""
+    show_all = request.args.get("show") == "all"
+    rows = services.flagged_visits(db.session(), include_acknowledged=show_all)
+    return render("visits/flagged.html", "visits/flagged.html", rows=rows, show_all=show_all)

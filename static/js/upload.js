@@ -1,0 +1,162 @@
+// Receipt uploads on weak links: shrink big phone photos in the browser, show a progress bar, and keep
+// everything typed if the upload fails. Forms marked data-upload work without this script too (plain
+// multipart POST); with it they are sent by XMLHttpRequest. CSP-safe: no inline code, no styles.
+(function () {
+  "use strict";
+  var MAX_EDGE = 2000;          // long edge of a shrunk photo, in pixels
+  var QUALITY = 0.85;           // JPEG quality of a shrunk photo
+  var SHRINK_ABOVE = 1500000;   // bytes: smaller photos that also fit MAX_EDGE are sent as they are
+
+  function baseName(name) {
+    return (name || "photo").replace(/\.[^.]*$/, "") || "photo";
+  }
+
+  function canShrink() {
+    return typeof window.createImageBitmap === "function" && window.HTMLCanvasElement &&
+      typeof HTMLCanvasElement.prototype.toBlob === "function";
+  }
+
+  // A smaller JPEG of a large JPEG/PNG photo, or the file itself when that is not possible or not smaller.
+  function shrink(file) {
+    if (!/^image\/(jpeg|png)$/.test(file.type) || !canShrink()) {
+      return Promise.resolve(file);
+    }
+    return window.createImageBitmap(file, { imageOrientation: "from-image" }).then(function (bitmap) {
+      var scale = Math.min(1, MAX_EDGE / Math.max(bitmap.width, bitmap.height));
+      if (scale === 1 && file.size <= SHRINK_ABOVE) {
+        bitmap.close();
+        return file;
+      }
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+      canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+      var ctx = canvas.getContext("2d");
+      ctx.fillStyle = "#fff";  // transparent PNG areas become white, not black, in the JPEG
+      ctx.fillRect(0, 0, canvas.width, canvas.height);
+      ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+      bitmap.close();
+      return new Promise(function (resolve) {
+        canvas.toBlob(function (blob) {
+          if (!blob || blob.size >= file.size) {
+            resolve(file);
+            return;
+          }
+          resolve(new File([blob], baseName(file.name) + ".jpg", { type: "image/jpeg", lastModified: file.lastModified }));
+        }, "image/jpeg", QUALITY);
+      });
+    }).catch(function () {
+      return file;  // the browser cannot decode it: the server checks it as it is
+    });
+  }
+
+  function buildData(form) {
+    var data = new FormData(form);
+    var jobs = [];
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
+      if (!input.name) { return; }
+      data.delete(input.name);
+      Array.prototype.forEach.call(input.files || [], function (file) {
+        jobs.push(shrink(file).then(function (small) { return [input.name, small]; }));
+      });
+    });
+    return Promise.all(jobs).then(function (files) {
+      files.forEach(function (pair) { data.append(pair[0], pair[1], pair[1].name); });
+      return data;
+    });
+  }
+
+  function say(form, text) {
+    var box = form.querySelector(".upload-failed");
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "error-summary upload-failed";
+      box.setAttribute("role", "alert");
+      box.tabIndex = -1;
+      form.insertBefore(box, form.firstChild);
+    }
+    var p = document.createElement("p");
+    p.textContent = text;
+    box.replaceChildren(p);
+    box.focus();
+  }
+
+  // The part of the page the server answers with: the form's wrapper (new/edit) or the whole receipt.
+  function container(form) {
+    var el = form.parentElement;
+    while (el && !el.id) { el = el.parentElement; }
+    return el;
+  }
+
+  function swap(form, html) {
+    var target = container(form);
+    if (!target) { return false; }
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var fresh = doc.getElementById(target.id);
+    if (!fresh) { return false; }
+    target.replaceWith(fresh);
+    if (window.htmx) { window.htmx.process(fresh); }
+    var summary = fresh.querySelector(".error-summary");
+    if (summary) { summary.focus(); }
+    return true;
+  }
+
+  function send(form, submitter, data) {
+    var progress = form.querySelector(".upload-progress");
+    var bar = progress && progress.querySelector("progress");
+    var failed = form.dataset.msgFailed || document.body.dataset.msgError;
+    var xhr = new XMLHttpRequest();
+
+    function done() {
+      form.removeAttribute("aria-busy");
+      if (submitter) { submitter.disabled = false; }
+      if (progress) { progress.hidden = true; }
+    }
+
+    xhr.open("POST", form.action);
+    xhr.setRequestHeader("HX-Request", "true");
+    xhr.upload.addEventListener("progress", function (event) {
+      if (bar && event.lengthComputable) { bar.value = Math.round(100 * event.loaded / event.total); }
+    });
+    xhr.addEventListener("load", function () {
+      var target = xhr.getResponseHeader("HX-Redirect");
+      if (target) {
+        if (bar) { bar.value = 100; }
+        window.location.assign(target);
+        return;
+      }
+      done();
+      if ((xhr.status === 422 || xhr.status === 409 || xhr.status === 200) && swap(form, xhr.responseText)) {
+        return;
+      }
+      say(form, failed);
+    });
+    ["error", "timeout", "abort"].forEach(function (name) {
+      xhr.addEventListener(name, function () { done(); say(form, failed); });
+    });
+    if (data) {
+      if (submitter && submitter.name) { data.append(submitter.name, submitter.value); }
+      xhr.send(data);
+    }
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload") || !window.FormData) { return; }
+    if (form.getAttribute("aria-busy") === "true") { event.preventDefault(); return; }
+    event.preventDefault();
+    var submitter = event.submitter || form.querySelector("[type=submit]");
+    form.setAttribute("aria-busy", "true");
+    if (submitter) { submitter.disabled = true; }
+    var progress = form.querySelector(".upload-progress");
+    if (progress) {
+      progress.hidden = false;
+      var bar = progress.querySelector("progress");
+      if (bar) { bar.value = 0; }
+    }
+    buildData(form).then(function (data) { send(form, submitter, data); }, function () {
+      form.removeAttribute("aria-busy");
+      if (submitter) { submitter.disabled = false; }
+      say(form, form.dataset.msgFailed || document.body.dataset.msgError);
+    });
+  });
+})();
