@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
+from decimal import Decimal
 
 from sqlmodel import Session, select
 
 from portal.auth.models import User
 from portal.auth.services import create_user
 from portal.cases import services as cases
-from portal.cases.models import CaseStatus
+from portal.cases.models import Case, CaseStatus
 from portal.orgs.services import save_org
 
 DEMO_PASSWORD = "demo-password-2025"  # noqa: S105 - published demo password
@@ -57,4 +59,66 @@ def load_demo(db: Session) -> str:
         for step in path[: path.index(status) + 1] if status != "planned" else []:
             cases.change_status(db, staff, case, step)
     cases.save_rule(db, staff, "TR", True, "Another federal return programme")
+    _demo_receipts(db)
     return "demo data loaded"
+
+
+# Receipts in three currencies, with the InforEuro-style monthly rates they need: what the review desk,
+# the dashboard and the Belegliste show in the demo. EUR figures: 7080 GEL / 2.95 = 2400.00;
+# 1160 GEL / 2.90 = 400.00; 983936 XOF / 655.957 = 1500.00; 229585 XOF / 655.957 = 350.00; 3100 EUR.
+RATES = [("GEL", date(2024, 3, 1), "2.95"), ("GEL", date(2024, 4, 1), "2.90"),
+         ("XOF", date(2024, 5, 1), "655.957"), ("XOF", date(2024, 6, 1), "655.957")]
+RECEIPTS = [  # (case index, line index, uploader, supplier, invoice no., date, amount, currency, colour, approvers)
+    (0, 0, "partner.a@example.org", "Tbilisi Tools LLC", "TT-1043", date(2024, 3, 20), "7080.00", "GEL", "navy",
+     ("staff@example.org", "staff2@example.org")),
+    (0, 1, "partner.a@example.org", "Fabric House", "FH-778", date(2024, 4, 2), "1160.00", "GEL", "teal", ()),
+    (2, 1, "partner.a@example.org", "Kaffee Technik GmbH", "KT-2024-88", date(2024, 2, 10), "3100.00", "EUR",
+     "maroon", ("staff@example.org", "staff2@example.org")),
+    (3, 0, "partner.b@example.org", "Agri Sénégal SARL", "AS-2024-115", date(2024, 5, 14), "983936", "XOF",
+     "olive", ("staff2@example.org", "staff@example.org")),
+    (3, 1, "partner.b@example.org", "Graines du Sahel", "GS-552", date(2024, 6, 3), "229585", "XOF", "purple",
+     ("staff@example.org",)),
+    # No GEL rate for September 2024 yet: saved and marked "rate missing" for staff.
+    (1, 0, "partner.a@example.org", "Weld Academy", "WA-19", date(2024, 9, 15), "5310.00", "GEL", "orange", ()),
+]
+
+
+def _demo_scan(colour: str) -> bytes:
+    """A small, distinct PNG standing in for a photographed receipt."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 420), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((20, 20, 300, 80), fill=colour)
+    for y in range(110, 380, 30):
+        draw.line((30, y, 290, y), fill="grey", width=3)
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _demo_receipts(db: Session) -> None:
+    from portal.receipts import services as receipts
+    from portal.storage import get_storage
+
+    users = {u.email: u for u in db.exec(select(User))}
+    staff = users["staff@example.org"]
+    for currency, month, rate in RATES:
+        receipts.save_rate(db, staff, currency, month, Decimal(rate), f"InforEuro {month:%Y-%m}")
+    all_cases = list(db.exec(select(Case).order_by(Case.id)))
+    storage = get_storage()
+    storage.ensure_ready()
+    for case_i, line_i, uploader, supplier, number, day, amount, currency, colour, approvers in RECEIPTS:
+        case = all_cases[case_i]
+        line = cases.budget_lines(db, case)[line_i]
+        data = {"budget_line_id": line.id, "supplier": supplier, "invoice_number": number, "invoice_date": day,
+                "amount_minor": receipts.to_minor(Decimal(amount), currency), "currency": currency,
+                "description": line.description, "translation": "", "paid_directly_confirmed": True}
+        upload = receipts.Upload(f"{number}.png", io.BytesIO(_demo_scan(colour)))
+        files = receipts.clean_uploads([("files", "receipt", upload)])
+        outcome = receipts.create_receipt(db, storage, users[uploader], case, data, files, receipts.new_nonce(),
+                                          confirm_duplicate=False)
+        for email in approvers:
+            receipt = outcome.receipt
+            db.refresh(receipt)
+            receipts.decide(db, users[email], receipt, receipts.APPROVE, "", receipt.version)

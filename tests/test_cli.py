@@ -7,6 +7,7 @@ from sqlmodel import select
 from portal.auth.models import User
 from portal.cases.models import Case
 from portal.orgs.models import Organisation
+from portal.receipts.models import Receipt
 
 
 def test_create_org_and_user_from_the_command_line(app, db):
@@ -37,5 +38,10 @@ def test_demo_data_loads_once(app, db, client):
     assert {"admin@example.org", "staff@example.org", "staff2@example.org", "partner.a@example.org",
             "partner.b@example.org"} <= emails
     assert len(db.exec(select(Case)).all()) >= 4
+    receipts = {r.supplier: r for r in db.exec(select(Receipt))}
+    assert receipts["Tbilisi Tools LLC"].eur_cents == 240_000 and receipts["Tbilisi Tools LLC"].status == "approved"
+    assert receipts["Agri Sénégal SARL"].eur_cents == 150_000  # 983,936 XOF at 655.957
+    assert receipts["Fabric House"].status == "submitted"
+    assert receipts["Weld Academy"].rate_missing and receipts["Weld Academy"].eur_cents is None
     partner = db.exec(select(User).where(User.email == "partner.a@example.org")).one()
     client.login(partner, "demo-password-2025")

@@ -8,7 +8,9 @@ Create Date: ${create_date}
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-${imports if imports else ""}
+% if imports:
+${imports}
+% endif
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

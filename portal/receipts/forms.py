@@ -10,7 +10,6 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
-    DecimalField,
     HiddenField,
     MultipleFileField,
     RadioField,
@@ -22,6 +21,7 @@ from wtforms import (
 from wtforms.fields import MonthField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
+from portal.forms import AmountField
 from portal.receipts.files import ACCEPT
 
 FILE_HINT = _l("PDF, JPG, PNG, HEIC or WebP, up to 20 MB each. You can choose several files.")
@@ -53,7 +53,7 @@ class ReceiptFieldsForm(FlaskForm):
     invoice_number = StringField(_l("Supplier invoice number"), validators=[
         DataRequired(_l("Enter the invoice number of the supplier")), Length(max=100)])
     invoice_date = DateField(_l("Invoice date"), validators=[InputRequired(_l("Enter the invoice date"))])
-    amount = DecimalField(_l("Amount"), validators=[
+    amount = AmountField(_l("Amount"), validators=[
         InputRequired(_l("Enter the amount, like 1250.50")),
         NumberRange(min=0.01, max=10_000_000_000, message=_l("Enter an amount above 0"))],
         description=_l("As on the invoice, in its currency."))
@@ -103,7 +103,7 @@ class RateForm(FlaskForm):
     currency = SelectField(_l("Currency"), choices=rate_currency_choices,
                            validators=[DataRequired(_l("Choose a currency"))])
     month = MonthField(_l("Month"), validators=[InputRequired(_l("Enter the month, like 2024-03"))])
-    rate = DecimalField(_l("Units of the currency for 1 EUR"), places=6, validators=[
+    rate = AmountField(_l("Units of the currency for 1 EUR"), places=6, validators=[
         InputRequired(_l("Enter the rate, like 2.9123")),
         NumberRange(min=0.000001, message=_l("Enter a rate above 0"))])
     source = StringField(_l("Source"), default="InforEuro", validators=[Length(max=100)])
