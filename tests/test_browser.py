@@ -73,7 +73,7 @@ def budget_table(page: Page, live_server, locale: str, reference: str):
 
 def total_row(page: Page, live_server, locale: str, reference: str):
     return budget_table(page, live_server, locale, reference).get_by_role("row").filter(
-        has=page.get_by_role("rowheader", name=live_server.t(locale, "Total planned")))
+        has=page.get_by_role("rowheader", name=live_server.t(locale, "Total")))
 
 
 # a. The acceptance path -----------------------------------------------------------------

@@ -633,6 +633,9 @@ def _partner_case(live_server):
 
     with Session(live_server.engine()) as s:
         partner = s.exec(select(User).where(User.email == "partner.a@example.org")).one()
+        partner.locale = "en"  # the demo partner reads Russian; these tests drive the English labels
+        s.add(partner)
+        s.commit()
         case = s.exec(select(Case).join(BudgetLine, BudgetLine.case_id == Case.id)
                       .where(Case.organisation_id == partner.organisation_id)).first()
         line = s.exec(select(BudgetLine).where(BudgetLine.case_id == case.id)).first()
