@@ -293,6 +293,9 @@ def test_flag_mail_goes_to_all_staff_when_the_case_has_no_staff_contact(client, 
 
 def test_staff_comment_is_shown_to_the_partner(htmx_client, db):
     _org, staff, case, partner = partner_with_case(db)
+    staff.locale = "en"
+    db.add(staff)
+    db.commit()
     visit = make_visit(db, case, created_by_id=partner.id)
     htmx_client.login(staff)
     resp = htmx_client.submit(f"/visits/{visit.id}/comments", {"comment-body": ""})
