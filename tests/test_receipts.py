@@ -155,6 +155,26 @@ def test_partner_uploads_a_receipt_with_a_pdf_a_photo_and_a_handover_proof(app, 
     assert "€250.00" in case_page
 
 
+def test_reviewers_see_previews_of_photos_and_of_the_first_pdf_page(app, client, db, w):
+    switch(client, w["partner"])
+    receipt_id = new_receipt(client, w, files=[(io.BytesIO(unique_pdf()), "Rechnung.pdf"),
+                                               (io.BytesIO(jpeg_with_gps((1600, 1200))), "IMG_0002.jpg")])
+    switch(client, w["staff"])
+    files = db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id).order_by(ReceiptFile.id)).all()
+    page = client.get(f"/receipts/{receipt_id}").get_data(as_text=True)
+    for f in files:
+        url = f"/receipts/{receipt_id}/files/{f.id}/preview"
+        assert url in page
+        resp = client.get(url)
+        assert resp.status_code == 200 and resp.mimetype == "image/jpeg"
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        with Image.open(io.BytesIO(resp.data)) as img:
+            assert max(img.size) <= 480 and img.format == "JPEG"
+    with app.app_context():  # made once, then kept next to the file
+        assert len(list(get_storage().keys("previews/"))) == 2
+    assert client.get(f"/receipts/{receipt_id}/files/{files[0].id}/preview").status_code == 200
+
+
 def test_receipt_needs_a_file_and_keeps_what_was_typed(client, db, w):
     switch(client, w["partner"])
     resp = upload(client, w, files=[], supplier="Kutaisi Market", description="Two sewing machines")

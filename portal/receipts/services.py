@@ -40,6 +40,7 @@ from portal.receipts.models import (
     ReceiptFile,
     ReceiptStatus,
 )
+from portal.receipts.previews import make_preview, preview_key
 from portal.storage import Storage, StorageError, new_key
 
 log = logging.getLogger(__name__)
@@ -552,6 +553,22 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
         _abandon(db, storage, [row.key for row in rows], None, [row.id for row in rows])
         raise UploadFailed(str(MSG_FAILED), "files") from None
     return rows
+
+
+def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
+    """The preview JPEG of a stored file: made once from the stored file, then kept in storage."""
+    key = preview_key(row.id, row.sha256)
+    try:
+        if storage.exists(key):
+            with storage.open(key) as fh:
+                return fh.read()
+        with storage.open(row.key) as fh:
+            data = make_preview(fh, row.content_type)
+        if data is not None:
+            storage.put(key, io.BytesIO(data), content_type="image/jpeg")
+        return data
+    except (StorageError, FileNotFoundError):
+        return None
 
 
 def record_download(db: Session, actor: User, receipt: Receipt, row: ReceiptFile) -> None:

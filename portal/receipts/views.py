@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -199,6 +199,17 @@ def download(receipt_id: int, file_id: int):
                                                content_type=row.content_type)
     except (StorageError, FileNotFoundError):
         abort(503)
+
+
+@bp.get("/receipts/<int:receipt_id>/files/<int:file_id>/preview")
+@login_required
+def preview(receipt_id: int, file_id: int):
+    """A small JPEG preview of a receipt file (the first page of a PDF)."""
+    _receipt, row = services.get_file_for(db.session(), current_user, receipt_id, file_id)
+    data = services.preview(get_storage(), row)
+    if data is None:
+        abort(404)
+    return Response(data, mimetype="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
 
 
 @bp.post("/receipts/<int:receipt_id>/review")
