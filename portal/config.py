@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +79,9 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         # Accounts
         "INVITATION_HOURS": int(env.get("INVITATION_HOURS", "72")),
         "RESET_MINUTES": int(env.get("RESET_MINUTES", "60")),
+        # Sessions end after this long without a request, and this long after sign-in in any case.
+        "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "30")),
+        "SESSION_MAX_HOURS": int(env.get("SESSION_MAX_HOURS", "12")),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
@@ -93,6 +96,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=int(env.get("SESSION_IDLE_MINUTES", "30"))),
+        "REMEMBER_COOKIE_DURATION": timedelta(hours=int(env.get("SESSION_MAX_HOURS", "12"))),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: long forms keep working
         "DEMO_DATA": _bool(env.get("DEMO_DATA"), False),
     }

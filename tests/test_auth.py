@@ -177,3 +177,80 @@ def test_mail_outage_keeps_the_invitation(client, db, mails, app):
     with app.app_context():
         assert mailer.deliver_pending(db) == (1, 0)
     assert len(mails.to("wait@example.org")) == 1
+
+
+def _age_session(client, **seconds_ago):
+    import time
+
+    with client.session_transaction() as sess:
+        for key, ago in seconds_ago.items():
+            sess[key] = int(time.time()) - ago
+
+
+def test_idle_session_ends_after_30_minutes(client, db):
+    client.login(make_user(db))
+    _age_session(client, seen_at=29 * 60)
+    assert client.get("/cases/").status_code == 200  # still within the idle time, and renewed
+    _age_session(client, seen_at=31 * 60)
+    resp = client.get("/cases/")
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+def test_session_ends_after_12_hours_even_when_active(client, db):
+    client.login(make_user(db))
+    _age_session(client, auth_at=11 * 3600, seen_at=60)
+    assert client.get("/cases/").status_code == 200
+    _age_session(client, auth_at=12 * 3600 + 60, seen_at=60)
+    assert client.get("/cases/").status_code == 302
+
+
+def test_session_cookie_is_new_at_sign_in(client, db):
+    user = make_user(db)
+    client.get("/login")
+    before = client.get_cookie("session").value
+    client.login(user)
+    after = client.get_cookie("session").value
+    assert before != after
+    with client.session_transaction() as sess:
+        assert sess["_user_id"] == f"{user.id}:{user.session_version}"
+
+
+def test_sign_out_everywhere_refuses_old_cookies(app, db):
+    from tests.conftest import PortalClient
+
+    app.test_client_class = PortalClient
+    user = make_user(db)
+    laptop, phone = app.test_client(), app.test_client()
+    laptop.login(user)
+    phone.submit("/login", {"email": user.email, "password": PASSWORD, "remember": "y"})
+    stolen_session = phone.get_cookie("session").value
+    stolen_remember = phone.get_cookie("remember_token").value
+    resp = laptop.submit("/account/sign-out-everywhere")
+    assert resp.status_code == 303
+    assert laptop.get("/cases/").status_code == 302
+    assert phone.get("/cases/").status_code == 302
+    # A copy of the phone's cookies from before is worth nothing now, the remember-me cookie included.
+    thief = app.test_client()
+    thief.set_cookie("session", stolen_session)
+    thief.set_cookie("remember_token", stolen_remember)
+    assert thief.get("/cases/").status_code == 302
+
+
+def test_remember_me_cookie_stops_working_after_a_password_change(app, db):
+    from tests.conftest import PortalClient
+
+    app.test_client_class = PortalClient
+    user = make_user(db)
+    phone = app.test_client()
+    phone.submit("/login", {"email": user.email, "password": PASSWORD, "remember": "y"})
+    remember = phone.get_cookie("remember_token").value
+    other = app.test_client()
+    other.set_cookie("remember_token", remember)
+    assert other.get("/cases/").status_code == 200  # the cookie alone signs in ...
+    web = app.test_client()
+    web.login(user)
+    web.submit("/account", {"current": PASSWORD, "password": "orange violin meadow",
+                            "confirm": "orange violin meadow"})
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", remember)
+    assert fresh.get("/cases/").status_code == 302  # ... until the password changes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import timedelta
 from functools import wraps
 
@@ -52,6 +53,40 @@ def set_password(db_: Session, user: User, password: str) -> None:
     user.password_hash = hasher.hash(password)
     user.session_version += 1
     db_.add(user)
+
+
+def start_session(session, user: User) -> None:
+    """Stamp a new signed-in session: its start (absolute lifetime) and last request (idle timeout)."""
+    now = int(time.time())
+    session.permanent = True  # the cookie expires after the idle time unless a request renews it
+    session["auth_at"] = now
+    session["seen_at"] = now
+    session["lang"] = user.locale or session.get("lang")
+
+
+def session_expired(session, config) -> bool:
+    """True when the session was idle too long or is older than its absolute lifetime. A session
+    restored from the remember-me cookie starts again (the cookie itself lives SESSION_MAX_HOURS)."""
+    now = int(time.time())
+    auth_at, seen_at = session.get("auth_at"), session.get("seen_at")
+    if auth_at is None or seen_at is None:
+        session.permanent = True
+        session["auth_at"] = session["seen_at"] = now
+        return False
+    if now - seen_at > config["SESSION_IDLE_MINUTES"] * 60:
+        return True
+    if now - auth_at > config["SESSION_MAX_HOURS"] * 3600:
+        return True
+    session["seen_at"] = now
+    return False
+
+
+def end_all_sessions(db_: Session, user: User) -> None:
+    """Sign the user out everywhere: every session cookie and remember-me cookie stops working."""
+    user.session_version += 1
+    db_.add(user)
+    audit.record(db_, user, "user.signed_out_everywhere", user)
+    db_.commit()
 
 
 def load_user(user_id: str) -> User | None:

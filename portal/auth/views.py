@@ -46,7 +46,7 @@ def login():
         if user is not None:
             session.clear()  # a fresh session at sign-in
             login_user(user, remember=form.remember.data)
-            session["lang"] = user.locale or session.get("lang")
+            services.start_session(session, user)
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.form_errors.append(_("The email address or password is not right."))
     status = 422 if form.errors or form.form_errors else 200
@@ -119,6 +119,26 @@ def set_language():
     return redirect(_safe_next(request.form.get("next")), code=303)
 
 
+@bp.before_app_request
+def _end_expired_session():
+    """Sign out a session that was idle too long or has passed its absolute lifetime."""
+    if current_user.is_authenticated and services.session_expired(session, current_app.config):
+        logout_user()
+        session.clear()
+        flash(_("Your session has ended. Please sign in again."), "info")
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere():
+    """End every session of this account, on every device, this one included."""
+    services.end_all_sessions(db.session(), current_user._get_current_object())
+    logout_user()
+    session.clear()
+    flash(_("You are signed out on every device."), "info")
+    return redirect(url_for("auth.login"), code=303)
+
+
 @bp.route("/account", methods=["GET", "POST"])
 @login_required
 def account():
@@ -132,6 +152,7 @@ def account():
             form.form_errors.append(str(exc))
         else:
             login_user(user, remember=False)  # the new session version, for this browser only
+            services.start_session(session, user)
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200
