@@ -6,7 +6,7 @@ FLASK := $(VENV)/bin/flask --app portal
 PYBABEL := $(VENV)/bin/pybabel
 LANGS := de fr ar ru
 
-.PHONY: run test venv assets translations translations-compile lint clean
+.PHONY: run test bench venv assets translations translations-compile lint clean
 
 $(VENV)/.installed: pyproject.toml
 	scripts/ensure-tools.sh
@@ -48,6 +48,10 @@ run: venv assets translations-compile
 
 test: venv assets translations-compile
 	scripts/test.sh
+
+# Not part of `make test`: about 10 minutes; writes bench-results/bench.md and bench-results/throughput.svg.
+bench: venv assets translations-compile
+	scripts/bench.sh
 
 lint: venv
 	$(VENV)/bin/ruff check portal tests scripts

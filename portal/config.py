@@ -79,6 +79,9 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         # Accounts
         "INVITATION_HOURS": int(env.get("INVITATION_HOURS", "72")),
         "RESET_MINUTES": int(env.get("RESET_MINUTES", "60")),
+        # Roles that must sign in with a second factor (TOTP); in development none, so the demo is quick.
+        "TOTP_REQUIRED_ROLES": tuple(r for r in env.get(
+            "TOTP_REQUIRED_ROLES", "staff,admin" if production else "").split(",") if r),
         # Sessions end after this long without a request, and this long after sign-in in any case.
         "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "30")),
         "SESSION_MAX_HOURS": int(env.get("SESSION_MAX_HOURS", "12")),

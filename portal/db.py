@@ -20,7 +20,9 @@ def import_models() -> type[SQLModel]:
     from portal.cases import models as _cases  # noqa: F401
     from portal.orgs import models as _orgs  # noqa: F401
     from portal.receipts import models as _receipts  # noqa: F401
+    from portal.review import models as _review  # noqa: F401
     from portal.visits import models as _visits  # noqa: F401
+    from portal.workshop import models as _workshop  # noqa: F401
 
     return SQLModel
 

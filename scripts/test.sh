@@ -9,6 +9,7 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs in any script
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"

@@ -72,6 +72,12 @@ class _Handler:
     def __init__(self, sink: Sink):
         self.sink = sink
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address.startswith("refused-"):  # lets tests see how a permanently refused address is handled
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
         self.sink.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         return "250 OK"

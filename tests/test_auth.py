@@ -254,3 +254,19 @@ def test_remember_me_cookie_stops_working_after_a_password_change(app, db):
     fresh = app.test_client()
     fresh.set_cookie("remember_token", remember)
     assert fresh.get("/cases/").status_code == 302  # ... until the password changes
+
+
+def test_a_refused_address_does_not_hold_up_the_outbox(app, db, mails):
+    from portal import mail as mailer
+
+    mailer.queue(db, "refused-nobody@example.org", "First", "to a mailbox that does not exist")
+    mailer.queue(db, "someone@example.org", "Second", "to a real mailbox")
+    db.commit()
+    with app.app_context():
+        assert mailer.deliver_pending(db) == (1, 1)
+        for _ in range(mailer.MAX_ATTEMPTS + 2):
+            mailer.deliver_pending(db)
+    assert [m["Subject"] for m in mails.messages] == ["Second"]
+    refused = db.exec(select(mailer.OutboxMail).where(mailer.OutboxMail.to.startswith("refused-"))).one()
+    assert refused.sent_at is None and "550" in refused.last_error
+    assert refused.attempts == mailer.MAX_ATTEMPTS  # given up after that, kept for a person to look at

@@ -6,7 +6,9 @@ import pytest
 
 from tests.factories import make_case, make_line, make_org, make_user
 from tests.test_receipts import make_receipt, make_receipt_file
+from tests.test_review import make_sample
 from tests.test_visits import make_visit, make_visit_photo
+from tests.test_workshop import make_registration, make_workshop
 
 # How to fill each URL argument with an object that belongs to organisation B. A new route with an
 # argument missing here fails test_every_argument_is_known: add the argument with B's object.
@@ -21,6 +23,10 @@ ARGUMENTS = {
     "photo_id": lambda w: w["photo_b"].id,
     "receipt_id": lambda w: w["receipt_b"].id,
     "file_id": lambda w: w["file_b"].id,
+    "draw_id": lambda w: w["sample_b"].draw_id,  # staff-only routes
+    "sample_item_id": lambda w: w["sample_b"].id,
+    "workshop_id": lambda w: w["workshop"].id,  # staff-only routes
+    "registration_id": lambda w: w["registration"].id,
 }
 # Routes with arguments that are not object IDs a partner could probe.
 NOT_ID_ROUTES = {"static"}
@@ -32,8 +38,10 @@ def world(db):
     case_b = make_case(db, org_b, country="SN")
     visit_b = make_visit(db, case_b)
     receipt_b = make_receipt(db, case_b)
+    workshop = make_workshop(db)
     return {
-        "receipt_b": receipt_b, "file_b": make_receipt_file(db, receipt_b),
+        "workshop": workshop, "registration": make_registration(db, workshop),
+        "receipt_b": receipt_b, "file_b": make_receipt_file(db, receipt_b), "sample_b": make_sample(db, receipt_b),
         "visit_b": visit_b, "photo_b": make_visit_photo(db, visit_b),
         "org_a": org_a, "org_b": org_b, "case_b": case_b, "line_b": make_line(db, case_b),
         "partner_a": make_user(db, organisation=org_a), "partner_b": make_user(db, organisation=org_b),

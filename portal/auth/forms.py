@@ -62,3 +62,19 @@ class InviteForm(FlaskForm):
 class LanguageForm(FlaskForm):
     lang = SelectField(_l("Language"), choices=language_choices)
     submit = SubmitField(_l("Change language"))
+
+
+class CodeForm(FlaskForm):
+    code = StringField(_l("Authentication code"), description=_l(
+        "The 6-digit code from your authenticator app, or one of your recovery codes."),
+        validators=[DataRequired(_l("Enter the code from your authenticator app.")), Length(max=40)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "autocapitalize": "off"})
+    submit = SubmitField(_l("Continue"))
+
+
+class EnrolForm(FlaskForm):
+    code = StringField(_l("Code from the app"), description=_l("Enter the 6-digit code the app shows now."),
+                       validators=[DataRequired(_l("Enter the code from your authenticator app.")),
+                                   Length(max=40)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+    submit = SubmitField(_l("Turn on two-factor sign-in"))

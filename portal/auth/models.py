@@ -28,6 +28,9 @@ class User(UserMixin, SQLModel, table=True):
     active: bool = True
     # Part of the session cookie: raising it ends every session of this user.
     session_version: int = 1
+    # Two-factor sign-in: the TOTP secret, encrypted (portal.auth.totp), and the last time step used.
+    totp_secret_enc: str | None = Field(default=None, max_length=300)
+    totp_last_step: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
 
@@ -60,3 +63,14 @@ class AccountToken(SQLModel, table=True):
     expires_at: datetime
     used_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A one-time code for two-factor sign-in without the phone; only its hash is stored."""
+
+    __tablename__ = "recovery_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    code_hash: str = Field(max_length=64)
+    used_at: datetime | None = None

@@ -89,6 +89,14 @@ def end_all_sessions(db_: Session, user: User) -> None:
     db_.commit()
 
 
+def pending_two_factor_user(db_: Session, pending: dict | None) -> User | None:
+    """The user between password and code, if that step is recent (5 minutes) and still valid."""
+    if not pending or int(time.time()) - pending.get("at", 0) > 300:
+        return None
+    user = db_.get(User, pending.get("user"))
+    return user if user is not None and user.is_active else None
+
+
 def load_user(user_id: str) -> User | None:
     """Flask-Login loader: the id carries the session version, so old sessions stop working."""
     uid, _sep, version = user_id.partition(":")

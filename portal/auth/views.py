@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+import time
+
+from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from portal import db, mail
-from portal.auth import services
+from portal.auth import services, totp
 from portal.auth.forms import (
     ChangePasswordForm,
+    CodeForm,
+    EnrolForm,
     InviteForm,
     LanguageForm,
     LoginForm,
@@ -45,12 +49,87 @@ def login():
         user = services.authenticate(db.session(), form.email.data, form.password.data)
         if user is not None:
             session.clear()  # a fresh session at sign-in
+            if totp.enabled(user):  # the password was right; the second factor decides
+                session["2fa"] = {"user": user.id, "remember": bool(form.remember.data), "at": int(time.time()),
+                                  "next": _safe_next(request.args.get("next"))}
+                return redirect(url_for("auth.login_code"), code=303)
             login_user(user, remember=form.remember.data)
             services.start_session(session, user)
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.form_errors.append(_("The email address or password is not right."))
     status = 422 if form.errors or form.form_errors else 200
     return render("auth/login.html", "auth/_login_form.html", status, form=form)
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login_code():
+    """Second step of signing in: the code from the authenticator app (or a recovery code)."""
+    pending = session.get("2fa")
+    user = services.pending_two_factor_user(db.session(), pending)
+    if user is None:
+        session.pop("2fa", None)
+        flash(_("Please sign in again."), "info")
+        return redirect(url_for("auth.login"), code=303)
+    form = CodeForm()
+    if form.validate_on_submit():
+        if totp.verify(db.session(), user, form.code.data):
+            session.clear()
+            login_user(user, remember=pending["remember"])
+            services.start_session(session, user)
+            return redirect(pending["next"], code=303)
+        form.code.errors.append(_("This code is not right or was already used. Wait for the next code and "
+                                  "try again."))
+    status = 422 if form.errors else 200
+    return render("auth/login_code.html", "auth/login_code.html", status, form=form)
+
+
+@bp.route("/account/two-factor", methods=["GET", "POST"])
+@login_required
+def two_factor():
+    """Set up (or renew the recovery codes of) two-factor sign-in."""
+    user = current_user._get_current_object()
+    if totp.enabled(user):
+        return render("auth/two_factor.html", "auth/two_factor.html", enabled=True,
+                      remaining=totp.remaining_recovery_codes(db.session(), user))
+    secret = session.get("2fa_new_secret") or totp.new_secret()
+    session["2fa_new_secret"] = secret
+    form = EnrolForm()
+    if form.validate_on_submit():
+        codes = totp.enable(db.session(), user, secret, form.code.data)
+        if codes is not None:
+            session.pop("2fa_new_secret", None)
+            return render("auth/recovery_codes.html", "auth/recovery_codes.html", codes=codes)
+        form.code.errors.append(_("This code is not right. Check the time on your phone and enter the "
+                                  "code the app shows now."))
+    status = 422 if form.errors else 200
+    return render("auth/two_factor.html", "auth/two_factor.html", status, enabled=False, form=form, secret=secret,
+                  qr=totp.qr_data_uri(user, secret), required=totp.required(user))
+
+
+@bp.post("/account/two-factor/recovery-codes")
+@login_required
+def new_recovery_codes():
+    """Replace the recovery codes (the old ones stop working)."""
+    user = current_user._get_current_object()
+    if not totp.enabled(user):
+        return redirect(url_for("auth.two_factor"), code=303)
+    return render("auth/recovery_codes.html", "auth/recovery_codes.html",
+                  codes=totp.regenerate_recovery_codes(db.session(), user))
+
+
+@bp.post("/account/two-factor/off")
+@login_required
+def two_factor_off():
+    """Switch two-factor sign-in off, where the role allows it."""
+    user = current_user._get_current_object()
+    if totp.required(user):
+        abort(404)
+    totp.disable(db.session(), user, user)
+    logout_user()
+    session.clear()
+    flash(_("Two-factor sign-in is off. Please sign in again."), "info")
+    return redirect(url_for("auth.login"), code=303)
 
 
 @bp.post("/logout")
@@ -119,13 +198,26 @@ def set_language():
     return redirect(_safe_next(request.form.get("next")), code=303)
 
 
+# While a staff member or admin has not set up two-factor sign-in, these are the only pages open.
+_ENROLMENT_ENDPOINTS = {"auth.two_factor", "auth.logout", "auth.set_language", "static"}
+
+
 @bp.before_app_request
 def _end_expired_session():
-    """Sign out a session that was idle too long or has passed its absolute lifetime."""
-    if current_user.is_authenticated and services.session_expired(session, current_app.config):
+    """Sign out a session that was idle too long or has passed its absolute lifetime; send staff who
+    have no second factor yet to set one up."""
+    if not current_user.is_authenticated:
+        return None
+    if services.session_expired(session, current_app.config):
         logout_user()
         session.clear()
         flash(_("Your session has ended. Please sign in again."), "info")
+        return None
+    if totp.required(current_user) and not totp.enabled(current_user) \
+            and request.endpoint not in _ENROLMENT_ENDPOINTS:
+        flash(_("Set up two-factor sign-in to continue."), "info")
+        return redirect(url_for("auth.two_factor"))
+    return None
 
 
 @bp.post("/account/sign-out-everywhere")
@@ -203,6 +295,16 @@ def toggle_active(user_id: int):
         flash(str(exc), "error")
     else:
         flash(_("Account enabled.") if user.active else _("Account disabled and signed out."), "success")
+    return redirect(url_for("auth.users"), code=303)
+
+
+@bp.post("/users/<int:user_id>/two-factor-reset")
+@services.admin_required
+def reset_two_factor(user_id: int):
+    """Switch off someone's two-factor sign-in (lost phone); they set it up again at the next sign-in."""
+    user = services.get_user_for(db.session(), current_user, user_id)
+    totp.disable(db.session(), current_user._get_current_object(), user)
+    flash(_("Two-factor sign-in of %(email)s was reset.", email=user.email), "success")
     return redirect(url_for("auth.users"), code=303)
 
 

@@ -1,0 +1,392 @@
+"""Figures for staff and the funder: the budget dashboard, the Belegliste, the narrative report's counts,
+and the audit log. Every figure is aggregated in SQL; a page needs a fixed number of statements."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from flask import current_app
+from sqlalchemy import case as when
+from sqlalchemy import or_, union_all
+from sqlmodel import Session, func, select
+
+from portal.audit import AuditEntry
+from portal.auth.models import User
+from portal.cases.models import BudgetLine, Case
+from portal.orgs.models import Organisation
+from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
+from portal.receipts.services import COUNTED
+from portal.visits.models import DIMENSIONS, Visit
+
+DEFAULT_BUDGET_EUR = 400_000
+DEFAULT_FUNDING_EUR = 300_000
+
+
+# Dashboard --------------------------------------------------------------------------------------
+
+@dataclass
+class Figures:
+    """Planned, submitted (handed in, not rejected) and approved EUR cents of a group of cases."""
+
+    key: str = ""
+    label: str = ""
+    planned: int = 0
+    submitted: int = 0
+    approved: int = 0
+    without_rate: int = 0
+    cases: int = 0
+
+    @property
+    def over_plan(self) -> bool:
+        return self.submitted > self.planned
+
+    def add(self, other: Figures) -> None:
+        self.planned += other.planned
+        self.submitted += other.submitted
+        self.approved += other.approved
+        self.without_rate += other.without_rate
+        self.cases += other.cases
+
+
+@dataclass
+class CaseFigures(Figures):
+    case_id: int = 0
+    country: str = ""
+    organisation_id: int = 0
+    organisation: str = ""
+    status: str = ""
+    measure_type: str = ""
+
+
+@dataclass
+class Dashboard:
+    budget: int
+    funding: int
+    totals: Figures
+    by_country: list[Figures]
+    by_organisation: list[Figures]
+    cases: list[CaseFigures]
+    months: list[Figures]
+
+    @property
+    def over_plan(self) -> list[CaseFigures]:
+        return [c for c in self.cases if c.over_plan]
+
+
+def budget_cents() -> tuple[int, int]:
+    """The project's total budget and its funding, in cents (configurable)."""
+    config = current_app.config
+    return (int(config.get("PROJECT_BUDGET_EUR", DEFAULT_BUDGET_EUR)) * 100,
+            int(config.get("PROJECT_FUNDING_EUR", DEFAULT_FUNDING_EUR)) * 100)
+
+
+def case_figures(db: Session) -> list[CaseFigures]:
+    """Every case with its planned, submitted and approved EUR: one statement, grouped in SQL."""
+    planned = (select(BudgetLine.case_id, func.sum(BudgetLine.planned_cents).label("planned"))
+               .group_by(BudgetLine.case_id).subquery())
+    counted = Receipt.status.in_(COUNTED)
+    spent = (select(Receipt.case_id,
+                    func.sum(when((counted, Receipt.eur_cents), else_=0)).label("submitted"),
+                    func.sum(when((Receipt.status == ReceiptStatus.APPROVED, Receipt.eur_cents), else_=0))
+                    .label("approved"),
+                    func.sum(when((counted & Receipt.eur_cents.is_(None), 1), else_=0)).label("without_rate"))
+             .group_by(Receipt.case_id).subquery())
+    rows = db.exec(select(Case.id, Case.reference, Case.country, Case.status, Case.measure_type,
+                          Organisation.id, Organisation.name, func.coalesce(planned.c.planned, 0),
+                          func.coalesce(spent.c.submitted, 0), func.coalesce(spent.c.approved, 0),
+                          func.coalesce(spent.c.without_rate, 0))
+                   .join(Organisation, Organisation.id == Case.organisation_id)
+                   .outerjoin(planned, planned.c.case_id == Case.id)
+                   .outerjoin(spent, spent.c.case_id == Case.id)
+                   .order_by(Case.reference))
+    return [CaseFigures(key=str(cid), label=ref, case_id=cid, country=country, status=status, measure_type=measure,
+                        organisation_id=org_id, organisation=org, planned=int(p), submitted=int(s), approved=int(a),
+                        without_rate=int(n), cases=1)
+            for cid, ref, country, status, measure, org_id, org, p, s, a, n in rows]
+
+
+def _month(db: Session, column):
+    """The 'YYYY-MM' of a date column, on SQLite and PostgreSQL."""
+    if db.get_bind().dialect.name == "sqlite":
+        return func.strftime("%Y-%m", column)
+    return func.to_char(column, "YYYY-MM")
+
+
+def month_figures(db: Session) -> list[Figures]:
+    """Submitted and approved EUR by invoice month, every month from the first to the last one shown."""
+    month = _month(db, Receipt.invoice_date).label("month")
+    rows = db.exec(select(month,
+                          func.coalesce(func.sum(Receipt.eur_cents), 0),
+                          func.coalesce(func.sum(when((Receipt.status == ReceiptStatus.APPROVED, Receipt.eur_cents),
+                                                      else_=0)), 0))
+                   .where(Receipt.status.in_(COUNTED)).group_by(month).order_by(month)).all()
+    found = {m: (int(s), int(a)) for m, s, a in rows}
+    if not found:
+        return []
+    first, last = min(found), max(found)
+    year, mon = int(first[:4]), int(first[5:7])
+    out = []
+    while True:
+        key = f"{year:04d}-{mon:02d}"
+        submitted, approved = found.get(key, (0, 0))
+        out.append(Figures(key=key, label=key, submitted=submitted, approved=approved))
+        if key >= last:
+            return out
+        year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+
+
+def _roll_up(cases: list[CaseFigures], key, label) -> list[Figures]:
+    groups: dict[str, Figures] = {}
+    for c in cases:
+        k = key(c)
+        groups.setdefault(k, Figures(key=k, label=label(c))).add(c)
+    return sorted(groups.values(), key=lambda g: (-g.planned, g.label))
+
+
+def dashboard(db: Session) -> Dashboard:
+    """The budget dashboard: two statements whatever the number of cases and receipts."""
+    cases = case_figures(db)
+    totals = Figures(key="total")
+    for c in cases:
+        totals.add(c)
+    budget, funding = budget_cents()
+    return Dashboard(budget=budget, funding=funding, totals=totals,
+                     by_country=_roll_up(cases, lambda c: c.country, lambda c: c.country),
+                     by_organisation=_roll_up(cases, lambda c: str(c.organisation_id), lambda c: c.organisation),
+                     cases=cases, months=month_figures(db))
+
+
+# Belegliste -------------------------------------------------------------------------------------
+
+@dataclass
+class BelegRow:
+    number: int
+    case_reference: str
+    receipt_reference: str
+    supplier: str
+    invoice_number: str
+    invoice_date: date
+    amount_minor: int
+    currency: str
+    rate_micro: int | None
+    rate_month: date | None
+    rate_source: str | None
+    eur_cents: int | None
+    budget_category: str
+    budget_line: str
+    approved_on: date | None
+    approvers: list[str] = field(default_factory=list)
+
+
+def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
+    """The approved receipts invoiced in the period, numbered, with their approvals: two statements."""
+    rows = db.exec(select(Receipt, Case.reference, BudgetLine.category, BudgetLine.description)
+                   .join(Case, Case.id == Receipt.case_id)
+                   .outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
+                   .where(Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start,
+                          Receipt.invoice_date <= end)
+                   .order_by(Case.reference, Receipt.invoice_date, Receipt.id)).all()
+    # The approvals of each receipt's current (approved) revision, first approval first.
+    approvals: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
+    events = db.exec(select(ReceiptEvent.receipt_id, ReceiptEvent.at, ReceiptEvent.kind, User.name)
+                     .join(Receipt, Receipt.id == ReceiptEvent.receipt_id)
+                     .outerjoin(User, User.id == ReceiptEvent.actor_id)
+                     .where(Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start,
+                            Receipt.invoice_date <= end, ReceiptEvent.revision == Receipt.revision,
+                            ReceiptEvent.kind.in_(("first_approval", "approved")))
+                     .order_by(ReceiptEvent.at, ReceiptEvent.id))
+    for receipt_id, at, kind, name in events:
+        approvals[receipt_id].append((at, kind, name or ""))
+    out = []
+    for number, (receipt, reference, category, description) in enumerate(rows, start=1):
+        mine = approvals.get(receipt.id, [])
+        final = [at for at, kind, _n in mine if kind == "approved"]
+        out.append(BelegRow(number=number, case_reference=reference, receipt_reference=receipt.reference,
+                            supplier=receipt.supplier, invoice_number=receipt.invoice_number,
+                            invoice_date=receipt.invoice_date, amount_minor=receipt.amount_minor,
+                            currency=receipt.currency, rate_micro=receipt.rate_micro, rate_month=receipt.rate_month,
+                            rate_source=receipt.rate_source, eur_cents=receipt.eur_cents,
+                            budget_category=category or "", budget_line=description or "",
+                            approved_on=final[-1].date() if final else None,
+                            approvers=[name for _at, _k, name in mine]))
+    return out
+
+
+# Narrative report -------------------------------------------------------------------------------
+
+@dataclass
+class Count:
+    key: str
+    count: int
+
+
+@dataclass
+class ScoreFigures:
+    key: str
+    visits: int = 0
+    met: int = 0
+    sums: dict[str, int] = field(default_factory=dict)
+    scored: dict[str, int] = field(default_factory=dict)
+
+    def average(self, dimension: str) -> float | None:
+        n = self.scored.get(dimension, 0)
+        return self.sums.get(dimension, 0) / n if n else None
+
+
+@dataclass
+class Narrative:
+    start: date
+    end: date
+    cases: int
+    by_country: list[Count]
+    by_measure: list[Count]
+    by_status: list[Count]
+    visits: ScoreFigures
+    visits_by_country: list[ScoreFigures]
+    participants: list[tuple[str, str, int]] | None  # (country, role, count); None: no workshop data
+
+
+def _counts(pairs: dict[str, int]) -> list[Count]:
+    return [Count(k, n) for k, n in sorted(pairs.items(), key=lambda p: (-p[1], p[0]))]
+
+
+def narrative(db: Session, start: date, end: date) -> Narrative:
+    """Counts for the narrative report (Sachbericht) of a period.
+
+    Cases: those whose return falls in the period (a case without a return date counts by the day it was
+    opened), with their current measure and status. Visits: those done in the period.
+    """
+    day = func.coalesce(Case.return_date, func.date(Case.created_at))
+    rows = db.exec(select(Case.country, Case.measure_type, Case.status, func.count(Case.id))
+                   .where(day >= start, day <= end)
+                   .group_by(Case.country, Case.measure_type, Case.status)).all()
+    country: dict[str, int] = defaultdict(int)
+    measure: dict[str, int] = defaultdict(int)
+    status: dict[str, int] = defaultdict(int)
+    for c, m, s, n in rows:
+        country[c] += n
+        measure[m] += n
+        status[s] += n
+    columns = [Case.country, func.count(Visit.id), func.count(Visit.id).filter(Visit.returnee_met.is_(True))]
+    for name in DIMENSIONS:
+        columns += [func.coalesce(func.sum(getattr(Visit, name)), 0), func.count(getattr(Visit, name))]
+    visit_rows = db.exec(select(*columns).join(Case, Case.id == Visit.case_id)
+                         .where(Visit.visit_date >= start, Visit.visit_date <= end)
+                         .group_by(Case.country).order_by(Case.country)).all()
+    total = ScoreFigures("total")
+    per_country = []
+    for row in visit_rows:
+        figures = ScoreFigures(row[0], visits=int(row[1]), met=int(row[2]))
+        for i, name in enumerate(DIMENSIONS):
+            figures.sums[name] = int(row[3 + 2 * i])
+            figures.scored[name] = int(row[4 + 2 * i])
+            total.sums[name] = total.sums.get(name, 0) + figures.sums[name]
+            total.scored[name] = total.scored.get(name, 0) + figures.scored[name]
+        total.visits += figures.visits
+        total.met += figures.met
+        per_country.append(figures)
+    return Narrative(start=start, end=end, cases=sum(country.values()), by_country=_counts(country),
+                     by_measure=_counts(measure), by_status=_counts(status), visits=total,
+                     visits_by_country=per_country, participants=participant_figures(db, start, end))
+
+
+def participant_figures(db: Session, start: date, end: date) -> list[tuple[str, str, int]] | None:
+    """Workshop participants (confirmed registrations) of workshops starting in the period, by country and
+    role, in one statement: live registrations, plus the anonymous counts kept once a workshop's personal
+    data was purged. None when the portal has no workshop package."""
+    try:
+        from portal.workshop.models import Registration, RegStatus, Workshop, WorkshopStat
+    except ImportError:
+        return None
+    in_period = (Workshop.starts_on >= start, Workshop.starts_on <= end)
+    live = (select(Registration.country.label("country"), Registration.role.label("role"),
+                   func.count(Registration.id).label("n"))
+            .join(Workshop, Workshop.id == Registration.workshop_id)
+            .where(Registration.status == RegStatus.CONFIRMED, Workshop.personal_data_purged_at.is_(None), *in_period)
+            .group_by(Registration.country, Registration.role))
+    kept = (select(WorkshopStat.country.label("country"), WorkshopStat.role.label("role"),
+                   func.sum(WorkshopStat.count).label("n"))
+            .join(Workshop, Workshop.id == WorkshopStat.workshop_id)
+            .where(WorkshopStat.status == RegStatus.CONFIRMED, Workshop.personal_data_purged_at.is_not(None),
+                   *in_period)
+            .group_by(WorkshopStat.country, WorkshopStat.role))
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for country, role, n in db.exec(union_all(live, kept)):
+        totals[(country, role)] += int(n)
+    return sorted(((c, r, n) for (c, r), n in totals.items()), key=lambda t: (t[0], t[1]))
+
+
+# Audit log --------------------------------------------------------------------------------------
+
+AUDIT_PER_PAGE = 50
+AUDIT_EXPORT_LIMIT = 100_000
+
+
+@dataclass
+class AuditFilter:
+    user_id: int | None = None
+    object_type: str = ""
+    object_id: str = ""
+    action: str = ""
+    start: date | None = None
+    end: date | None = None
+    page: int = 1
+
+
+@dataclass
+class AuditPage:
+    rows: list[tuple[AuditEntry, str]]
+    total: int
+    page: int
+    pages: int
+
+
+def _audit_conditions(f: AuditFilter) -> list:
+    conditions = []
+    if f.user_id:
+        conditions.append(AuditEntry.actor_id == f.user_id)
+    if f.object_type:
+        conditions.append(AuditEntry.object_type == f.object_type)
+    if f.object_id:
+        conditions.append(AuditEntry.object_id == f.object_id)
+    if f.action:
+        # "receipt." finds every receipt action; "approved" finds receipt.approved.
+        conditions.append(or_(AuditEntry.action.startswith(f.action), AuditEntry.action.endswith(f.action)))
+    if f.start:
+        conditions.append(AuditEntry.at >= datetime.combine(f.start, time.min, tzinfo=UTC))
+    if f.end:
+        conditions.append(AuditEntry.at < datetime.combine(f.end + timedelta(days=1), time.min, tzinfo=UTC))
+    return conditions
+
+
+def _audit_query(f: AuditFilter):
+    return (select(AuditEntry, User.name).outerjoin(User, User.id == AuditEntry.actor_id)
+            .where(*_audit_conditions(f)).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()))
+
+
+def audit_page(db: Session, f: AuditFilter) -> AuditPage:
+    """One page of the audit log, newest first: two statements."""
+    total = db.exec(select(func.count()).select_from(AuditEntry).where(*_audit_conditions(f))).one()
+    pages = max(1, math.ceil(total / AUDIT_PER_PAGE))
+    page = min(max(1, f.page), pages)
+    rows = db.exec(_audit_query(f).offset((page - 1) * AUDIT_PER_PAGE).limit(AUDIT_PER_PAGE)).all()
+    return AuditPage([(entry, name or "") for entry, name in rows], total, page, pages)
+
+
+def audit_rows(db: Session, f: AuditFilter):
+    """Every matching entry (up to the export limit), newest first, for the CSV export."""
+    for entry, name in db.exec(_audit_query(f).limit(AUDIT_EXPORT_LIMIT)):
+        yield entry, name or ""
+
+
+def audit_options(db: Session) -> list[tuple[int, str]]:
+    """(id, "name <e-mail>") of every account, for the user filter."""
+    return [(uid, f"{name} <{email}>") for uid, name, email in
+            db.exec(select(User.id, User.name, User.email).order_by(User.name, User.id))]
+
+
+AUDIT_OBJECT_TYPES = ("Receipt", "ReceiptFile", "ExchangeRate", "Case", "BudgetLine", "CountryRule", "Visit",
+                      "Organisation", "User", "SampleDraw", "SampleItem", "Workshop", "Registration")

@@ -1,0 +1,1 @@
+"""The advisor exchange workshop: public registration with double opt-in, waitlist, staff management."""

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# `make bench`: start PostgreSQL, the Ceph S3 server and (from the Python driver) the portal and a bare
+# Flask app under gunicorn; generate the volume; measure; write bench-results/bench.md and throughput.svg.
+# Not part of `make test`. Takes about 10 minutes on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
+command -v pgrep >/dev/null || need_apt+=(procps)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing: ${need_apt[*]}"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+scripts/postgres.sh
+export BENCH_ADMIN_URL=${BENCH_ADMIN_URL:-$(scripts/postgres.sh url)}
+scripts/s3-server.sh start
+eval "$(scripts/s3-server.sh env)"
+
+exec "$VENV/bin/python" scripts/bench/run.py "$@"

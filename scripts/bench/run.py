@@ -1,0 +1,518 @@
+"""`make bench`: the portal's speed against the limits of this machine, measured in one run.
+
+Starts the portal and a bare Flask "hello" app under the same gunicorn configuration (the README's
+`gunicorn -w N 'portal:create_app()'`, PORTAL_ENV=production), on a fresh PostgreSQL database and the
+Ceph S3 server that scripts/bench.sh started; generates the volume; measures; writes
+bench-results/bench.md and bench-results/throughput.svg.
+
+Loopback only: production refuses plain-http cookies, so the bench sets COOKIE_SECURE=false
+(the browser and wrk talk http://127.0.0.1 without a TLS proxy in front).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+import requests  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+OUT = ROOT / "bench-results"
+VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+DB_NAME = "integplan_bench"
+DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+PORT, HELLO_PORT = 8090, 8091
+BASE = f"http://127.0.0.1:{PORT}"
+WORKERS = os.environ.get("BENCH_WORKERS", "2")
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+CONNECTIONS = 16
+UA = "Mozilla/5.0 (X11; Linux x86_64) integplan-bench/1"  # wrk, requests and Chromium send the same one:
+# the portal's "strong" session protection ties the session to the address and the User-Agent.
+UPLOAD_MB = 19  # receipts refuse files of 20 MB and more (portal/receipts/files.py)
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# Environment, database, servers -------------------------------------------------------------------
+
+def portal_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PORTAL_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(32), "COOKIE_SECURE": "false",
+        "DATABASE_URL": DB_URL, "STORAGE_BACKEND": "s3", "S3_BUCKET": "integplan-bench",
+        "RATELIMIT_STORAGE_URI": os.environ.get("BENCH_RATELIMIT_URI", "redis://127.0.0.1:6379"),
+        "BASE_URL": BASE, "PORTAL_INSTANCE_DIR": str(OUT / "instance"),
+        # Staff must use a second factor in production; the bench signs in with the password alone.
+        "TOTP_REQUIRED_ROLES": "",
+    })
+    return env
+
+
+def fresh_database() -> None:
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    from portal.db import upgrade
+
+    upgrade(DB_URL)
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    port: int
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def gunicorn(name: str, app: str, port: int, env: dict, chdir: Path) -> Server:
+    """The README's production command: gunicorn -w N -b 127.0.0.1:PORT 'module:create_app()'."""
+    logf = open(OUT / f"gunicorn-{name}.log", "w")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([str(VENV / "bin" / "gunicorn"), "-w", WORKERS, "-b", f"127.0.0.1:{port}",
+                             "--chdir", str(chdir), app], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    server = Server(name, proc, port)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=10, allow_redirects=False)
+            return server
+        except requests.RequestException:
+            time.sleep(0.3)
+    server.stop()
+    raise SystemExit(f"{name} did not start: see {logf.name}")
+
+
+# Signing in ---------------------------------------------------------------------------------------
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF_RE.search(html)
+    if not match:
+        raise SystemExit("no CSRF token in the page")
+    return match.group(1)
+
+
+def sign_in(email: str, password: str) -> requests.Session:
+    """A real sign-in: GET the form, POST it with its CSRF token; the session cookie is then reused."""
+    s = requests.Session()
+    s.headers["User-Agent"] = UA
+    form = s.get(BASE + "/login")
+    r = s.post(BASE + "/login", data={"csrf_token": csrf_of(form.text), "email": email, "password": password})
+    if not r.url.rstrip("/").endswith("/cases"):
+        raise SystemExit(f"sign-in failed: ended on {r.url} ({r.status_code})")
+    return s
+
+
+def cookie_header(s: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in s.cookies)
+
+
+# wrk ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Load:
+    rps: float
+    avg_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
+    # --timeout 30s: a page slower than wrk's default 2 s still gets measured instead of counted as an error
+    cmd = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "30s", "--latency", "-H", f"User-Agent: {UA}",
+           "-H", "Accept-Encoding: gzip, deflate"]
+    if cookie:
+        cmd += ["-H", f"Cookie: {cookie}"]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in errs.groups()) if errs else 0)
+    return Load(rps, avg, p99, errors)
+
+
+def drain(url: str, cookie: str) -> None:
+    """Wait until the workers have answered the requests wrk left queued (a slow page leaves a backlog
+    that would otherwise be charged to the next measurement): one quick answer means the queue is empty."""
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        t0 = time.perf_counter()
+        try:
+            requests.get(url, headers={"User-Agent": UA, "Cookie": cookie}, timeout=180, allow_redirects=False)
+        except requests.RequestException:
+            pass
+        if time.perf_counter() - t0 < 0.5:
+            return
+        time.sleep(0.2)
+
+
+# SQL statements per page, in process --------------------------------------------------------------
+
+class StatementCounter:
+    """Counts the SQL statements of each request of an in-process test client on the same database."""
+
+    def __init__(self, env: dict):
+        os.environ.update({k: env[k] for k in ("PORTAL_ENV", "SECRET_KEY", "COOKIE_SECURE", "DATABASE_URL",
+                                               "STORAGE_BACKEND", "S3_BUCKET", "BASE_URL", "PORTAL_INSTANCE_DIR",
+                                               "TOTP_REQUIRED_ROLES")})
+        os.environ["RATELIMIT_STORAGE_URI"] = "memory://"
+        from portal import create_app
+
+        self.app = create_app()
+        self.count = 0
+        sa.event.listen(self.app.extensions["db_engine"], "before_cursor_execute", self._one)
+        self.client = self.app.test_client()
+        self.client.environ_base["HTTP_USER_AGENT"] = UA
+        from portal.extensions import limiter
+
+        limiter.enabled = False
+
+    def _one(self, *_args) -> None:
+        self.count += 1
+
+    def sign_in(self, email: str, password: str) -> None:
+        page = self.client.get("/login").get_data(as_text=True)
+        r = self.client.post("/login", data={"csrf_token": csrf_of(page), "email": email, "password": password})
+        if r.status_code != 303:
+            raise SystemExit(f"in-process sign-in failed ({r.status_code})")
+
+    def statements(self, path: str, headers: dict | None = None) -> int:
+        self.client.get(path, headers=headers)  # warm: one-off lookups (table inspection) are not per page
+        self.count = 0
+        r = self.client.get(path, headers=headers)
+        if r.status_code != 200:
+            raise SystemExit(f"{path}: {r.status_code}")
+        return self.count
+
+
+# Page weight --------------------------------------------------------------------------------------
+
+ASSET_RE = re.compile(r'<(?:link[^>]+rel="stylesheet"[^>]+href|script[^>]+src)="([^"]+)"')
+
+
+def wire_bytes(s: requests.Session, url: str, headers: dict | None = None) -> tuple[int, str, str]:
+    """Body bytes as transferred (compressed if the server compressed), the text, and the encoding."""
+    r = s.get(url, headers={"Accept-Encoding": "gzip", **(headers or {})}, stream=True, allow_redirects=False)
+    raw = r.raw.read(decode_content=False)
+    enc = r.headers.get("Content-Encoding", "")
+    body = gzip.decompress(raw) if enc == "gzip" else raw
+    return len(raw), body.decode("utf-8", "replace"), enc or "identity"
+
+
+def first_load(s: requests.Session, path: str) -> tuple[int, str]:
+    size, html, enc = wire_bytes(s, BASE + path)
+    assets = sorted(set(ASSET_RE.findall(html)))
+    for asset in assets:
+        size += wire_bytes(s, urljoin(BASE + path, asset))[0]
+    return size, f"{enc}, {len(assets)} assets"
+
+
+# Upload -------------------------------------------------------------------------------------------
+
+def big_pdf(path: Path, megabytes: int) -> None:
+    """A valid one-page PDF whose page shows one big uncompressed RGB image (incompressible pixels)."""
+    side = int((megabytes * 1_000_000 / 3) ** 0.5)
+    pixels = os.urandom(side * side * 3)
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im0 5 0 R >> >> "
+            b"/Contents 4 0 R >>"]
+    content = b"q 595 0 0 842 0 0 cm /Im0 Do Q"
+    objs.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
+    objs.append(b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+                b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(pixels)) + pixels + b"\nendstream")
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    path.write_bytes(bytes(out))
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _sep, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def upload_receipt(s: requests.Session, case_id: int, path: Path, name: str, n: int) -> float:
+    """POST the receipt form with one file (as a browser without upload.js would); seconds taken."""
+    form = s.get(f"{BASE}/cases/{case_id}/receipts/new").text
+    nonce = re.search(r'name="nonce"[^>]*value="([^"]+)"', form).group(1)
+    line = re.search(r'<option value="(\d+)"[^>]*>Budget line', form).group(1)
+    data = {"csrf_token": csrf_of(form), "nonce": nonce, "budget_line_id": line, "supplier": f"Bench upload {n}",
+            "invoice_number": f"UP-{n}-{secrets.token_hex(4)}", "invoice_date": "2024-06-01", "amount": "100.00",
+            "currency": "EUR", "description": "Scanned invoice", "paid_directly": "y"}
+    with path.open("rb") as fh:
+        t0 = time.perf_counter()
+        r = s.post(f"{BASE}/cases/{case_id}/receipts/new", data=data, files={"files": (name, fh, "application/pdf")},
+                   allow_redirects=False)
+        took = time.perf_counter() - t0
+    if r.status_code != 303:
+        problems = re.findall(r'<li><a href="#[^"]*">([^<]*)</a>', r.text)[:3]
+        raise SystemExit(f"upload refused ({r.status_code}): {problems}")
+    return took
+
+
+def direct_put(path: Path) -> float:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
+                          region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                        request_checksum_calculation="when_required",
+                                        response_checksum_validation="when_required"))
+    with path.open("rb") as fh:
+        t0 = time.perf_counter()
+        client.put_object(Bucket="integplan-bench", Key=f"bench/direct-{secrets.token_hex(6)}", Body=fh,
+                          ContentType="application/pdf")
+        return time.perf_counter() - t0
+
+
+# Results ------------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    what: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    chart: list[tuple[str, float]] = field(default_factory=list)
+    ceiling: float = 0.0
+
+    def add(self, *args, **kw) -> None:
+        self.rows.append(Row(*args, **kw))
+
+    def markdown(self) -> str:
+        lines = ["| measure | value | baseline (same run) | ratio | target | met |", "|---|---|---|---|---|---|"]
+        for r in self.rows:
+            met = "" if r.ok is None else ("yes" if r.ok else "**no**")
+            lines.append(f"| {r.what} | {r.value} | {r.baseline} | {r.ratio} | {r.target} | {met} |")
+        return "\n".join(lines)
+
+
+@contextmanager
+def timed(what: str):
+    t0 = time.perf_counter()
+    log(what + " …")
+    yield
+    log(f"{what}: {time.perf_counter() - t0:.1f} s")
+
+
+def main() -> int:  # noqa: C901 - one run, read top to bottom
+    import data
+
+    OUT.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    env = portal_env()
+    res = Results()
+    servers: list[Server] = []
+    try:
+        with timed("fresh database integplan_bench, migrations"):
+            fresh_database()
+        engine = sa.create_engine(DB_URL)
+        with timed("volume: organisations, cases, budget lines, visits, registrations"):
+            info = data.base(engine)
+        with timed("receipts: the first 1,000"):
+            data.receipts(engine, 1, 100)
+        counter = StatementCounter(env)
+        with counter.app.app_context():
+            from portal.storage import get_storage
+
+            get_storage().ensure_ready()
+        counter.sign_in(data.STAFF_EMAIL, data.PASSWORD)
+
+        servers.append(gunicorn("portal", "portal:create_app()", PORT, env, ROOT))
+        servers.append(gunicorn("hello", "hello:create_app()", HELLO_PORT, env, HERE))
+        staff = sign_in(data.STAFF_EMAIL, data.PASSWORD)
+        cookie = cookie_header(staff)
+        case_id = 42  # has 10 receipts in both phases
+        pages = [("case list", "/cases/"), ("case page with receipts", f"/cases/{case_id}"),
+                 ("receipts review queue", "/receipts/review"), ("review (/review/)", "/review/"),
+                 ("dashboard (/reports/dashboard)", "/reports/dashboard")]
+        present = []
+        for name, path in pages:
+            r = staff.get(BASE + path, allow_redirects=False)
+            if r.status_code == 200:
+                present.append((name, path))
+            else:
+                res.notes.append(f"{name}: {path} answers {r.status_code} in this run, not measured.")
+        small: dict[str, Load] = {}
+        small_sql: dict[str, int] = {}
+        with timed("pages at 1,000 receipts"):
+            for name, path in present:
+                small[name] = wrk(BASE + path, cookie)
+                drain(BASE + "/login", "")
+                small_sql[name] = counter.statements(path)
+                log(f"  {name}: {small[name]}  sql={small_sql[name]}")
+        with timed("receipts: up to 100,000"):
+            data.receipts(engine, 101, data.CASES)
+        with engine.connect() as conn:
+            counts = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()  # noqa: S608
+                      for t in ("organisations", "cases", "budget_lines", "receipts", "receipt_events", "visits",
+                                "audit_log")}
+        res.notes.append("Volume: " + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+                         + f"; workshop registrations: {info['registrations']}. Receipt file rows are not "
+                         "generated (no measured page lists files).")
+
+        with timed("ceiling: hello app"):
+            ceiling = wrk(f"http://127.0.0.1:{HELLO_PORT}/")
+        res.ceiling = ceiling.rps
+        res.add("ceiling: bare Flask hello, 16 connections", f"{ceiling.rps:,.0f} req/s, p99 {ceiling.p99_ms:.1f} ms",
+                "", "1.00")
+        large: dict[str, Load] = {}
+        with timed("pages at 100,000 receipts"):
+            for name, path in present:
+                large[name] = wrk(BASE + path, cookie)
+                drain(BASE + "/login", "")
+                log(f"  {name}: {large[name]}")
+        for name, _path in present:
+            load = large[name]
+            ratio = load.rps / ceiling.rps
+            res.chart.append((name, load.rps))
+            errs = f" ({load.errors} errors)" if load.errors else ""
+            res.add(f"{name}: throughput, 16 connections", f"{load.rps:,.1f} req/s, p99 {load.p99_ms:.0f} ms{errs}",
+                    f"{ceiling.rps:,.0f} req/s", f"{ratio:.3f}", "≥ 0.20", ratio >= 0.20)
+        for name, path in present:
+            n_large = counter.statements(path)
+            res.add(f"{name}: SQL statements per request", f"{n_large} (at 100,000 receipts)",
+                    f"{small_sql[name]} (at 1,000)", "", "≤ 6", n_large <= 6)
+        for name, _path in present:
+            ratio = large[name].avg_ms / small[name].avg_ms if small[name].avg_ms else float("nan")
+            res.add(f"{name}: mean time, 100,000 vs 1,000 receipts", f"{large[name].avg_ms:.1f} ms",
+                    f"{small[name].avg_ms:.1f} ms", f"{ratio:.2f}", "≤ 1.3", ratio <= 1.3)
+
+        with timed("page weight"):
+            anon = requests.Session()
+            anon.headers["User-Agent"] = UA
+            size, how = first_load(anon, "/login")
+            res.add("page weight, first load: sign-in page + CSS/JS", f"{size / 1024:.1f} KB ({how})", "", "",
+                    "≤ 50 KB", size <= 50 * 1024)
+            weighed = [*present, ("receipt form", f"/cases/{case_id}/receipts/new")]
+            for name, path in weighed:
+                size, how = first_load(staff, path)
+                res.add(f"page weight, first load: {name} + CSS/JS", f"{size / 1024:.1f} KB ({how})", "", "",
+                        "≤ 50 KB", size <= 50 * 1024)
+            hx = {"HX-Request": "true"}
+            line_id = (case_id - 1) * 3 + 1
+            fragments = [("case list, page 2", "/cases/?page=2"), ("case list filtered", "/cases/?status=active"),
+                         ("budget line editor", f"/cases/{case_id}/lines/{line_id}/edit"),
+                         ("receipts review queue", "/receipts/review")]
+            for name, path in fragments:
+                size, _text, enc = wire_bytes(staff, BASE + path, hx)
+                res.add(f"htmx fragment: {name}", f"{size / 1024:.1f} KB ({enc})", "", "", "≤ 8 KB",
+                        size <= 8 * 1024)
+
+        with timed(f"upload: {UPLOAD_MB} MB PDF through the portal vs boto3 put_object"):
+            pdfs = [OUT / f"upload-{n}.pdf" for n in range(3)]  # different bytes: the portal refuses duplicates
+            for path in pdfs:
+                big_pdf(path, UPLOAD_MB)
+            warm = [OUT / f"warm-{n}.pdf" for n in range(2)]
+            for path in warm:
+                big_pdf(path, 1)
+            portal_srv = servers[0]
+            for n, path in enumerate(warm):  # warm both workers' imports (pypdf, Pillow) with small uploads first
+                upload_receipt(staff, 43 + n, path, "warm.pdf", 1000 + n)
+            before = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
+            portal_times = [upload_receipt(staff, 50 + n, path, "scan.pdf", n) for n, path in enumerate(pdfs)]
+            after = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
+            pdf = pdfs[0]
+            direct_times = [direct_put(pdf) for _ in range(3)]
+            mb = pdf.stat().st_size / 1e6
+            tp_portal, tp_direct = mb / statistics.median(portal_times), mb / statistics.median(direct_times)
+            growth = max((after[p]["VmHWM"] - before[p]["VmHWM"]) for p in before if p in after) / 1024
+            res.add(f"upload {mb:.1f} MB PDF through the portal (receipt form)", f"{tp_portal:.1f} MB/s",
+                    f"{tp_direct:.1f} MB/s (boto3 put_object)", f"{tp_portal / tp_direct:.2f}", "≥ 0.7",
+                    tp_portal / tp_direct >= 0.7)
+            res.add("upload: worker peak memory growth (VmHWM)", f"{growth:.1f} MB",
+                    "VmHWM after warm-up", "", "≤ 32 MB", growth <= 32)
+            res.notes.append(f"Upload: {mb:.1f} MB, not 100 MB: receipts refuse files of 20 MB or more "
+                             "(portal/receipts/files.py). Median of 3; VmRSS after: "
+                             + ", ".join(f"{a['VmRSS'] / 1024:.0f} MB" for a in after.values()) + ".")
+
+        with timed("Chromium on emulated 2G"):
+            from browser import two_g
+
+            figures = two_g(BASE, UA, data.STAFF_EMAIL, data.PASSWORD, case_id, OUT)
+            for name, seconds, target in figures:
+                res.add(name, f"{seconds:.1f} s", "", "", f"≤ {target} s", seconds <= target)
+    finally:
+        for server in servers:
+            server.stop()
+
+    total = time.perf_counter() - started
+    res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -w {WORKERS} (sync workers), "
+                     f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s; PORTAL_ENV=production with COOKIE_SECURE=false "
+                     "(plain http on loopback).")
+    write_results(res)
+    return 0
+
+
+def write_results(res: Results) -> None:
+    from chart import throughput_svg
+
+    text = "# Benchmark\n\n" + res.markdown() + "\n\n" + "\n".join(f"- {n}" for n in res.notes) + "\n"
+    (OUT / "bench.md").write_text(text)
+    (OUT / "throughput.svg").write_text(throughput_svg(res.chart, res.ceiling))
+    print(text)
+    log(f"written: {OUT / 'bench.md'}, {OUT / 'throughput.svg'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
