@@ -109,7 +109,8 @@ def test_migration_chains_entries_written_before_it(tmp_path):
     with engine.begin() as conn:
         for i in range(3):
             conn.execute(sa.text("INSERT INTO audit_log (at, action, object_type, object_id) "
-                                 "VALUES ('2024-01-0%d 10:00:00.000000', 'old.action', 'Thing', '%d')" % (i + 1, i)))
+                                 "VALUES (:at, 'old.action', 'Thing', :id)"),
+                         {"at": f"2024-01-0{i + 1} 10:00:00.000000", "id": str(i)})
     dbm.upgrade(url)
     with Session(engine) as s:
         checked, problem = audit.verify_chain(s)
