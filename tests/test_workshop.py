@@ -291,12 +291,12 @@ def test_staff_add_by_hand_and_move_between_statuses(client, db, mails):
     assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
     reg = reg_by_email(db, "nino@example.org")
     assert (reg.status, reg.locale) == ("waitlisted", "de")
-    assert "waitlist" in mails.to("nino@example.org")[-1]["Subject"]
+    assert "Warteliste" in mails.to("nino@example.org")[-1]["Subject"]  # in her language
     # Staff move the seated person to the waitlist's end: the first waiting moves up.
     seated = db.exec(select(Registration).where(Registration.status == "confirmed")).one()
     client.submit(f"/workshops/{w.id}/registrations/{seated.id}/status", {"status": "withdrawn"})
     assert reg_by_email(db, "nino@example.org").status == "confirmed"
-    assert "place became free" in mails.to("nino@example.org")[-1]["Subject"]
+    assert "Ein Platz ist für Sie frei geworden" in mails.to("nino@example.org")[-1]["Subject"]
     actions = db.exec(select(AuditEntry.action).where(AuditEntry.object_type == "Registration")
                       .order_by(AuditEntry.id)).all()
     assert actions == ["workshop.added_by_staff", "workshop.withdrawn", "workshop.moved_up"]

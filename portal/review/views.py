@@ -131,7 +131,7 @@ class DrawForm(FlaskForm):
     share = DecimalField(_l("Share to draw"), places=3, default=0.1, validators=[
         InputRequired(_l("Enter the share, like 0.1 for a tenth")),
         NumberRange(min=0.001, max=1, message=_l("Enter a share between 0 and 1, like 0.1 for a tenth."))],
-        description=_l("A number between 0 and 1: 0.1 draws 10 % of the approved receipts, rounded up."))
+        description=_l("A number between 0 and 1: 0.1 draws one in ten of the approved receipts, rounded up."))
     start = DateField(_l("Invoices from"), validators=[InputRequired(_l("Enter the first day of the period"))])
     end = DateField(_l("Invoices up to"), validators=[InputRequired(_l("Enter the last day of the period"))])
     submit = SubmitField(_l("Draw sample"))
