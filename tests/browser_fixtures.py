@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Iterator
@@ -129,9 +130,16 @@ def _drop_bucket(storage) -> None:
     client = storage.client
     for upload in client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []):
         client.abort_multipart_upload(Bucket=storage.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    for key in list(storage.keys()):
-        storage.delete(key)
-    client.delete_bucket(Bucket=storage.bucket)
+    for _attempt in range(5):
+        for key in list(storage.keys()):
+            storage.delete(key)
+        try:
+            client.delete_bucket(Bucket=storage.bucket)
+            break
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "BucketNotEmpty":
+                raise
+            time.sleep(0.2)
     storage.close()
 
 
@@ -157,6 +165,9 @@ def live_server(request, tmp_path, smtp_sink) -> Iterator[LiveServer]:
 
         # Port 0: the kernel picks a free port as it binds, so no other process can take it meanwhile.
         server = make_server("127.0.0.1", 0, app, threaded=True)
+        # server_close() waits for requests still in flight (a lazily made preview, say) before the
+        # database and the bucket are removed.
+        server.daemon_threads, server.block_on_close = False, True
         cleanup.callback(server.server_close)
         # A short poll interval: shutdown() waits up to one interval for the serving loop to notice.
         thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
