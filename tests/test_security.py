@@ -90,3 +90,12 @@ def test_templates_autoescape(client, db):
     page = client.get("/organisations/").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert org.id
+
+
+def test_production_sends_hsts_and_secure_cookies(db_url, tmp_path):
+    app = create_app({"PORTAL_ENV": "production", "DATABASE_URL": db_url, "SECRET_KEY": "k" * 32,
+                      "STORAGE_LOCAL_DIR": str(tmp_path), "SESSION_COOKIE_SECURE": True})
+    resp = app.test_client().get("/login", base_url="https://portal.example.org")
+    assert resp.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "Secure" in resp.headers["Set-Cookie"]
+    app.extensions["db_engine"].dispose()

@@ -68,3 +68,13 @@ class CountryRuleForm(FlaskForm):
     covered = BooleanField(_l("Covered by another return programme"), default=True)
     programme = StringField(_l("Programme"), validators=[Length(max=200)])
     submit = SubmitField(_l("Save country"))
+
+
+class EraseForm(FlaskForm):
+    reason = TextAreaField(_l("Reason for the erasure"), validators=[
+        DataRequired(_l("Enter the reason for the erasure, for example the returnee's request and its date.")),
+        Length(max=1000)])
+    confirm = BooleanField(_l("I understand that the visits' personal data and photos are removed for good. "
+                              "Receipts and their files are kept for the audit."),
+                           validators=[DataRequired(_l("Tick the box to confirm the erasure."))])
+    submit = SubmitField(_l("Erase personal data"))

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from portal import db
-from portal.auth.services import staff_required
-from portal.cases import services
-from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, StatusForm
+from portal.auth.services import admin_required, staff_required
+from portal.cases import privacy, services
+from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, EraseForm, StatusForm
 from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
 from portal.receipts.views import receipts_context
+from portal.storage import get_storage
 from portal.visits.views import visits_context
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -98,6 +99,31 @@ def show(case_id: int):
                   next_statuses=services.next_statuses(case), rule=services.rule_for(db.session(), case.country),
                   status_form=StatusForm(formdata=None), **_budget_context(case), **receipts_context(case),
                   **visits_context(case))
+
+
+@bp.get("/<int:case_id>/privacy/export")
+@admin_required
+def privacy_export(case_id: int):
+    """Everything the portal holds about a case, as one JSON file."""
+    case = services.get_case_for(db.session(), current_user, case_id)
+    body = privacy.export_case(db.session(), current_user, case)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{case.reference}.json"'})
+
+
+@bp.route("/<int:case_id>/privacy/erase", methods=["GET", "POST"])
+@admin_required
+def privacy_erase(case_id: int):
+    """Erase a case's personal data (the financial proofs stay)."""
+    case = services.get_case_for(db.session(), current_user, case_id)
+    form = EraseForm()
+    if form.validate_on_submit():
+        privacy.erase_case(db.session(), get_storage(), current_user, case, form.reason.data.strip())
+        flash(_("The personal data of case %(ref)s was erased. Receipts are kept for the audit.",
+                ref=case.reference), "success")
+        return redirect(url_for("cases.show", case_id=case.id), code=303)
+    status = 422 if form.errors else 200
+    return render("cases/erase.html", "cases/erase.html", status, form=form, case=case)
 
 
 @bp.post("/<int:case_id>/status")
