@@ -330,3 +330,18 @@ def test_audit_log_is_for_staff_and_shows_users_by_name(client, db, demo):
     client.submit("/logout")
     client.login(partner)
     assert client.get("/reports/audit").status_code == 404
+
+
+def test_dashboard_case_table_is_paged(app, client, db, demo):
+    from portal.reports import views
+
+    client.login(demo["reader"], DEMO_PASSWORD)
+    views.CASES_PER_PAGE, old = 2, views.CASES_PER_PAGE
+    try:
+        first = client.get("/reports/dashboard").get_data(as_text=True)
+        last = client.get("/reports/dashboard?page=3").get_data(as_text=True)
+    finally:
+        views.CASES_PER_PAGE = old
+    assert "Page 1 of 3" in first and "Page 3 of 3" in last
+    refs = [c.reference for c in demo["cases"]]
+    assert sum(f">{r}</a>" in first for r in refs) == 2 and sum(f">{r}</a>" in last for r in refs) == 1

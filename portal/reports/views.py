@@ -143,6 +143,9 @@ def _charts(d: services.Dashboard) -> dict[str, charts.Chart]:
     }
 
 
+CASES_PER_PAGE = 50
+
+
 @bp.get("/dashboard")
 @staff_required
 def dashboard():
@@ -150,8 +153,13 @@ def dashboard():
     d = services.dashboard(db.session())
     show = request.args.get("cases", "")
     cases = d.over_plan if show == "over" else d.cases
-    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=_charts(d), cases=cases,
-                  show=show)
+    # The per-case table is paged: thousands of rows would make the page heavy on a slow link.
+    pages = max(1, -(-len(cases) // CASES_PER_PAGE))
+    raw_page = request.args.get("page", "1")
+    page = min(max(1, int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1), pages)
+    shown = cases[(page - 1) * CASES_PER_PAGE: page * CASES_PER_PAGE]
+    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=_charts(d), cases=shown,
+                  show=show, case_page=page, case_pages=pages)
 
 
 # Audit log --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,10 +98,12 @@ class Server:
 
 
 def gunicorn(name: str, app: str, port: int, env: dict, chdir: Path) -> Server:
-    """The README's production command: gunicorn -w N -b 127.0.0.1:PORT 'module:create_app()'."""
+    """The README's production command: gunicorn -c python:portal.gunicorn_conf 'module:create_app()'."""
     logf = open(OUT / f"gunicorn-{name}.log", "w")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([str(VENV / "bin" / "gunicorn"), "-w", WORKERS, "-b", f"127.0.0.1:{port}",
-                             "--chdir", str(chdir), app], env=env, stdout=logf, stderr=subprocess.STDOUT)
+    env = {**env, "WEB_CONCURRENCY": WORKERS, "BIND": f"127.0.0.1:{port}", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([str(VENV / "bin" / "gunicorn"), "-c", "python:portal.gunicorn_conf",
+                             "--chdir", str(chdir), app],
+                            env=env, stdout=logf, stderr=subprocess.STDOUT)
     server = Server(name, proc, port)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
@@ -280,6 +283,32 @@ def memory_kb(pid: int) -> dict[str, int]:
         if key in ("VmHWM", "VmRSS"):
             fields[key] = int(value.split()[0])
     return fields
+
+
+class RssSampler:
+    """The highest VmRSS of each worker while the block runs, read from /proc every 5 ms in a thread."""
+
+    def __init__(self, pids: list[int]):
+        self.pids, self.peak = pids, dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in self.pids:
+                try:
+                    self.peak[pid] = max(self.peak[pid], memory_kb(pid)["VmRSS"])
+                except (OSError, KeyError):
+                    pass
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def upload_receipt(s: requests.Session, case_id: int, path: Path, name: str, n: int) -> float:
@@ -470,18 +499,22 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
             for n, path in enumerate(warm):  # warm both workers' imports (pypdf, Pillow) with small uploads first
                 upload_receipt(staff, 43 + n, path, "warm.pdf", 1000 + n)
             before = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
-            portal_times = [upload_receipt(staff, 50 + n, path, "scan.pdf", n) for n, path in enumerate(pdfs)]
+            with RssSampler(list(before)) as sampler:
+                portal_times = [upload_receipt(staff, 50 + n, path, "scan.pdf", n) for n, path in enumerate(pdfs)]
             after = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
             pdf = pdfs[0]
             direct_times = [direct_put(pdf) for _ in range(3)]
             mb = pdf.stat().st_size / 1e6
             tp_portal, tp_direct = mb / statistics.median(portal_times), mb / statistics.median(direct_times)
-            growth = max((after[p]["VmHWM"] - before[p]["VmHWM"]) for p in before if p in after) / 1024
+            # VmHWM only moves when a new peak passes the worker's earlier one (a big page may have set it), so
+            # the growth is the highest VmRSS sampled during the uploads over the worker's VmRSS before them.
+            growth = max(max(sampler.peak[p] - before[p]["VmRSS"], after[p]["VmHWM"] - before[p]["VmHWM"])
+                         for p in before if p in after) / 1024
             res.add(f"upload {mb:.1f} MB PDF through the portal (receipt form)", f"{tp_portal:.1f} MB/s",
                     f"{tp_direct:.1f} MB/s (boto3 put_object)", f"{tp_portal / tp_direct:.2f}", "≥ 0.7",
                     tp_portal / tp_direct >= 0.7)
-            res.add("upload: worker peak memory growth (VmHWM)", f"{growth:.1f} MB",
-                    "VmHWM after warm-up", "", "≤ 32 MB", growth <= 32)
+            res.add("upload: worker peak memory growth", f"{growth:.1f} MB",
+                    "VmRSS before (sampled every 5 ms)", "", "≤ 32 MB", growth <= 32)
             res.notes.append(f"Upload: {mb:.1f} MB, not 100 MB: receipts refuse files of 20 MB or more "
                              "(portal/receipts/files.py). Median of 3; VmRSS after: "
                              + ", ".join(f"{a['VmRSS'] / 1024:.0f} MB" for a in after.values()) + ".")
@@ -489,15 +522,24 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
         with timed("Chromium on emulated 2G"):
             from browser import two_g
 
-            figures = two_g(BASE, UA, data.STAFF_EMAIL, data.PASSWORD, case_id, OUT)
+            try:
+                figures = two_g(BASE, UA, data.STAFF_EMAIL, data.PASSWORD, case_id, OUT)
+            except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
+                figures = []
+                res.notes.append(f"Chromium on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             for name, seconds, target in figures:
-                res.add(name, f"{seconds:.1f} s", "", "", f"≤ {target} s", seconds <= target)
+                value = f"{seconds:.1f} s" if seconds != float("inf") else "failed"
+                res.add(name, value, "", "", f"≤ {target} s", seconds <= target)
     finally:
         for server in servers:
             server.stop()
 
+    log_text = (OUT / "gunicorn-portal.log").read_text(errors="replace")
+    if "WORKER TIMEOUT" in log_text:
+        res.notes.append("gunicorn killed a portal worker at its timeout while it was still reading a slow "
+                         "upload: see bench-results/gunicorn-portal.log.")
     total = time.perf_counter() - started
-    res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -w {WORKERS} (sync workers), "
+    res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -c python:portal.gunicorn_conf ({WORKERS} gthread workers × 8 threads), "
                      f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s; PORTAL_ENV=production with COOKIE_SECURE=false "
                      "(plain http on loopback).")
     write_results(res)

