@@ -46,7 +46,10 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"
-    login_manager.session_protection = "strong"
+    # "basic", not "strong": partners' mobile links change IP address often, and "strong" would sign them
+    # out on every change. Stolen cookies are handled by idle/absolute timeouts and server-side session
+    # versions ("sign out everywhere").
+    login_manager.session_protection = "basic"
 
 
 def _init_static_caching(app: Flask) -> None:
