@@ -721,3 +721,16 @@ def test_browser_upload_failure_keeps_everything_typed(live_server, page, tmp_pa
     page.unroute("**/receipts/new")
     page.get_by_role("button", name="Submit receipt").click()
     page.wait_for_url(re.compile(r".*/receipts/\d+$"))
+
+
+def test_old_queue_lists_the_oldest_and_counts_all(app, client, db, w):
+    from portal.receipts import services as receipt_services
+
+    for _ in range(3):
+        make_receipt(db, w["case"])
+    with app.app_context():
+        rows, total = receipt_services.review_queue(db, limit=2)
+    assert total == 3 and len(rows) == 2
+    switch(client, w["staff"])
+    page = client.get("/receipts/review").get_data(as_text=True)
+    assert "3 receipts wait for a decision" in page

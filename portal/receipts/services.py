@@ -722,16 +722,21 @@ class QueueRow:
     waiting_for_second: bool
 
 
-def review_queue(db: Session) -> list[QueueRow]:
-    """Everything waiting for a staff decision, oldest first."""
+QUEUE_LIMIT = 100
+
+
+def review_queue(db: Session, limit: int = QUEUE_LIMIT) -> tuple[list[QueueRow], int]:
+    """The oldest receipts waiting for a staff decision (at most `limit`) and how many wait in all."""
+    waiting = Receipt.status == ReceiptStatus.SUBMITTED
+    total = db.exec(select(func.count()).select_from(Receipt).where(waiting)).one()
     rows = db.exec(select(Receipt, Case, Organisation.name).join(Case, Case.id == Receipt.case_id)
                    .join(Organisation, Organisation.id == Case.organisation_id)
-                   .where(Receipt.status == ReceiptStatus.SUBMITTED)
-                   .order_by(Receipt.updated_at, Receipt.id)).all()
+                   .where(waiting)
+                   .order_by(Receipt.updated_at, Receipt.id).limit(limit)).all()
     firsts = {(e.receipt_id, e.revision) for e in db.exec(
         select(ReceiptEvent).where(ReceiptEvent.kind == "first_approval",
                                    ReceiptEvent.receipt_id.in_([r.id for r, _c, _o in rows])))}
-    return [QueueRow(r, c, o, (r.id, r.revision) in firsts) for r, c, o in rows]
+    return [QueueRow(r, c, o, (r.id, r.revision) in firsts) for r, c, o in rows], total
 
 
 # Budget -----------------------------------------------------------------------------------------

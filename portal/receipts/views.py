@@ -244,8 +244,8 @@ def review(receipt_id: int):
 @staff_required
 def queue():
     """The receipts waiting for a staff decision."""
-    rows = services.review_queue(db.session())
-    return render("receipts/queue.html", "receipts/_queue.html", rows=rows, statuses=ReceiptStatus)
+    rows, total = services.review_queue(db.session())
+    return render("receipts/queue.html", "receipts/_queue.html", rows=rows, total=total, statuses=ReceiptStatus)
 
 
 def _rates_page(status: int = 200, form=None, import_form=None):
