@@ -82,3 +82,21 @@ def test_staff_and_partners_cannot_export_or_erase(client, db):
     client.submit("/logout")
     client.login(make_user(db, organisation=org))
     assert client.submit(f"/cases/{case.id}/privacy/erase", {"reason": "x", "confirm": "y"}).status_code == 404
+
+
+def test_erasure_with_storage_down_changes_nothing(app, client, db, monkeypatch):
+    from portal.storage import StorageError
+
+    case, visit, _photo, _receipt, _rfile = _world(app, db)
+    storage = app.extensions["storage"]
+
+    def down(key):
+        raise StorageError("storage unreachable")
+
+    monkeypatch.setattr(storage, "delete", down)
+    client.login(make_user(db, role="admin"))
+    resp = client.submit(f"/cases/{case.id}/privacy/erase", {"reason": "Request", "confirm": "y"})
+    assert resp.status_code == 503 and "nothing was erased" in resp.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Visit, visit.id).place == "Rustavi, Gagarin street"
+    assert db.exec(select(VisitPhoto)).first() is not None

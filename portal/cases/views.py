@@ -14,7 +14,7 @@ from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
 from portal.receipts.views import receipts_context
-from portal.storage import get_storage
+from portal.storage import StorageError, get_storage
 from portal.visits.views import visits_context
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
@@ -117,12 +117,21 @@ def privacy_erase(case_id: int):
     """Erase a case's personal data (the financial proofs stay)."""
     case = services.get_case_for(db.session(), current_user, case_id)
     form = EraseForm()
+    status = 200
     if form.validate_on_submit():
-        privacy.erase_case(db.session(), get_storage(), current_user, case, form.reason.data.strip())
-        flash(_("The personal data of case %(ref)s was erased. Receipts are kept for the audit.",
-                ref=case.reference), "success")
-        return redirect(url_for("cases.show", case_id=case.id), code=303)
-    status = 422 if form.errors else 200
+        try:
+            privacy.erase_case(db.session(), get_storage(), current_user, case, form.reason.data.strip())
+        except StorageError:
+            db.session().rollback()  # nothing is marked erased; deleting again is harmless
+            form.form_errors.append(_("The file storage could not be reached, so nothing was erased. "
+                                      "Please try again in a few minutes."))
+            status = 503
+        else:
+            flash(_("The personal data of case %(ref)s was erased. Receipts are kept for the audit.",
+                    ref=case.reference), "success")
+            return redirect(url_for("cases.show", case_id=case.id), code=303)
+    if status == 200 and form.errors:
+        status = 422
     return render("cases/erase.html", "cases/erase.html", status, form=form, case=case)
 
 

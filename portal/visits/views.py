@@ -16,6 +16,7 @@ from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.orgs import services as orgs
+from portal.storage import StorageError, get_storage
 from portal.visits import services
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
 
@@ -211,11 +212,12 @@ def add_photo(visit_id: int):
 @login_required
 def photo(visit_id: int, photo_id: int):
     """Download a visit photo."""
-    from portal.storage import get_storage
-
     _visit, item = services.get_photo_for(db.session(), current_user, visit_id, photo_id)
-    return get_storage().download_response(item.key, filename=item.original_filename,
-                                           content_type=item.content_type)
+    try:
+        return get_storage().download_response(item.key, filename=item.original_filename,
+                                               content_type=item.content_type)
+    except (StorageError, FileNotFoundError):
+        abort(503)
 
 
 # Lists ------------------------------------------------------------------------------------------
