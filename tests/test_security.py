@@ -99,3 +99,17 @@ def test_production_sends_hsts_and_secure_cookies(db_url, tmp_path):
     assert resp.headers["Strict-Transport-Security"].startswith("max-age=31536000")
     assert "Secure" in resp.headers["Set-Cookie"]
     app.extensions["db_engine"].dispose()
+
+
+def test_static_files_are_versioned_and_cached_in_production(db_url, tmp_path):
+    import re
+
+    app = create_app({"PORTAL_ENV": "production", "DATABASE_URL": db_url, "SECRET_KEY": "k" * 32,
+                      "STORAGE_LOCAL_DIR": str(tmp_path), "SESSION_COOKIE_SECURE": False})
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    url = re.search(r'src="(/static/js/portal\.js\?v=[0-9a-f]{12})"', page).group(1)
+    assert client.get(url).headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert client.get("/static/js/portal.js").headers["Cache-Control"] == "no-cache"
+    assert client.get("/login", headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding") in ("gzip", "br")
+    app.extensions["db_engine"].dispose()
