@@ -6,7 +6,7 @@ FLASK := $(VENV)/bin/flask --app portal
 PYBABEL := $(VENV)/bin/pybabel
 LANGS := de fr ar ru
 
-.PHONY: run test bench venv assets translations translations-compile lint clean
+.PHONY: run test bench soak drill venv assets translations translations-compile lint clean
 
 $(VENV)/.installed: pyproject.toml
 	scripts/ensure-tools.sh
@@ -52,6 +52,15 @@ test: venv assets translations-compile
 # Not part of `make test`: about 10 minutes; writes bench-results/bench.md and bench-results/throughput.svg.
 bench: venv assets translations-compile
 	scripts/bench.sh
+
+# Not part of `make test`: concurrent uploaders and readers against gunicorn + PostgreSQL + Ceph S3 while
+# the S3 gateway is restarted; prints acknowledged/lost uploads, orphans, unexpected 5xx and p95.
+soak: venv assets translations-compile
+	scripts/soak.sh
+
+# Not part of `make test`: back up the database and the bucket, add records, destroy, restore, verify.
+drill: venv assets translations-compile
+	scripts/drill.sh
 
 lint: venv
 	$(VENV)/bin/ruff check portal tests scripts

@@ -8,6 +8,8 @@
 #   scripts/s3-server.sh stop  [DIR]   stop the gateway, OSD and monitor (data stays in DIR)
 #   scripts/s3-server.sh env   [DIR]   print the S3 settings as one `export` line:
 #                                      eval "$(scripts/s3-server.sh env)"
+#   scripts/s3-server.sh stop-gateway  [DIR]  stop only the S3 gateway (fault tests: "S3 is down")
+#   scripts/s3-server.sh start-gateway [DIR]  start it again and wait until S3 answers
 #
 # DIR defaults to /tmp/integplan-ceph. Settings (environment):
 #   S3_SERVER_PORT (7480), S3_SERVER_MON_PORT (6789),
@@ -148,9 +150,10 @@ our_pid() {  # $1 = daemon name (mon|osd|rgw); prints the pid if it runs one of 
   echo "$pid"
 }
 
-stop_daemons() {
-  local name pid deadline
-  for name in rgw osd mon; do
+stop_daemons() {  # $@ = daemon names, default all
+  local name pid deadline names=("$@")
+  [ ${#names[@]} -eq 0 ] && names=(rgw osd mon)
+  for name in "${names[@]}"; do
     pid=$(our_pid "$name") || continue
     kill "$pid" 2>/dev/null || continue
     deadline=$((SECONDS + 30))
@@ -160,7 +163,8 @@ stop_daemons() {
       kill -9 "$pid" 2>/dev/null || true
     fi
   done
-  rm -f "$DIR"/run/*.pid
+  [ $# -eq 0 ] && rm -f "$DIR"/run/*.pid
+  return 0
 }
 
 wipe_and_init() {
@@ -196,6 +200,12 @@ case $CMD in
     ;;
   stop)
     stop_daemons
+    ;;
+  stop-gateway)
+    stop_daemons rgw
+    ;;
+  start-gateway)
+    answering || { start_rgw && wait_for_s3 60; }
     ;;
   env)
     printf 'export S3_ENDPOINT_URL=http://127.0.0.1:%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1\n' \
