@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from portal import db as dbm
 from portal import mail
 from portal.auth import services as accounts
+from portal.cases.cli import privacy_group
 from portal.orgs.models import Organisation
 from portal.review.cli import review_group
 from portal.visits.cli import visits_group
@@ -32,6 +33,7 @@ def init_cli(app) -> None:
     app.cli.add_command(visits_group)
     app.cli.add_command(review_group)
     app.cli.add_command(workshop_group)
+    app.cli.add_command(privacy_group)
 
 
 @click.group("db", cls=AppGroup)

@@ -103,4 +103,9 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_DURATION": timedelta(hours=int(env.get("SESSION_MAX_HOURS", "12"))),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: long forms keep working
         "DEMO_DATA": _bool(env.get("DEMO_DATA"), False),
+        # Retention (applied by `flask --app portal privacy retention` and `… workshop purge`, run daily)
+        "CASE_RETENTION_DAYS": int(env.get("CASE_RETENTION_DAYS", "730")),
+        "DRAFT_RETENTION_DAYS": int(env.get("DRAFT_RETENTION_DAYS", "60")),
+        "MAIL_RETENTION_DAYS": int(env.get("MAIL_RETENTION_DAYS", "90")),
+        "WORKSHOP_RETENTION_DAYS": int(env.get("WORKSHOP_RETENTION_DAYS", "30")),
     }

@@ -67,7 +67,7 @@ def export_case(db: Session, actor: User, case: Case) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2, default=_default)
 
 
-def erase_case(db: Session, storage: Storage, actor: User, case: Case, reason: str) -> dict:
+def erase_case(db: Session, storage: Storage, actor: User | None, case: Case, reason: str) -> dict:
     """Remove the personal data of a case, keep its financial proofs; returns what was done."""
     visits = list(db.exec(select(Visit).where(Visit.case_id == case.id)))
     visit_ids = [v.id for v in visits]

@@ -23,7 +23,7 @@ def workshop_group():
 def purge(today_):
     """Delete passport data of ended workshops, and all personal data WORKSHOP_RETENTION_DAYS after them."""
     today = date.fromisoformat(today_) if today_ else date.today()
-    days = int(current_app.config.get("WORKSHOP_RETENTION_DAYS", 30))
+    days = current_app.config["WORKSHOP_RETENTION_DAYS"]
     with Session(dbm.engine(), expire_on_commit=False) as session:
         passports, full = services.purge(session, today, days)
     click.echo(f"passport data purged for {passports} workshops, personal data purged for {full} workshops")
