@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import current_app, g
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -51,8 +52,14 @@ def init_db(app) -> None:
     @app.teardown_appcontext
     def _close_session(_exc):
         session = g.pop("db_session", None)
-        if session is not None:
+        if session is None:
+            return
+        try:
             session.close()
+        except DBAPIError:
+            # the database went away during the request (restart, network): the error page has been
+            # sent; drop the dead connection instead of failing the response a second time
+            session.invalidate()
 
 
 def engine() -> Engine:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
-from flask import render_template
+import psycopg
+from flask import current_app, g, render_template
 from flask_babel import gettext as _
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from portal.htmx import is_swap
+from portal.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +48,25 @@ def init_errors(app) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if is_outage(exc):
+            log.warning("service unavailable: %s", exc)
+            # The page is drawn without asking the database who is signed in: it may be what is down.
+            g._login_user = current_app.login_manager.anonymous_user()
+            return render_error(503)
         log.exception("unhandled error", exc_info=exc)
         return render_error(500)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A service the portal needs is down (the database restarting, the file storage unreachable): the
+    user is told to try again in a moment (503), not that the portal is broken (500). The transaction
+    was rolled back, so nothing half-done stays."""
+    if isinstance(exc, StorageError):
+        return True
+    if isinstance(exc, DBAPIError):
+        # connection refused / reset / server shutting down: psycopg's OperationalError, or a
+        # connection SQLAlchemy saw die under it
+        if exc.connection_invalidated or isinstance(exc.orig, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+        return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+    return False

@@ -235,3 +235,29 @@ def htmx_client(app):
     c = app.test_client()
     c.htmx = True
     return c
+
+
+# A real S3 server ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def s3_bucket():
+    if not S3_URL:
+        pytest.skip('S3_ENDPOINT_URL not set: eval "$(scripts/s3-server.sh env)"')
+    return f"test-receipts-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def app_config_s3(s3_bucket, app_overrides, app):
+    """The test's app pointed at a fresh bucket on the real S3 server; the bucket is removed after."""
+    from portal.storage.s3 import S3Storage
+
+    storage = S3Storage(S3_URL, s3_bucket, region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    storage.ensure_ready()
+    app.extensions["storage"] = storage
+    yield app
+    for key in list(storage.keys()):
+        storage.delete(key)
+    for upload in storage.client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []):
+        storage.client.abort_multipart_upload(Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    storage.client.delete_bucket(Bucket=s3_bucket)
+    storage.close()

@@ -589,13 +589,6 @@ def test_downloads_are_attachments_and_staff_downloads_are_audited(client, db, w
 
 # A real S3 server ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def s3_bucket():
-    if not S3_ENDPOINT:
-        pytest.skip('S3_ENDPOINT_URL not set: eval "$(scripts/s3-server.sh env)"')
-    return f"test-receipts-{uuid4().hex[:12]}"
-
-
 @pytest.mark.s3
 def test_upload_and_download_through_a_real_s3_server(app_config_s3, client, db, w):
     import urllib.request
@@ -615,21 +608,6 @@ def test_upload_and_download_through_a_real_s3_server(app_config_s3, client, db,
         assert fetched.headers["Content-Disposition"].startswith("attachment;")
         data = fetched.read()
     assert len(data) == row.size and b"Exif" not in data
-
-
-@pytest.fixture
-def app_config_s3(s3_bucket, app_overrides, app):
-    """The test's app pointed at a fresh bucket on the real S3 server; the bucket is removed after."""
-    from portal.storage.s3 import S3Storage
-
-    storage = S3Storage(S3_ENDPOINT, s3_bucket, region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
-    storage.ensure_ready()
-    app.extensions["storage"] = storage
-    yield app
-    for key in list(storage.keys()):
-        storage.delete(key)
-    storage.client.delete_bucket(Bucket=s3_bucket)
-    storage.close()
 
 
 def test_sweep_command_is_registered(app):

@@ -25,7 +25,7 @@ def sweep_command(minutes: int):
     with Session(dbm.engine(), expire_on_commit=False) as session:
         report = sweep(session, get_storage(), timedelta(minutes=minutes))
     click.echo(f"removed {report.intents} unconfirmed receipts, {report.files} unconfirmed files, "
-               f"{report.orphans} unreferenced objects")
+               f"{report.orphans} unreferenced objects, {report.unfinished} unfinished uploads")
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     if report.errors:

@@ -771,6 +771,7 @@ class SweepReport:
     intents: int = 0
     files: int = 0
     orphans: int = 0
+    unfinished: int = 0  # uploads the storage server never completed (it stopped mid-upload)
     errors: list[str] = field(default_factory=list)
 
 
@@ -795,6 +796,10 @@ def sweep(db: Session, storage: Storage, older_than: timedelta, now: datetime | 
             db.delete(receipt)
             db.commit()
             report.intents += 1
+    try:
+        report.unfinished = storage.abort_unfinished(older_than)
+    except StorageError as exc:
+        report.errors.append(str(exc))
     # List first, then read the rows: an object's row is committed before the object is stored, so
     # every key listed here that belongs to an upload in progress already has its row.
     try:

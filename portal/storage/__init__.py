@@ -13,6 +13,7 @@ import unicodedata
 from base64 import b64encode
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 from urllib.parse import quote
 from uuid import uuid4
@@ -90,6 +91,11 @@ class Storage(Protocol):
 
     def download_response(self, key: str, *, filename: str, content_type: str) -> Response:
         """A response that makes the browser download the object as an attachment named filename."""
+        ...
+
+    def abort_unfinished(self, older_than: timedelta) -> int:
+        """Discard uploads started longer ago than older_than and never finished (the server or the
+        worker died mid-upload): S3 multipart uploads, half-written temporary files. Returns how many."""
         ...
 
     def describe(self) -> str:

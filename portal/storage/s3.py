@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from base64 import b64encode
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
 import boto3
@@ -205,6 +206,20 @@ class S3Storage:
                     yield item["Key"]
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("list", prefix, exc) from exc
+
+    def abort_unfinished(self, older_than: timedelta) -> int:
+        cutoff = datetime.now(UTC) - older_than
+        aborted = 0
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < cutoff:
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                           UploadId=upload["UploadId"])
+                        aborted += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("abort unfinished uploads", None, exc) from exc
+        return aborted
 
     def download_response(self, key: str, *, filename: str, content_type: str) -> Response:
         """A 302 to a short-lived presigned GET URL; the bytes go straight from S3 to the browser.

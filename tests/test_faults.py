@@ -1,0 +1,270 @@
+"""Faults on loopback with the real services: the S3 server stopped in the middle of an upload and
+started again; PostgreSQL restarted while users work; the SMTP server down.
+
+Each time the user gets a clear message, nothing acknowledged is lost, the sweep leaves no orphan,
+and the same work succeeds once the service is back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import threading
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from portal import create_app
+from portal import db as dbm
+from portal.mail import OutboxMail
+from portal.receipts.models import Receipt, ReceiptFile
+from portal.storage import get_storage
+from tests.conftest import PortalClient, app_config
+from tests.factories import make_case, make_line, make_org, make_user
+from tests.test_receipt_files import plain_pdf
+from tests.test_receipts import S3_ENDPOINT, fields, stored_keys, sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+S3_SERVER = ROOT / "scripts" / "s3-server.sh"
+TRY_AGAIN = "could not be uploaded – try again"
+
+
+def big_pdf(megabytes: int) -> bytes:
+    """A valid PDF of about this size (a comment pads it), unique per call."""
+    body = plain_pdf()
+    return body + b"%" + uuid4().hex.encode() + b"\n" + (b"%" + b"x" * 1022 + b"\n") * (megabytes * 1024)
+
+
+def _world(db):
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    return {"case": case, "line": make_line(db, case, planned_cents=10_000_000),
+            "partner": make_user(db, organisation=org)}
+
+
+def _post_receipt(client, w, data: dict, pdf: bytes):
+    form = dict(data, files=[(io.BytesIO(pdf), "invoice.pdf")])
+    return client.submit(f"/cases/{w['case'].id}/receipts/new", form, content_type="multipart/form-data")
+
+
+# S3 stopped in the middle of an upload ----------------------------------------------------------
+
+@pytest.fixture
+def gateway_restarted():
+    """Whatever the test does, the S3 gateway answers again afterwards."""
+    if not S3_ENDPOINT:
+        pytest.skip('S3_ENDPOINT_URL not set: eval "$(scripts/s3-server.sh env)"')
+    yield
+    subprocess.run([str(S3_SERVER), "start-gateway"], check=True, timeout=120)  # noqa: S603
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_s3_stopped_mid_upload_then_restarted(app_config_s3, gateway_restarted, client, db):
+    app = app_config_s3
+    w = _world(db)
+    client.login(w["partner"])
+    storage = app.extensions["storage"]
+    real_upload_part = storage.client.upload_part
+    parts = []
+
+    def upload_part_then_lose_the_server(**kwargs):
+        answer = real_upload_part(**kwargs)
+        parts.append(kwargs["PartNumber"])
+        if len(parts) == 1:  # the first 8 MB part of the 18 MB file is on the server: stop it, for real
+            subprocess.run([str(S3_SERVER), "stop-gateway"], check=True, timeout=60)  # noqa: S603
+        return answer
+
+    storage.client.upload_part = upload_part_then_lose_the_server
+    data = fields(w, supplier="Kutaisi Bakery Supplies", description="Dough mixer")
+    pdf = big_pdf(18)
+    resp = _post_receipt(client, w, data, pdf)
+    assert parts == [1], "the upload was not cut after its first part"
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert TRY_AGAIN in page and 'value="Kutaisi Bakery Supplies"' in page  # the form is kept
+    assert db.exec(select(Receipt).where(Receipt.status != "pending")).all() == []
+
+    subprocess.run([str(S3_SERVER), "start-gateway"], check=True, timeout=120)  # noqa: S603
+    # The user sends the same form again (same one-time key): one receipt, the whole file stored.
+    resp = _post_receipt(client, w, data, pdf)
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    db.expire_all()
+    receipt = db.get(Receipt, receipt_id)
+    assert receipt.status == "submitted" and receipt.supplier == "Kutaisi Bakery Supplies"
+    row = db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
+    assert row.size == len(pdf)
+    with app.app_context(), get_storage().open(row.key) as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == row.sha256
+    # The sweep removes what the interrupted attempt left (its intent, the unfinished multipart upload)
+    result = sweep(app, 0)
+    assert result.exit_code == 0, result.output
+    assert "0 unreferenced objects" in result.output
+    assert stored_keys(app) == {row.key}
+    assert storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+    db.expire_all()
+    assert [r.id for r in db.exec(select(Receipt))] == [receipt_id]
+
+
+# PostgreSQL restarted under load ----------------------------------------------------------------
+
+FAULT_CLUSTER, FAULT_PORT = "integplan_faults", 5439
+
+
+def _pg_version() -> str | None:
+    conf = Path("/etc/postgresql")
+    versions = sorted((p.name for p in conf.iterdir()), key=lambda v: [int(x) for x in v.split(".")]) \
+        if conf.is_dir() else []
+    return versions[-1] if versions else None
+
+
+def _ctl(version: str, action: str) -> None:
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, FAULT_CLUSTER, action,  # noqa: S607
+                    *(["-m", "fast"] if action in ("stop", "restart") else [])],
+                   check=True, timeout=120, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pg_cluster():
+    """A PostgreSQL cluster of this test's own (port 5439), so restarting it disturbs nobody else."""
+    version = _pg_version()
+    if not version or not shutil.which("pg_createcluster"):
+        pytest.skip("Debian's postgresql-common (pg_createcluster) is not installed")
+    if not Path(f"/etc/postgresql/{version}/{FAULT_CLUSTER}").exists():
+        subprocess.run(["pg_createcluster", "-p", str(FAULT_PORT), version, FAULT_CLUSTER,  # noqa: S607
+                        "--", "--auth=trust"], check=True, timeout=120, capture_output=True)
+    _ctl(version, "start") if subprocess.run(  # noqa: S607, S603
+        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(FAULT_PORT)], check=False).returncode else None
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{FAULT_PORT}/postgres"
+    name = f"faults_{uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    for _ in range(50):
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            break
+        except sa.exc.OperationalError:
+            time.sleep(0.2)
+    db_url = sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    dbm.upgrade(db_url)
+    yield version, db_url
+    _ctl(version, "start") if subprocess.run(  # noqa: S607, S603
+        ["pg_isready", "-q", "-h", "127.0.0.1", "-p", str(FAULT_PORT)], check=False).returncode else None
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+    _ctl(version, "stop")
+
+
+def test_postgresql_restarted_under_load(pg_cluster, tmp_path, smtp_sink):
+    version, db_url = pg_cluster
+    app = create_app(app_config(db_url, tmp_path, smtp_sink.port))
+    app.test_client_class = PortalClient
+    with Session(app.extensions["db_engine"], expire_on_commit=False) as db:
+        w = _world(db)
+    statuses: Counter = Counter()
+    acknowledged: list[tuple[int, str]] = []  # (receipt id, supplier)
+    unexpected: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(n: int):
+        client = app.test_client()
+        signed_in = False
+        while not stop.is_set():
+            try:
+                if not signed_in:
+                    signed_in = client.submit("/login", {"email": w["partner"].email,
+                                                         "password": "a long test password 2025"}).status_code == 303
+                    continue
+                if n % 2:
+                    resp = client.get("/cases/")
+                    ok = resp.status_code == 200 and w["case"].reference in resp.get_data(as_text=True)
+                else:
+                    supplier = f"Supplier {uuid4().hex[:8]}"
+                    pdf = plain_pdf() + f"%{uuid4().hex}\n".encode()
+                    resp = _post_receipt(client, w, fields(w, supplier=supplier), pdf)
+                    ok = resp.status_code == 303
+                    if ok:
+                        with lock:
+                            acknowledged.append((int(resp.location.rsplit("/", 1)[-1]), supplier))
+                text = resp.get_data(as_text=True)
+                expected_failure = (resp.status_code == 503 and "Please try again" in text) or \
+                    (resp.status_code == 422 and TRY_AGAIN in text)
+                with lock:
+                    statuses[resp.status_code] += 1
+                    if not ok and not expected_failure:
+                        unexpected.append(f"{resp.status_code}: {text[:300]}")
+            except Exception as exc:  # noqa: BLE001 - an exception escaping the app is a finding
+                with lock:
+                    unexpected.append("".join(traceback.format_exception(exc))[-3000:])
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60  # every worker signed in and working (argon2 takes its time)
+    while time.monotonic() < deadline and (statuses[200] < 2 or not acknowledged):
+        time.sleep(0.1)
+    before = dict(statuses)
+    _ctl(version, "stop")  # the database goes away while the workers keep going…
+    time.sleep(2)
+    _ctl(version, "start")  # …and comes back
+    time.sleep(3)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert not unexpected, unexpected[:5]
+    assert statuses[503] > 0, f"no request met the stopped database: {statuses}"
+    assert statuses[500] == 0
+    assert before[200] >= 2 and len(acknowledged) > 0, before
+    assert statuses[200] > before[200] or statuses[303] > before.get(303, 0), "nothing worked after the restart"
+    # every acknowledged receipt is there, with its file; after the sweep nothing is left over
+    result = sweep(app, 0)
+    assert result.exit_code == 0, result.output
+    with Session(app.extensions["db_engine"]) as db:
+        for receipt_id, supplier in acknowledged:
+            receipt = db.get(Receipt, receipt_id)
+            assert receipt is not None and receipt.supplier == supplier and receipt.status == "submitted"
+        keys = set(db.exec(select(ReceiptFile.key)).all())
+        assert len(db.exec(select(Receipt)).all()) == len(acknowledged)
+    assert stored_keys(app) == keys
+    # and the portal works normally again
+    client = app.test_client()
+    client.login(w["partner"])
+    assert client.get("/cases/").status_code == 200
+    app.extensions["db_engine"].dispose()
+
+
+# SMTP down --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_smtp_down_keeps_the_mail_until_it_is_back(app, client, db, mails):
+    from tests.conftest import free_port
+
+    user = make_user(db, role="partner", organisation=make_org(db))
+    app.config["MAIL_PORT"] = free_port()  # nobody listens there: the SMTP server is down
+    resp = client.submit("/reset", {"email": user.email})
+    assert resp.status_code == 303  # the same answer as always: the user is not told the server is down
+    assert "If an account exists for this address" in client.get(resp.location).get_data(as_text=True)
+    waiting = db.exec(select(OutboxMail).where(OutboxMail.to == user.email)).one()
+    assert waiting.sent_at is None and waiting.attempts >= 1 and waiting.last_error
+    assert mails.to(user.email) == []
+
+    app.config["MAIL_PORT"] = mails.port  # the server is back
+    result = app.test_cli_runner().invoke(args=["mail", "retry"])
+    assert result.exit_code == 0, result.output
+    [message] = mails.to(user.email)
+    assert "/reset/" in message.get_body(("plain",)).get_content()
+    db.expire_all()
+    assert db.get(OutboxMail, waiting.id).sent_at is not None
