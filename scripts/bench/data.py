@@ -54,27 +54,29 @@ def _fix_sequences(conn, models) -> None:
                              f"(SELECT coalesce(max(id), 1) FROM \"{name}\"))"))
 
 
-def base(engine) -> dict:
-    """Organisations, users, cases, budget lines, audit entries and visits. Returns ids the bench needs."""
+def base(engine, n_orgs: int = ORGS, n_cases: int = CASES, n_visits: int = VISITS) -> dict:
+    """Organisations, users, cases, budget lines, audit entries and visits. Returns ids the bench needs.
+
+    The soak (scripts/soak.py) asks for a smaller volume; the bench takes the defaults."""
     rnd = random.Random(8)
     pw = hasher.hash(PASSWORD)
     now = datetime.now(UTC)
     with engine.begin() as conn:
         _copy(conn, Organisation, [{"id": i, "name": f"Partner organisation {i:02d}", "country": COUNTRIES[i - 1],
                                     "contact_email": f"office{i}@bench.example.org", "active": True,
-                                    "created_at": now} for i in range(1, ORGS + 1)])
+                                    "created_at": now} for i in range(1, n_orgs + 1)])
         users = [{"id": 1, "email": "admin@bench.example.org", "name": "Bench Admin", "role": "admin"},
                  {"id": 2, "email": STAFF_EMAIL, "name": "Bench Staff", "role": "staff"},
                  {"id": 3, "email": "staff2@bench.example.org", "name": "Bench Staff Two", "role": "staff"}]
         users += [{"id": 3 + i, "email": f"partner{i}@bench.example.org", "name": f"Partner {i}", "role": "partner",
-                   "organisation_id": i} for i in range(1, ORGS + 1)]
+                   "organisation_id": i} for i in range(1, n_orgs + 1)]
         _copy(conn, User, [{"organisation_id": None, **u, "password_hash": pw, "locale": "en", "active": True,
                             "session_version": 1, "created_at": now} for u in users])
         cases, lines, audit = [], [], []
         line_id = 0
-        for cid in range(1, CASES + 1):
+        for cid in range(1, n_cases + 1):
             created = T0 + timedelta(minutes=cid * 50)
-            org = (cid - 1) % ORGS + 1
+            org = (cid - 1) % n_orgs + 1
             cases.append({"id": cid, "reference": f"IP-{created.year}-{cid:05d}", "country": COUNTRIES[org - 1],
                           "organisation_id": org, "return_date": created.date(),
                           "measure_type": rnd.choice(["vocational", "business", "both"]),
@@ -96,8 +98,8 @@ def base(engine) -> dict:
         _copy(conn, BudgetLine, lines)
         _copy(conn, AuditEntry, audit)
         visits = []
-        for vid in range(1, VISITS + 1):
-            cid = (vid - 1) % CASES + 1
+        for vid in range(1, n_visits + 1):
+            cid = (vid - 1) % n_cases + 1
             day = date(2024, 2, 1) + timedelta(days=(vid * 7) % 600)
             flagged = vid % 50 == 0
             visits.append({"id": vid, "case_id": cid, "draft_key": f"{vid:032x}", "visit_date": day,
@@ -109,7 +111,7 @@ def base(engine) -> dict:
                            "flag_health": flagged, "flag_psychosocial": False, "flag_family": False,
                            "flag_safety": False, "flag_legal": False,
                            "flag_details": "Needs a doctor" if flagged else "", "actions_taken": "",
-                           "next_visit_date": day + timedelta(days=90), "notes": "", "created_by_id": 4 + (cid - 1) % ORGS,
+                           "next_visit_date": day + timedelta(days=90), "notes": "", "created_by_id": 4 + (cid - 1) % n_orgs,
                            "created_at": datetime.combine(day, datetime.min.time(), UTC),
                            "acknowledged_at": None if vid % 200 == 0 else (now if flagged else None),
                            "acknowledged_by_id": None})

@@ -254,6 +254,11 @@ def first_load(s: requests.Session, path: str) -> tuple[int, str]:
 
 def big_pdf(path: Path, megabytes: int) -> None:
     """A valid one-page PDF whose page shows one big uncompressed RGB image (incompressible pixels)."""
+    path.write_bytes(pdf_bytes(megabytes))
+
+
+def pdf_bytes(megabytes: float) -> bytes:
+    """The bytes of big_pdf: random pixels, so no two calls give the same file (the soak uses small ones)."""
     side = int((megabytes * 1_000_000 / 3) ** 0.5)
     pixels = os.urandom(side * side * 3)
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -273,7 +278,7 @@ def big_pdf(path: Path, megabytes: int) -> None:
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    path.write_bytes(bytes(out))
+    return bytes(out)
 
 
 def memory_kb(pid: int) -> dict[str, int]:
@@ -311,14 +316,22 @@ class RssSampler:
         self._thread.join()
 
 
+NONCE_RE = re.compile(r'name="nonce"[^>]*value="([^"]+)"')
+
+
+def receipt_form(s: requests.Session, case_id: int, n: int) -> dict[str, str]:
+    """GET the receipt form; the fields a browser sends with it (its CSRF token and one-time nonce)."""
+    form = s.get(f"{BASE}/cases/{case_id}/receipts/new").text
+    line = re.search(r'<option value="(\d+)"[^>]*>Budget line', form).group(1)
+    return {"csrf_token": csrf_of(form), "nonce": NONCE_RE.search(form).group(1), "budget_line_id": line,
+            "supplier": f"Bench upload {n}", "invoice_number": f"UP-{n}-{secrets.token_hex(4)}",
+            "invoice_date": "2024-06-01", "amount": "100.00", "currency": "EUR", "description": "Scanned invoice",
+            "paid_directly": "y"}
+
+
 def upload_receipt(s: requests.Session, case_id: int, path: Path, name: str, n: int) -> float:
     """POST the receipt form with one file (as a browser without upload.js would); seconds taken."""
-    form = s.get(f"{BASE}/cases/{case_id}/receipts/new").text
-    nonce = re.search(r'name="nonce"[^>]*value="([^"]+)"', form).group(1)
-    line = re.search(r'<option value="(\d+)"[^>]*>Budget line', form).group(1)
-    data = {"csrf_token": csrf_of(form), "nonce": nonce, "budget_line_id": line, "supplier": f"Bench upload {n}",
-            "invoice_number": f"UP-{n}-{secrets.token_hex(4)}", "invoice_date": "2024-06-01", "amount": "100.00",
-            "currency": "EUR", "description": "Scanned invoice", "paid_directly": "y"}
+    data = receipt_form(s, case_id, n)
     with path.open("rb") as fh:
         t0 = time.perf_counter()
         r = s.post(f"{BASE}/cases/{case_id}/receipts/new", data=data, files={"files": (name, fh, "application/pdf")},
