@@ -92,6 +92,11 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "PROJECT_START": project_start,
         "PROJECT_END": project_end,
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(110 * 1024 * 1024))),
+        "RECEIPT_MAX_MB": int(env.get("RECEIPT_MAX_MB", "20")),
+        # Malware scanning through clamd; off when CLAMD_HOST is empty (files are then "unscanned").
+        "CLAMD_HOST": env.get("CLAMD_HOST", ""),
+        "CLAMD_PORT": int(env.get("CLAMD_PORT", "3310")),
+        "CLAMD_TIMEOUT": float(env.get("CLAMD_TIMEOUT", "30")),
         # Cookies: Secure everywhere but on the development server's plain http.
         "SESSION_COOKIE_SECURE": _bool(env.get("COOKIE_SECURE"), production),
         "REMEMBER_COOKIE_SECURE": _bool(env.get("COOKIE_SECURE"), production),

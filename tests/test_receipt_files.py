@@ -126,7 +126,7 @@ def test_empty_file_is_refused(ctx):
 
 def test_file_over_20_mb_is_refused(ctx):
     data = plain_pdf()
-    data += b"%" * (rf.MAX_BYTES + 1 - len(data))
+    data += b"%" * (20 * 1024 * 1024 + 1 - len(data))
     assert len(data) == 20 * 1024 * 1024 + 1
     assert refused("receipt.pdf", data) == "The selected file must be smaller than 20 MB"
 
@@ -145,9 +145,61 @@ def test_pdf_with_active_content_is_refused(ctx, catalog):
 
 def test_pdf_javascript_found_by_parsing_as_well(ctx, monkeypatch):
     """Names inside compressed object streams escape a byte scan: the parsed tree is checked too."""
-    monkeypatch.setattr(rf, "pdf_names_in_bytes", lambda data: set())
+    monkeypatch.setattr(rf, "pdf_names_in_stream", lambda stream, on_chunk=None: set())
     data = raw_pdf("/OpenAction << /S /JavaScript /JS (app.alert\\(1\\)) >>")
     assert "contains scripts" in refused("invoice.pdf", data)
+
+
+def test_pdf_javascript_inside_a_compressed_object_stream_is_refused(ctx):
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    action = pdf.make_indirect(pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert(1)")))
+    pdf.Root.OpenAction = action
+    out = io.BytesIO()
+    pdf.save(out, object_stream_mode=pikepdf.ObjectStreamMode.generate, compress_streams=True)
+    data = out.getvalue()
+    assert rf.pdf_names_in_bytes(data) == set()  # the byte scan cannot see into the compressed objects…
+    assert "contains scripts" in refused("invoice.pdf", data)  # …the object walk does
+
+
+@pytest.mark.parametrize("shift", [0, 3, 7, 11, 200])
+def test_names_cut_by_a_chunk_boundary_are_found(shift):
+    """The byte scan reads 1 MB at a time: a name across the boundary is still seen, and stream
+    contents across it are still skipped."""
+    from portal.storage import CHUNK_SIZE
+
+    name_at = CHUNK_SIZE - shift
+    head = b"%PDF-1.7\n1 0 obj\n<< /Length 10 >>\nstream\n" + b"/JS inside a stream is data" + b"\nendstream\n"
+    data = head + b"%" + b"x" * (name_at - len(head) - 2) + b"\n" + b"/JavaScript (x)\n%%EOF\n"
+    assert data.index(b"/JavaScript") == name_at
+    assert rf.pdf_names_in_bytes(data) == {"JavaScript"}
+    # and a stream whose end marker straddles the boundary hides its bytes, whatever they look like
+    body = b"/JS " * ((CHUNK_SIZE - shift) // 4)
+    data = b"%PDF-1.7\n<< /Length 1 >>\nstream\n" + body + b"\nendstream\n<< /Type /Page >>\n"
+    assert rf.pdf_names_in_bytes(data) == set()
+
+
+def test_a_big_pdf_is_checked_without_reading_it_into_memory(ctx):
+    """A 30 MB scanned page: the check reads it in chunks and never loads the image stream."""
+    import os
+    import tracemalloc
+
+    side = 3200  # 3200 x 3200 RGB: about 30 MB of pixels in one image stream
+    pixels = os.urandom(side * side * 3)
+    image = (b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB "
+             b"/BitsPerComponent 8 /Length %d >>\nstream\n" % (side, side, len(pixels)) + pixels + b"\nendstream")
+    data = raw_pdf("", image.decode("latin-1"))
+    del pixels, image
+    stream = io.BytesIO(data)
+    tracemalloc.start()
+    try:
+        rf.check_pdf(stream)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1024 * 1024, f"{peak / 1e6:.1f} MB held while checking a {len(data) / 1e6:.0f} MB PDF"
 
 
 def test_pdf_with_an_attachment_made_by_pypdf_is_refused(ctx):

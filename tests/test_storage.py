@@ -216,6 +216,47 @@ def test_a_20_mb_file_goes_up_in_8_mb_parts_on_s3(s3, tmp_path):
     assert s3.client.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
 
 
+@pytest.mark.parametrize("size", [300_001, 20 * 1024 * 1024])
+def test_put_with_the_callers_sha256_reads_the_file_once_and_checks_it(storage, tmp_path, size):
+    """A caller that hashed the file already (the upload checks do) spares a pass over big files;
+    a file that is not the one hashed is refused and nothing stays stored."""
+    path = tmp_path / "file.bin"
+    path.write_bytes(payload(size))
+    good = hashlib.sha256(path.read_bytes()).hexdigest()
+    key = new_key("receipts/hinted")
+    with path.open("rb") as raw:
+        spy = ReadSizeSpy(raw)
+        stored = storage.put(key, spy, content_type="application/pdf", sha256=good)
+    assert stored.sha256 == good and stored.size == size
+    if size > 16 * 1024 * 1024 and not isinstance(storage, LocalStorage):
+        assert sum(spy.sizes) == size  # one pass: hashed while it was sent in parts
+    other = new_key("receipts/hinted")
+    with path.open("rb") as raw, pytest.raises(ChecksumMismatch):
+        storage.put(other, raw, content_type="application/pdf", sha256="0" * 64)
+    assert not storage.exists(other)
+    assert list(storage.keys("receipts/")) == [key]
+    if not isinstance(storage, LocalStorage):
+        assert storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("backend", ["local", pytest.param("s3", marks=[pytest.mark.s3, needs_s3])])
+def test_abort_unfinished_discards_only_old_unfinished_uploads(backend, tmp_path, request):
+    from datetime import timedelta
+
+    storage = request.getfixturevalue("s3") if backend == "s3" else LocalStorage(tmp_path / "files")
+    storage.ensure_ready()
+    kept = put_bytes(storage, new_key("receipts/1"), b"complete")
+    if backend == "s3":
+        storage.client.create_multipart_upload(Bucket=storage.bucket, Key=new_key("receipts/1"))
+    else:
+        (tmp_path / "files" / "receipts" / "1" / ".upload-left-over").write_bytes(b"half")
+    assert storage.abort_unfinished(timedelta(hours=1)) == 0  # too fresh: may still be going on
+    assert storage.abort_unfinished(timedelta(0)) == 1
+    assert list(storage.keys()) == [kept.key]
+    if backend == "s3":
+        assert storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+
+
 def test_delete_is_idempotent(storage):
     key = new_key("receipts/1")
     put_bytes(storage, key, b"to be removed")

@@ -15,19 +15,19 @@ import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from flask import current_app
+from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from portal.storage import CHUNK_SIZE, safe_download_name
 
-MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both are refusals here.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 register_heif_opener()
 
-MSG_TOO_BIG = _l("The selected file must be smaller than 20 MB")
 MSG_WRONG_TYPE = _l("The selected file must be a PDF, JPG, PNG, HEIC or WebP")
 MSG_EMPTY = _l("The selected file is empty")
 MSG_FAILED = _l("The selected file could not be uploaded – try again")
@@ -56,6 +56,11 @@ ACCEPT = ",".join(ext for kind in KINDS for ext in kind.extensions) + ",applicat
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _PILLOW_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heic": "HEIF"}
+
+
+def max_upload_mb() -> int:
+    """The largest file accepted, in MB (RECEIPT_MAX_MB: 20 unless the operator allows more)."""
+    return int(current_app.config["RECEIPT_MAX_MB"])
 
 
 class FileProblem(ValueError):
@@ -111,25 +116,26 @@ def clean_upload(filename: str, stream: BinaryIO) -> CleanFile:
     size = _size(stream)
     if size == 0:
         raise FileProblem(str(MSG_EMPTY))
-    if size > MAX_BYTES:
-        raise FileProblem(str(MSG_TOO_BIG))
+    if size > max_upload_mb() * 1024 * 1024:
+        raise FileProblem(gettext("The selected file must be smaller than %(size)s MB", size=max_upload_mb()))
     name = safe_download_name(filename)[:150]
     kind = sniff(stream.read(32))
     stream.seek(0)
     extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
     if kind is None or extension not in kind.extensions:
         raise FileProblem(str(MSG_WRONG_TYPE))
+    if kind is PDF:  # stored as uploaded: one pass reads, checks and hashes it
+        digest = hashlib.sha256()
+        check_pdf(stream, on_chunk=digest.update)
+        return CleanFile(data=stream, size=size, sha256=digest.hexdigest(), original_sha256=digest.hexdigest(),
+                         content_type=PDF.content_type, filename=name, metadata_removed=False)
     original_sha256 = _sha256(stream)
-    if kind is PDF:
-        check_pdf(stream)
-        data, removed = stream, False
-    else:
-        data, removed = reencode_image(stream, kind), True
+    data = reencode_image(stream, kind)
     content_type = kind.content_type
     if kind is HEIC:  # stored as the JPEG it was re-encoded to: every reviewer's browser opens that
         content_type, name = JPEG.content_type, name.rsplit(".", 1)[0] + ".jpg"
     return CleanFile(data=data, size=_size(data), sha256=_sha256(data), original_sha256=original_sha256,
-                     content_type=content_type, filename=name, metadata_removed=removed)
+                     content_type=content_type, filename=name, metadata_removed=True)
 
 
 # Images -----------------------------------------------------------------------------------------
@@ -176,6 +182,12 @@ FORBIDDEN_PDF_NAMES = frozenset({
     "ImportData", "GoToE",
 })
 _PDF_NAME = re.compile(rb"/((?:[A-Za-z0-9_.+\-]|#[0-9A-Fa-f]{2})+)")
+_STREAM_START = re.compile(rb"stream\r?\n")
+_STREAM_END = b"endstream"
+# Bytes kept back at the end of each chunk, so a keyword or name cut by the chunk boundary is whole in
+# the next round; a name longer than this cannot be a forbidden one.
+_CARRY = 256
+_DELIMITERS = b" \t\r\n\f\x00()<>[]{}/%"
 _MAX_PDF_OBJECTS = 200_000
 
 
@@ -184,68 +196,123 @@ def _decode_name(raw: bytes) -> str:
     return re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), raw).decode("latin-1")
 
 
-_STREAM = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
+def _forbidden_in(region: bytes) -> set[str]:
+    return {name for raw in _PDF_NAME.findall(region) if (name := _decode_name(raw)) in FORBIDDEN_PDF_NAMES}
+
+
+def _cut_before_name(buf: bytes, start: int, limit: int) -> int:
+    """The last delimiter before limit: names never straddle it (limit itself when there is none)."""
+    cut = max(buf.rfind(bytes([d]), start, limit) for d in _DELIMITERS)
+    return cut if cut > start else limit
+
+
+def pdf_names_in_stream(stream: BinaryIO, on_chunk=None) -> set[str]:
+    """The forbidden names written in the file's objects, read in chunks (never the whole file at once).
+
+    Stream contents are skipped: compressed bytes would match "/JS" by chance; what streams hold as
+    objects, the parsed tree shows. `on_chunk` sees every chunk read (the caller hashes the file in the
+    same pass).
+    """
+    found: set[str] = set()
+    in_stream = False
+    buf = b""
+    stream.seek(0)
+    while True:
+        chunk = stream.read(CHUNK_SIZE)
+        if chunk and on_chunk:
+            on_chunk(chunk)
+        buf += chunk
+        limit = len(buf) if not chunk else max(0, len(buf) - _CARRY)
+        pos = 0
+        while pos < limit:
+            if in_stream:
+                end = buf.find(_STREAM_END, pos)
+                if end == -1 or end >= limit:
+                    pos = limit  # the stream's bytes are skipped, not kept
+                    break
+                pos, in_stream = end + len(_STREAM_END), False
+                continue
+            match = _STREAM_START.search(buf, pos)
+            if match and match.start() < limit:
+                found |= _forbidden_in(buf[pos:match.start()])
+                pos, in_stream = match.end(), True
+                continue
+            cut = limit if not chunk else _cut_before_name(buf, pos, limit)
+            found |= _forbidden_in(buf[pos:cut])
+            pos = cut
+            break
+        buf = buf[pos:]
+        if not chunk:
+            break
+    stream.seek(0)
+    return found
 
 
 def pdf_names_in_bytes(data: bytes) -> set[str]:
-    """The forbidden names written in the file's objects (stream contents are skipped: compressed
-    bytes would match "/JS" by chance; what streams hold as objects, the parsed tree shows)."""
-    outside = _STREAM.sub(b"stream endstream", data)
-    return {name for raw in _PDF_NAME.findall(outside) if (name := _decode_name(raw)) in FORBIDDEN_PDF_NAMES}
+    return pdf_names_in_stream(io.BytesIO(data))
 
 
-def check_pdf(stream: BinaryIO) -> None:
-    """Refuse PDFs with active content, found in the raw bytes or in the parsed object tree."""
-    stream.seek(0)
-    data = stream.read()
-    stream.seek(0)
-    if pdf_names_in_bytes(data):
+def check_pdf(stream: BinaryIO, on_chunk=None) -> None:
+    """Refuse PDFs with active content, found in the raw bytes or in the parsed object tree.
+
+    Memory stays small whatever the file's size: the bytes are read in chunks, and the object tree is
+    read by qpdf (pikepdf), which parses dictionaries without loading stream data (a scanned page's
+    image of many megabytes is never read into memory).
+    """
+    if pdf_names_in_stream(stream, on_chunk):
         raise FileProblem(str(MSG_ACTIVE_PDF))
-    head = data[:1024].lower()
+    head = stream.read(1024).lower()
+    stream.seek(0)
     if b"<html" in head or b"<script" in head or b"<svg" in head:
         raise FileProblem(str(MSG_UNREADABLE))  # a polyglot that is also a web page
-    _check_pdf_tree(data)
+    _check_pdf_tree(stream)
 
 
-def _check_pdf_tree(data: bytes) -> None:
-    # Names can also hide in compressed object streams: walk every object pypdf reaches from the trailer.
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+def _forbidden_object(obj, pikepdf) -> bool:
+    """Whether this object or the direct objects inside it carry a forbidden name (indirect ones are
+    checked on their own, as every object of the file is)."""
+    todo, seen = [obj], 0
+    while todo:
+        item = todo.pop()
+        seen += 1
+        if seen > _MAX_PDF_OBJECTS:
+            raise FileProblem(str(MSG_UNREADABLE))
+        if isinstance(item, pikepdf.Name):
+            if str(item)[1:] in FORBIDDEN_PDF_NAMES:
+                return True
+        elif isinstance(item, pikepdf.Dictionary | pikepdf.Stream):
+            for key in item.keys():  # noqa: SIM118 - pikepdf objects have keys(), no iteration of keys
+                if key[1:] in FORBIDDEN_PDF_NAMES:
+                    return True
+                value = item.get(key)
+                if not getattr(value, "is_indirect", False):
+                    todo.append(value)
+        elif isinstance(item, pikepdf.Array):
+            todo.extend(v for v in item if not getattr(v, "is_indirect", False))
+    return False
 
+
+def _check_pdf_tree(stream: BinaryIO) -> None:
+    # Names can also hide in compressed object streams: look at every object of the file.
+    import pikepdf
+
+    stream.seek(0)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pypdf warns about harmless quirks of real-world PDFs
-            reader = PdfReader(io.BytesIO(data), strict=False)
-            if reader.is_encrypted:
+        with pikepdf.open(stream, access_mode=pikepdf.AccessMode.stream) as pdf:
+            if pdf.is_encrypted:
                 raise FileProblem(str(MSG_ENCRYPTED))
-            if len(reader.pages) < 1:
+            if len(pdf.pages) < 1:
                 raise FileProblem(str(MSG_UNREADABLE))
-            seen: set[tuple[int, int]] = set()
-            todo: list = [reader.trailer]
-            visited = 0
-            while todo:
-                obj = todo.pop()
-                if isinstance(obj, IndirectObject):
-                    ref = (obj.idnum, obj.generation)
-                    if ref in seen:
-                        continue
-                    seen.add(ref)
-                    obj = obj.get_object()
-                visited += 1
-                if visited > _MAX_PDF_OBJECTS:
+            for count, obj in enumerate(pdf.objects):
+                if count > _MAX_PDF_OBJECTS:
                     raise FileProblem(str(MSG_UNREADABLE))
-                if isinstance(obj, DictionaryObject):
-                    for key, value in obj.items():
-                        if str(key).lstrip("/") in FORBIDDEN_PDF_NAMES:
-                            raise FileProblem(str(MSG_ACTIVE_PDF))
-                        todo.append(value)
-                elif isinstance(obj, ArrayObject):
-                    todo.extend(obj)
-                elif isinstance(obj, NameObject) and str(obj).lstrip("/") in FORBIDDEN_PDF_NAMES:
+                if _forbidden_object(obj, pikepdf):
                     raise FileProblem(str(MSG_ACTIVE_PDF))
+    except pikepdf.PasswordError:
+        raise FileProblem(str(MSG_ENCRYPTED)) from None
     except FileProblem:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
-            OSError, AssertionError):
+    except (pikepdf.PdfError, ValueError, TypeError, RecursionError, OSError, RuntimeError):
         raise FileProblem(str(MSG_UNREADABLE)) from None
+    finally:
+        stream.seek(0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from babel.numbers import get_currency_name, list_currencies
-from flask_babel import get_locale
+from flask_babel import LazyString, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -22,9 +22,10 @@ from wtforms.fields import MonthField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from portal.forms import AmountField
-from portal.receipts.files import ACCEPT
+from portal.receipts.files import ACCEPT, max_upload_mb
 
-FILE_HINT = _l("PDF, JPG, PNG, HEIC or WebP, up to 20 MB each. You can choose several files.")
+FILE_HINT = LazyString(lambda: gettext("PDF, JPG, PNG, HEIC or WebP, up to %(size)s MB each. You can choose "
+                                        "several files.", size=max_upload_mb()))
 
 
 def currency_choices():

@@ -411,7 +411,7 @@ def _intent_rows(receipt: Receipt, actor: User, case_id: int,
 
 def _store(storage: Storage, pairs: list[tuple[ReceiptFile, CleanFile]]) -> None:
     for row, clean in pairs:
-        stored = storage.put(row.key, clean.data, content_type=row.content_type)
+        stored = storage.put(row.key, clean.data, content_type=row.content_type, sha256=row.sha256)
         if (stored.size, stored.sha256) != (row.size, row.sha256):
             raise StorageError(f"{row.key}: stored {stored.sha256}, expected {row.sha256}")
 

@@ -66,10 +66,12 @@ class ChecksumMismatch(StorageError):
 class Storage(Protocol):
     """Where uploaded files live. Implemented by LocalStorage (a directory) and S3Storage."""
 
-    def put(self, key: str, fileobj: BinaryIO, *, content_type: str) -> StoredObject:
+    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None) -> StoredObject:
         """Store a seekable binary file (all of it, from the start) under key, in chunks.
 
-        Raises StorageError if the service fails, ChecksumMismatch if the stored copy differs.
+        `sha256`, when the caller already hashed the file, spares a pass over it; what is sent is
+        still hashed and compared. Raises StorageError if the service fails, ChecksumMismatch if the
+        stored copy differs (or the file is not the one the caller hashed).
         """
         ...
 

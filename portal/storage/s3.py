@@ -105,63 +105,76 @@ class S3Storage:
         server = meta.get("HTTPHeaders", {}).get("server", "no Server header")
         return f"{where} (server: {server}) bucket={self.bucket}{state}"
 
-    def put(self, key: str, fileobj: BinaryIO, *, content_type: str) -> StoredObject:
+    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None) -> StoredObject:
         check_key(key)
-        # Two passes: hashes first (Content-MD5 must precede the body), then the upload. botocore
-        # rewinds to 0 on a retry, so the whole file is what gets stored, in both backends.
-        fileobj.seek(0)
-        digest = Digest.of_stream(fileobj)
+        fileobj.seek(0, 2)
+        size = fileobj.tell()
         fileobj.seek(0)
         try:
-            if digest.size <= SINGLE_PUT_LIMIT:
+            if size <= SINGLE_PUT_LIMIT:
+                # Content-MD5 must precede the body: hash first, then send. botocore rewinds to 0 on a
+                # retry, so the whole file is what gets stored.
+                digest = Digest.of_stream(fileobj)
+                fileobj.seek(0)
+                if sha256 not in (None, digest.sha256):
+                    raise ChecksumMismatch(f"{key}: the file is not the one that was checked")
+                sha256 = digest.sha256
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=fileobj,
-                    ContentLength=digest.size,
+                    ContentLength=size,
                     ContentMD5=digest.md5_base64,
                     ContentType=content_type,
-                    Metadata={"sha256": digest.sha256},
+                    Metadata={"sha256": sha256},
                 )
             else:
-                self._put_multipart(key, fileobj, content_type, digest)
+                # Big files: each part carries its own Content-MD5; the SHA-256 of the whole is
+                # computed while sending and must match before the upload is completed.
+                sha256 = sha256 or Digest.of_stream(fileobj).sha256
+                fileobj.seek(0)
+                self._put_multipart(key, fileobj, content_type, sha256)
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("upload", key, exc) from exc
         stored_sha256 = head.get("Metadata", {}).get("sha256")
-        if head.get("ContentLength") != digest.size or stored_sha256 != digest.sha256:
+        if head.get("ContentLength") != size or stored_sha256 != sha256:
             self.delete(key)
             raise ChecksumMismatch(
                 f"{key}: stored {head.get('ContentLength')} bytes sha256={stored_sha256}, "
-                f"sent {digest.size} bytes sha256={digest.sha256}"
+                f"sent {size} bytes sha256={sha256}"
             )
-        return StoredObject(key=key, size=digest.size, sha256=digest.sha256)
+        return StoredObject(key=key, size=size, sha256=sha256)
 
-    def _put_multipart(self, key: str, fileobj: BinaryIO, content_type: str, digest: Digest) -> None:
+    def _put_multipart(self, key: str, fileobj: BinaryIO, content_type: str, sha256: str) -> None:
         upload_id = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata={"sha256": digest.sha256}
+            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata={"sha256": sha256}
         )["UploadId"]
         try:
             parts = []
-            number = 1
+            sent = hashlib.sha256()
             # One part in memory at a time (8 MB), never the whole file.
             while chunk := fileobj.read(PART_SIZE):
+                sent.update(chunk)
                 md5 = b64encode(hashlib.md5(chunk, usedforsecurity=False).digest()).decode("ascii")
                 answer = self.client.upload_part(
                     Bucket=self.bucket,
                     Key=key,
                     UploadId=upload_id,
-                    PartNumber=number,
+                    PartNumber=len(parts) + 1,
                     Body=chunk,
                     ContentMD5=md5,
                 )
-                parts.append({"PartNumber": number, "ETag": answer["ETag"]})
-                number += 1
+                parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"]})
+                del chunk
+            if sent.hexdigest() != sha256:
+                raise ChecksumMismatch(f"{key}: the file changed while it was sent")
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
         except BaseException:
             # Parts of an unfinished upload take space until aborted; best effort, keep the first error.
+            # When the server is gone, the sweep aborts them later (abort_unfinished).
             try:
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
             except (BotoCoreError, ClientError):
