@@ -169,7 +169,8 @@ def flask_cli(*args: str) -> str:
     done = subprocess.run(cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, check=False)
     out = (done.stdout + done.stderr).strip()
     if done.returncode != 0:
-        raise CommandFailed(f"flask {' '.join(args)} exited {done.returncode}: {out[-2000:]}")
+        last = out.splitlines()[-1] if out else "no output"  # the exception, after the traceback
+        raise CommandFailed(f"flask {' '.join(args)} exited {done.returncode}: {last[:600]}")
     return out
 
 
@@ -479,6 +480,26 @@ def populate(app, tmp: Path) -> Counter:
     return made
 
 
+def fresh_start() -> None:
+    """A new database and bucket with the demo; started over from nothing when S3 fails half-way
+    (a half-loaded demo cannot be loaded again, and its stored files would be left without rows)."""
+    drop_database()
+    app = new_app()
+    try:
+        storage = app.extensions["storage"]
+        wait_for_s3()
+        if not storage.describe().endswith("(bucket missing)"):
+            destroy_bucket(storage)
+    finally:
+        dispose(app)
+    create_database()
+    log(flask_cli("db", "upgrade").splitlines()[-1])
+    wait_for_s3()
+    log(flask_cli("init-storage").splitlines()[-1])
+    wait_for_s3()
+    log(flask_cli("demo", "load").splitlines()[-1])
+
+
 # 2. Manifests ------------------------------------------------------------------------------------
 
 def _plain(value):
@@ -657,6 +678,9 @@ def restore_bucket(storage, source: Path, entries: list[dict]) -> int:
     retrying("create the bucket", storage.ensure_ready)
     sent = 0
     for entry in entries:
+        if not (source / entry["key"]).is_file():
+            log(f"missing from the backup, not restored: {entry['key']}")  # the key check names it
+            continue
         retrying("upload an object", upload, entry)
         sent += entry["size"]
     return sent
@@ -701,7 +725,7 @@ def compare_objects(report: Report, entries: list[dict], restored: dict[str, dic
                  f"to the manifest ({mib(total)})")
 
 
-def rows_against_objects(url: str, objects: dict[str, dict]) -> tuple[int, list[str], dict[str, int]]:
+def rows_against_objects(url: str, objects: dict[str, dict]) -> tuple[int, list[str], dict]:
     """Every confirmed receipt file and visit photo has its object with the row's size and SHA-256;
     every preview belongs to a file. Returns (rows checked, problems, counts of the rest)."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -744,8 +768,8 @@ def check_rows_against_objects(report: Report, label: str, url: str, objects: di
         report.check(f"{label}: file row", False, problem)
     orphans = rest["orphans"]
     report.check(f"{label}: file rows → objects", not problems,
-                 f"{checked} confirmed receipt_files/visit_photos rows have their object with the row's size and "
-                 f"sha256; {rest['unconfirmed rows']} unconfirmed rows, {rest['previews']} previews, "
+                 f"{checked - len(problems)} of {checked} confirmed receipt_files/visit_photos rows have their object "
+                 f"with the row's size and sha256; {rest['unconfirmed rows']} unconfirmed rows, {rest['previews']} previews, "
                  f"{len(orphans)} objects without a row")
     if orphans:
         report.note(f"objects no database row names (orphans of uploads that failed half-way; backed up and "
@@ -938,12 +962,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - one drill, read 
         with step(report, "1. setup: database, bucket, demo and extra data"):
             if database_exists():
                 raise SystemExit(f"database {DB_NAME} exists already")
-            create_database()
-            log(flask_cli("db", "upgrade").splitlines()[-1])
-            wait_for_s3()
-            log(flask_cli("init-storage").splitlines()[-1])
-            wait_for_s3()
-            log(flask_cli("demo", "load").splitlines()[-1])
+            retrying("set up the database, the bucket and the demo", fresh_start)
             app = new_app()
             report.figures["s3"] = app.extensions["storage"].describe().split(" bucket=")[0]
             with app.extensions["db_engine"].connect() as conn:
