@@ -268,3 +268,24 @@ def test_smtp_down_keeps_the_mail_until_it_is_back(app, client, db, mails):
     assert "/reset/" in message.get_body(("plain",)).get_content()
     db.expire_all()
     assert db.get(OutboxMail, waiting.id).sent_at is not None
+
+
+# Reading files while the storage is down ---------------------------------------------------------
+
+def test_preview_while_the_storage_is_down_says_try_again_not_missing(app, client, db):
+    from portal.storage.s3 import S3Storage
+
+    w = _world(db)
+    client.login(w["partner"])
+    resp = _post_receipt(client, w, fields(w), plain_pdf() + f"%{uuid4().hex}\n".encode())
+    assert resp.status_code == 303
+    receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    row = db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
+    url = f"/receipts/{receipt_id}/files/{row.id}/preview"
+    working = app.extensions["storage"]
+    app.extensions["storage"] = S3Storage("http://127.0.0.1:1", "nowhere")  # nothing listens there
+    resp = client.get(url)
+    assert resp.status_code == 503
+    assert "A service the portal needs is not reachable" in resp.get_data(as_text=True)
+    app.extensions["storage"] = working  # back: the preview is made and shown
+    assert client.get(url).status_code == 200

@@ -556,7 +556,11 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
 
 
 def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
-    """The preview JPEG of a stored file: made once from the stored file, then kept in storage."""
+    """The preview JPEG of a stored file: made once from the stored file, then kept in storage.
+
+    A file that is not there has no preview (None); a storage that cannot be reached raises
+    StorageError, which the user sees as "try again in a few minutes" (503), not as "not found".
+    """
     key = preview_key(row.id, row.sha256)
     try:
         if storage.exists(key):
@@ -564,11 +568,14 @@ def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
                 return fh.read()
         with storage.open(row.key) as fh:
             data = make_preview(fh, row.content_type)
-        if data is not None:
-            storage.put(key, io.BytesIO(data), content_type="image/jpeg")
-        return data
-    except (StorageError, FileNotFoundError):
+    except FileNotFoundError:
         return None
+    if data is not None:
+        try:
+            storage.put(key, io.BytesIO(data), content_type="image/jpeg")
+        except StorageError as exc:  # shown now, made again next time
+            log.warning("preview of %s not kept: %s", row.key, exc)
+    return data
 
 
 def record_download(db: Session, actor: User, receipt: Receipt, row: ReceiptFile) -> None:
