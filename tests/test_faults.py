@@ -289,3 +289,22 @@ def test_preview_while_the_storage_is_down_says_try_again_not_missing(app, clien
     assert "A service the portal needs is not reachable" in resp.get_data(as_text=True)
     app.extensions["storage"] = working  # back: the preview is made and shown
     assert client.get(url).status_code == 200
+
+
+def test_photo_sweep_removes_objects_no_row_refers_to(app, db):
+    """A photo stored whose row was removed when the clean-up could not reach the storage: the sweep
+    finds it by listing, and leaves the photos that have their row."""
+    from tests.test_visits import make_visit, make_visit_photo
+
+    case = make_case(db, make_org(db))
+    visit = make_visit(db, case)
+    with app.app_context():
+        storage = get_storage()
+        photo = make_visit_photo(db, visit)
+        storage.put(photo.key, io.BytesIO(b"jpeg"), content_type="image/jpeg")
+        storage.put(f"visits/{case.id}/{uuid4().hex}", io.BytesIO(b"orphan"), content_type="image/jpeg")
+    result = app.test_cli_runner().invoke(args=["visits", "sweep-photos"])
+    assert result.exit_code == 0, result.output
+    assert "removed 0 unconfirmed photo uploads, 1 unreferenced photo objects" in result.output
+    with app.app_context():
+        assert list(get_storage().keys("visits/")) == [photo.key]

@@ -37,6 +37,7 @@ def digest(today_):
 
 @visits_group.command("sweep-photos")
 def sweep_photos():
-    """Remove visit photo uploads that were never confirmed (older than an hour)."""
+    """Remove visit photo uploads never confirmed (older than an hour) and photo objects without a row."""
     with Session(dbm.engine(), expire_on_commit=False) as session:
-        click.echo(f"removed {services.sweep_photos(session)} unconfirmed photo uploads")
+        intents, orphans = services.sweep_photos(session)
+    click.echo(f"removed {intents} unconfirmed photo uploads, {orphans} unreferenced photo objects")

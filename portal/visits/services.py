@@ -423,8 +423,10 @@ def photos_of(db: Session, visit: Visit) -> list[VisitPhoto]:
                         .order_by(VisitPhoto.id)))
 
 
-def sweep_photos(db: Session, older_than: timedelta = timedelta(hours=1)) -> int:
-    """Remove upload intents that never got confirmed, and their objects if any were stored."""
+def sweep_photos(db: Session, older_than: timedelta = timedelta(hours=1)) -> tuple[int, int]:
+    """Remove photo upload intents that never got confirmed (with their objects), and stored photo
+    objects no row refers to (a failed upload whose clean-up could not reach the storage).
+    Returns (intents removed, orphaned objects removed)."""
     from portal.storage import get_storage
 
     storage = get_storage()
@@ -434,7 +436,14 @@ def sweep_photos(db: Session, older_than: timedelta = timedelta(hours=1)) -> int
         storage.delete(photo.key)
         db.delete(photo)
     db.commit()
-    return len(stale)
+    # List first, then read the rows: a row is committed before its object is stored, so an upload
+    # in progress always has its row by the time its key can be listed.
+    listed = list(storage.keys(PHOTO_PREFIX + "/"))
+    known = set(db.exec(select(VisitPhoto.key)).all())
+    orphans = [key for key in listed if key not in known]
+    for key in orphans:
+        storage.delete(key)
+    return len(stale), len(orphans)
 
 
 # Due and overdue --------------------------------------------------------------------------------
