@@ -75,7 +75,7 @@ def _register_hooks(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
-    from portal import cli, errors, i18n, receipts
+    from portal import cli, errors, i18n, receipts, scanning
     from portal.extensions import login_manager
     from portal.security import init_security
 
@@ -85,6 +85,7 @@ def _register_hooks(app: Flask) -> None:
     errors.init_errors(app)
     cli.init_cli(app)
     receipts.init_app(app)
+    scanning.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on real services, as `make test` and CI run it:
 # PostgreSQL (a fresh database per test), a one-node Ceph RADOS Gateway as the S3 server, Debian's
-# Chromium for the browser tests, an SMTP sink (aiosmtpd, started by the tests), then ruff, bandit, pytest.
+# Chromium for the browser tests, clamd (virus scanner, local EICAR signature), an SMTP sink (aiosmtpd,
+# started by the tests), then ruff, bandit, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -29,6 +30,10 @@ export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}
 
 scripts/s3-server.sh start
 eval "$(scripts/s3-server.sh env)"
+
+# clamd with a local EICAR signature for tests/test_scanning.py (the other tests run without a scanner).
+scripts/clamd.sh start
+export TEST_CLAMD_HOST=${TEST_CLAMD_HOST:-127.0.0.1} TEST_CLAMD_PORT=${TEST_CLAMD_PORT:-${CLAMD_SERVER_PORT:-3310}}
 
 echo "== ruff"
 "$VENV/bin/ruff" check portal tests scripts

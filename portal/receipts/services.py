@@ -41,6 +41,8 @@ from portal.receipts.models import (
     ReceiptStatus,
 )
 from portal.receipts.previews import make_preview, preview_key
+from portal.scanning import ScanStatus
+from portal.scanning import services as scanning
 from portal.storage import Storage, StorageError, new_key
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class Outcome:
     receipt: Receipt
     replayed: bool = False  # the same form was sent before: nothing new was saved
     warnings: list[str] = field(default_factory=list)
+    files: list[ReceiptFile] = field(default_factory=list)  # with their malware scan status
 
 
 def new_nonce() -> str:
@@ -372,7 +375,7 @@ def _check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, 
     hit = db.exec(
         select(ReceiptFile, Receipt, Case).join(Receipt, Receipt.id == ReceiptFile.receipt_id)
         .join(Case, Case.id == Receipt.case_id)
-        .where(ReceiptFile.confirmed.is_(True),
+        .where(ReceiptFile.confirmed.is_(True), ReceiptFile.scan_status != ScanStatus.INFECTED,
                ReceiptFile.sha256.in_(list(seen)) | ReceiptFile.original_sha256.in_(list(seen)))
         .limit(1)
     ).first()
@@ -405,7 +408,8 @@ def _intent_rows(receipt: Receipt, actor: User, case_id: int,
     return [(ReceiptFile(receipt_id=receipt.id, kind=kind, key=new_key(f"receipts/{case_id}"), size=clean.size,
                          sha256=clean.sha256, original_sha256=clean.original_sha256,
                          content_type=clean.content_type, original_filename=clean.filename,
-                         metadata_removed=clean.metadata_removed, confirmed=False, uploaded_by_id=actor.id),
+                         metadata_removed=clean.metadata_removed, confirmed=False, uploaded_by_id=actor.id,
+                         scan_status=scanning.initial_status()),
              clean) for _field, kind, clean in files]
 
 
@@ -504,7 +508,9 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
         log.warning("receipt %s stored but not confirmed: %s", receipt.id, exc)
         _abandon(db, storage, [row.key for row, _c in pairs], receipt.id, [row.id for row, _c in pairs])
         raise UploadFailed(str(MSG_FAILED), "files") from None
-    return Outcome(receipt, warnings=warnings_for(receipt))
+    # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
+    rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
+    return Outcome(receipt, warnings=warnings_for(receipt), files=rows)
 
 
 def _confirm_new(db: Session, actor: User, receipt: Receipt, rows: list[ReceiptFile]) -> None:
@@ -552,7 +558,7 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
         log.warning("files of receipt %s stored but not confirmed: %s", receipt.id, exc)
         _abandon(db, storage, [row.key for row in rows], None, [row.id for row in rows])
         raise UploadFailed(str(MSG_FAILED), "files") from None
-    return rows
+    return scanning.scan_new(db, storage, rows, actor)
 
 
 def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
@@ -679,6 +685,7 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
             raise ReceiptError(_("You uploaded this receipt, so another staff member must approve it."))
         if receipt.eur_cents is None:
             raise ReceiptError(_("Add the exchange rate for this currency and month before approving."))
+        _check_scanned(db, receipt)
         status = ReceiptStatus.APPROVED
         if needs_four_eyes(receipt):
             earlier = first_approvals(db, receipt)
@@ -702,6 +709,17 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
     if decision == CORRECTION:
         mail.deliver_pending(db)
     return kind
+
+
+def _check_scanned(db: Session, receipt: Receipt) -> None:
+    """Approval needs every file found clean by the virus scanner (or no scanner configured)."""
+    for row in files_of(db, receipt):
+        if scanning.scan_state(row) == ScanStatus.INFECTED:
+            raise ReceiptError(_("This receipt cannot be approved: %(name)s was refused as infected. Ask the "
+                                 "partner for a clean copy of the file.", name=row.original_filename))
+        if not scanning.is_cleared(row):
+            raise ReceiptError(_("This receipt cannot be approved yet: %(name)s is waiting for its virus scan.",
+                                 name=row.original_filename))
 
 
 def _correction_mail(db: Session, receipt: Receipt, comment: str) -> None:

@@ -14,6 +14,8 @@ from portal.htmx import is_swap, redirect_htmx, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
 from portal.receipts.models import ReceiptStatus
+from portal.scanning import services as scanning
+from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
 
 bp = Blueprint("receipts", __name__)
@@ -53,10 +55,12 @@ def _form_error(form, exc: services.ReceiptError) -> None:
         target.errors = [*target.errors, str(exc)]
 
 
-def _go(url: str, message: str | None = None, warnings: list[str] | None = None):
+def _go(url: str, message: str | None = None, warnings: list[str] | None = None, errors: list[str] | None = None):
     """After a change: 303 for a plain form post, HX-Redirect for an htmx/upload.js request."""
     if message:
         flash(message, "success")
+    for text in errors or []:
+        flash(text, "error")
     for text in warnings or []:
         flash(text, "warning")
     if is_swap():
@@ -97,7 +101,9 @@ def new(case_id: int):
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
                 return _go(url, _("This receipt was already saved."))
-            return _go(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference), outcome.warnings)
+            refused, pending = scanning.messages_for(outcome.files)
+            return _go(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference),
+                       outcome.warnings + pending, refused)
     status = 422 if request.method == "POST" else 200
     return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
                   duplicates=duplicates)
@@ -179,11 +185,13 @@ def add_files(receipt_id: int):
     if form.validate_on_submit():
         try:
             files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data))
-            services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
+            rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
         except services.ReceiptError as exc:
             _form_error(form, exc)
         else:
-            return _go(url_for("receipts.show", receipt_id=receipt.id), _("Files added."))
+            refused, pending = scanning.messages_for(rows)
+            added = _("Files added.") if len(refused) < len(rows) else None
+            return _go(url_for("receipts.show", receipt_id=receipt.id), added, pending, refused)
     return _show(receipt, 422, files_form=form)
 
 
@@ -193,6 +201,8 @@ def download(receipt_id: int, file_id: int):
     """Download one file as an attachment (never shown inline from the portal's origin)."""
     session = db.session()
     receipt, row = services.get_file_for(session, current_user, receipt_id, file_id)
+    if not scanning.is_cleared(row):
+        return scan_views.refused(row)
     services.record_download(session, current_user, receipt, row)
     try:
         return get_storage().download_response(row.key, filename=row.original_filename,
@@ -206,6 +216,8 @@ def download(receipt_id: int, file_id: int):
 def preview(receipt_id: int, file_id: int):
     """A small JPEG preview of a receipt file (the first page of a PDF)."""
     _receipt, row = services.get_file_for(db.session(), current_user, receipt_id, file_id)
+    if not scanning.is_cleared(row):
+        return scan_views.refused(row)
     data = services.preview(get_storage(), row)
     if data is None:
         abort(404)

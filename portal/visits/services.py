@@ -386,6 +386,7 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
               consent: bool) -> VisitPhoto:
     """Store a visit photo re-encoded (no EXIF or GPS): intent row, object, then confirmation."""
     from portal.receipts.files import JPEG, PNG, WEBP, FileProblem, clean_upload, sniff
+    from portal.scanning import services as scanning
     from portal.storage import StorageError, get_storage, new_key
 
     if not consent:
@@ -400,7 +401,7 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
         raise VisitError(str(exc), "photo") from None
     photo = VisitPhoto(visit_id=visit.id, key=new_key(f"{PHOTO_PREFIX}/{visit.case_id}"),
                        content_type=clean.content_type, original_filename=clean.filename, consent=True,
-                       uploaded_by_id=actor.id)
+                       uploaded_by_id=actor.id, scan_status=scanning.initial_status())
     db.add(photo)
     db.commit()  # the intent: if storing fails half-way, the sweep finds the row and the object
     storage = get_storage()
@@ -415,6 +416,7 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
     audit.record(db, actor, "visit.photo_added", visit, after={"photo_id": photo.id, "sha256": stored.sha256,
                                                                "consent": True})
     db.commit()
+    scanning.scan_new(db, storage, [photo], actor)  # infected: quarantined; unreachable: stays pending
     return photo
 
 

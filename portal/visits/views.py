@@ -16,6 +16,8 @@ from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.orgs import services as orgs
+from portal.scanning import services as scanning
+from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
 from portal.visits import services
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
@@ -198,12 +200,18 @@ def add_photo(visit_id: int):
             form.photo.errors.append(_("Choose a photo."))
         else:
             try:
-                services.add_photo(session, current_user, visit, upload.filename, upload.stream,
-                                   bool(form.consent.data))
+                item = services.add_photo(session, current_user, visit, upload.filename, upload.stream,
+                                          bool(form.consent.data))
             except services.VisitError as exc:
                 getattr(form, exc.field or "photo").errors.append(str(exc))
             else:
+                refused, pending = scanning.messages_for([item])
+                if refused:  # quarantined: the form says why, like any other refused file
+                    form.photo.errors.extend(refused)
+                    return _visit_page(visit, 422, photo_form=form)
                 flash(_("Photo added."), "success")
+                for text in pending:
+                    flash(text, "warning")
                 return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
     return _visit_page(visit, 422, photo_form=form)
 
@@ -213,6 +221,8 @@ def add_photo(visit_id: int):
 def photo(visit_id: int, photo_id: int):
     """Download a visit photo."""
     _visit, item = services.get_photo_for(db.session(), current_user, visit_id, photo_id)
+    if not scanning.is_cleared(item):  # waiting for its virus scan, or quarantined as infected
+        return scan_views.refused(item)
     try:
         return get_storage().download_response(item.key, filename=item.original_filename,
                                                content_type=item.content_type)
