@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from flask_babel import gettext as _
@@ -31,7 +31,7 @@ from portal.visits.models import Visit
 from portal.visits.services import _flagged_condition
 
 PER_PAGE = 25
-SOURCE_LIMIT = 2000  # per source; a queue longer than this is a problem no page can show anyway
+MAX_PAGE = 400  # 10,000 items: a queue longer than this is a problem no page can show anyway
 
 # Item types, in the order the counts are shown.
 NEW, CORRECTED, SECOND, SAMPLE, VISIT, REGISTRATION = "receipt", "corrected", "second", "sample", "visit", \
@@ -162,10 +162,29 @@ def _cutoff(f: QueueFilter, now: datetime) -> datetime | None:
     return now - timedelta(days=f.min_age_days) if f.min_age_days else None
 
 
-def _receipt_items(db: Session, f: QueueFilter, now: datetime) -> list[QueueItem]:
+def _order(sort: str, since, row_id, case_ref, org_name, eur=None) -> list:
+    """ORDER BY for one source, the same order as _sort_key gives in Python: each source sends only the
+    rows up to the page asked for, and the merge of those is exact."""
+    if sort == "newest":
+        return [since.desc(), row_id.desc()]
+    if sort in ("amount_desc", "amount_asc") and eur is not None:
+        return [eur.is_(None), eur.desc() if sort == "amount_desc" else eur.asc(), since, row_id]
+    if sort == "case" and case_ref is not None:
+        return [case_ref, since, row_id]
+    if sort == "organisation":
+        return [func.lower(org_name), since, row_id]
+    return [since, row_id]
+
+
+def _total(rows: list) -> int:
+    """The filtered count the window function put on every row (0 when no row came)."""
+    return int(rows[0][-1]) if rows else 0
+
+
+def _receipt_items(db: Session, f: QueueFilter, now: datetime, limit: int) -> tuple[list[QueueItem], int]:
     wants_receipts = f.type in ("", NEW, CORRECTED, SECOND, SAMPLE) and f.status in ("", "submitted", "approved")
     if not wants_receipts:
-        return []
+        return [], 0
     first = _first_approver()
     new_supplier = _new_supplier()
     open_sample = and_(SampleItem.receipt_id == Receipt.id, SampleItem.checked_at.is_(None))
@@ -200,16 +219,17 @@ def _receipt_items(db: Session, f: QueueFilter, now: datetime) -> list[QueueItem
     if cutoff is not None:
         conditions.append(since <= cutoff)
     query = (select(Receipt, Case, Organisation.name, SampleItem, SampleDraw.created_at, first.label("first"),
-                    new_supplier.label("new_supplier"))
+                    new_supplier.label("new_supplier"), func.count().over().label("total"))
              .join(Case, Case.id == Receipt.case_id)
              .join(Organisation, Organisation.id == Case.organisation_id)
              .outerjoin(SampleItem, open_sample)
              .outerjoin(SampleDraw, SampleDraw.id == SampleItem.draw_id)
              .where(*conditions)
-             .order_by(since, Receipt.id)
-             .limit(SOURCE_LIMIT))
+             .order_by(*_order(f.sort, since, Receipt.id, Case.reference, Organisation.name, Receipt.eur_cents))
+             .limit(limit))
+    rows = db.exec(query).all()
     items = []
-    for receipt, case, org, sample, drawn_at, first_id, is_new in db.exec(query):
+    for receipt, case, org, sample, drawn_at, first_id, is_new, _total_rows in rows:
         if sample is not None:
             kind, since_at = SAMPLE, drawn_at
         elif first_id is not None:
@@ -218,20 +238,23 @@ def _receipt_items(db: Session, f: QueueFilter, now: datetime) -> list[QueueItem
             kind, since_at = (CORRECTED if receipt.revision > 1 else NEW), receipt.updated_at
         items.append(QueueItem(kind, since_at, case, org, receipt=receipt, sample=sample,
                                first_approver_id=first_id, new_supplier=bool(is_new)))
-    return items
+    return items, _total(rows)
 
 
-def _visit_items(db: Session, f: QueueFilter, now: datetime) -> list[QueueItem]:
+def _visit_items(db: Session, f: QueueFilter, now: datetime, limit: int) -> tuple[list[QueueItem], int]:
     if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered:
-        return []
+        return [], 0
     conditions = [_flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Visit.created_at <= cutoff)
-    query = (select(Visit, Case, Organisation.name).join(Case, Case.id == Visit.case_id)
+    query = (select(Visit, Case, Organisation.name, func.count().over()).join(Case, Case.id == Visit.case_id)
              .join(Organisation, Organisation.id == Case.organisation_id)
-             .where(*conditions).order_by(Visit.created_at, Visit.id).limit(SOURCE_LIMIT))
-    return [QueueItem(VISIT, v.created_at, c, o, visit=v) for v, c, o in db.exec(query)]
+             .where(*conditions)
+             .order_by(*_order(f.sort, Visit.created_at, Visit.id, Case.reference, Organisation.name))
+             .limit(limit))
+    rows = db.exec(query).all()
+    return [QueueItem(VISIT, v.created_at, c, o, visit=v) for v, c, o, _n in rows], _total(rows)
 
 
 def workshop_models():
@@ -243,13 +266,14 @@ def workshop_models():
     return Registration, RegStatus, Workshop
 
 
-def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int) -> list[QueueItem]:
+def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int,
+                        limit: int) -> tuple[list[QueueItem], int]:
     """Workshop registrations awaiting a staff decision (moderated workshops). The decision itself is taken on
     the registration's page (portal.workshop), which the item links to."""
     models = workshop_models()
     if models is None or not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
             or f.amount_filtered or f.organisation_id or f.case:
-        return []
+        return [], 0
     Registration, RegStatus, Workshop = models  # noqa: N806 - classes
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
@@ -257,12 +281,15 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Registration.created_at <= cutoff)
-    rows = db.exec(select(Registration, Workshop.title).join(Workshop, Workshop.id == Registration.workshop_id)
-                   .where(*conditions).order_by(Registration.created_at, Registration.id).limit(SOURCE_LIMIT))
+    rows = db.exec(select(Registration, Workshop.title, func.count().over())
+                   .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions)
+                   .order_by(*_order(f.sort, Registration.created_at, Registration.id, None,
+                                     Registration.organisation))
+                   .limit(limit)).all()
     return [QueueItem(REGISTRATION, reg.created_at, None, reg.organisation,  # type: ignore[arg-type]
                       extra={"id": reg.id, "workshop_id": reg.workshop_id, "workshop": title, "name": reg.name,
                              "country": reg.country, "role": reg.role})
-            for reg, title in rows]
+            for reg, title, _n in rows], _total(rows)
 
 
 def _sort_key(sort: str):
@@ -282,13 +309,18 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None, registration
     """One page of everything waiting for staff, filtered and sorted as asked.
 
     `registrations_waiting` (from counts()) saves the registrations' statement when none wait.
+    Each source sorts and cuts in SQL and sends at most the rows up to the page asked for, with its
+    filtered count: the cost follows the page, not the length of the queue.
     """
     now = now or utcnow()
-    items = (_receipt_items(db, f, now) + _visit_items(db, f, now)
-             + _registration_items(db, f, now, registrations_waiting))
-    items.sort(key=_sort_key(f.sort if f.sort in SORTS else "oldest"))
-    total = len(items)
-    pages = max(1, math.ceil(total / PER_PAGE))
+    f = replace(f, sort=f.sort if f.sort in SORTS else "oldest")
+    limit = min(max(1, f.page), MAX_PAGE) * PER_PAGE
+    sources = (_receipt_items(db, f, now, limit), _visit_items(db, f, now, limit),
+               _registration_items(db, f, now, registrations_waiting, limit))
+    items = [item for found, _n in sources for item in found]
+    items.sort(key=_sort_key(f.sort))
+    total = sum(n for _found, n in sources)
+    pages = max(1, min(math.ceil(total / PER_PAGE), MAX_PAGE))
     page = min(max(1, f.page), pages)
     return QueuePage(items[(page - 1) * PER_PAGE: page * PER_PAGE], total, page, pages)
 
