@@ -31,7 +31,7 @@ translations-compile: venv
 	$(PYBABEL) compile -d translations >/dev/null
 
 translations: venv
-	$(PYBABEL) extract -F translations/babel.cfg -k _l -k lazy_gettext -o translations/messages.pot \
+	$(PYBABEL) extract -F translations/babel.cfg -k _l -k lazy_gettext --ignore-dirs ".*" -o translations/messages.pot \
 	  --no-location --sort-output portal templates >/dev/null
 	for l in $(LANGS); do \
 	  if [ -f translations/$$l/LC_MESSAGES/messages.po ]; then \

@@ -509,7 +509,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
             for path in warm:
                 big_pdf(path, 1)
             portal_srv = servers[0]
-            for n, path in enumerate(warm):  # warm both workers' imports (pypdf, Pillow) with small uploads first
+            for n, path in enumerate(warm):  # warm both workers' imports (pikepdf, Pillow) with small uploads first
                 upload_receipt(staff, 43 + n, path, "warm.pdf", 1000 + n)
             before = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
             with RssSampler(list(before)) as sampler:
