@@ -155,3 +155,38 @@ def test_amounts_typed_with_a_decimal_comma(client, db):
                                                          "planned_amount": typed}).status_code == 303
         line = db.exec(select(BudgetLine).where(BudgetLine.description == typed)).one()
         assert line.planned_cents == cents
+
+
+def test_case_page_needs_the_same_few_statements_however_much_it_shows(app, client, db):
+    """The case page reads each kind of thing once (case with organisation and rule, lines, receipts,
+    visits, their comments, the timeline's history, the draft, the navigation's counts): the same
+    number of statements for a bare case and for one with many receipts, visits and comments."""
+    from portal.visits.models import VisitComment
+    from tests.test_receipts import make_receipt
+    from tests.test_review import count_statements
+    from tests.test_visits import make_visit
+
+    org = make_org(db)
+    staff = make_user(db, role="staff")
+    case = make_case(db, org)
+    line = make_line(db, case)
+    visit = make_visit(db, case, flag_health=True)
+    make_receipt(db, case, line)
+    db.add(VisitComment(visit_id=visit.id, author_id=staff.id, body="Call him"))
+    db.commit()
+    client.login(staff)
+    url = f"/cases/{case.id}"
+    client.get(url)
+    with count_statements(app) as few:
+        assert client.get(url).status_code == 200
+    for i in range(15):
+        extra_line = make_line(db, case, description=f"Line {i}")
+        make_receipt(db, case, extra_line, supplier=f"Supplier {i}")
+        v = make_visit(db, case)
+        db.add(VisitComment(visit_id=v.id, author_id=staff.id, body=f"Comment {i}"))
+    db.commit()
+    with count_statements(app) as many:
+        page = client.get(url).get_data(as_text=True)
+    assert "Supplier 14" in page and "Line 14" in page
+    assert len(many) == len(few), "\n\n".join(many)
+    assert len(many) <= 10, "\n\n".join(many)

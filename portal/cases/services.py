@@ -51,6 +51,18 @@ def get_case_for(db: Session, user: User, case_id: int) -> Case:
     return case
 
 
+def case_header(db: Session, user: User, case_id: int) -> tuple[Case, Organisation, CountryRule | None]:
+    """The case (if the user may see it, else 404), its organisation and its country's eligibility rule,
+    in one statement: the top of the case page."""
+    row = db.exec(select(Case, Organisation, CountryRule)
+                  .join(Organisation, Organisation.id == Case.organisation_id)
+                  .outerjoin(CountryRule, CountryRule.code == Case.country)
+                  .where(Case.id == case_id, *scope(user))).first()
+    if row is None:
+        abort(404)
+    return row[0], row[1], row[2]
+
+
 def get_line_for(db: Session, user: User, case_id: int, line_id: int) -> tuple[Case, BudgetLine]:
     case = get_case_for(db, user, case_id)
     line = db.exec(select(BudgetLine).where(BudgetLine.id == line_id, BudgetLine.case_id == case.id)).first()

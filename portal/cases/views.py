@@ -84,8 +84,8 @@ def edit(case_id: int):
     return _case_form(services.get_case_for(db.session(), current_user, case_id))
 
 
-def _budget_context(case, form=None, editing=None, edit_form=None):
-    return {"case": case, "lines": services.budget_lines(db.session(), case),
+def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):
+    return {"case": case, "lines": services.budget_lines(db.session(), case) if lines is None else lines,
             "line_form": form or BudgetLineForm(formdata=None), "editing": editing, "edit_form": edit_form}
 
 
@@ -93,12 +93,13 @@ def _budget_context(case, form=None, editing=None, edit_form=None):
 @login_required
 def show(case_id: int):
     """Show one case with its budget."""
-    case = services.get_case_for(db.session(), current_user, case_id)
-    org = orgs.get_org(db.session(), case.organisation_id)
+    session = db.session()
+    case, org, rule = services.case_header(session, current_user, case_id)
+    lines = services.budget_lines(session, case)
     return render("cases/show.html", "cases/_budget.html", organisation=org,
-                  next_statuses=services.next_statuses(case), rule=services.rule_for(db.session(), case.country),
-                  status_form=StatusForm(formdata=None), **_budget_context(case), **receipts_context(case),
-                  **visits_context(case))
+                  next_statuses=services.next_statuses(case), rule=rule,
+                  status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
+                  **receipts_context(case, lines), **visits_context(case))
 
 
 @bp.get("/<int:case_id>/privacy/export")

@@ -773,6 +773,20 @@ class LineFigures:
     without_rate: int = 0
 
 
+def figures_of(receipts: Iterable[Receipt]) -> dict[int | None, LineFigures]:
+    """budget_figures, added up from a case's receipts already loaded (the case page has them all)."""
+    figures: dict[int | None, LineFigures] = {}
+    for receipt in receipts:
+        if receipt.status not in COUNTED:
+            continue
+        fig = figures.setdefault(receipt.budget_line_id, LineFigures())
+        fig.submitted_cents += receipt.eur_cents or 0
+        fig.without_rate += receipt.eur_cents is None
+        if receipt.status == ReceiptStatus.APPROVED:
+            fig.approved_cents += receipt.eur_cents or 0
+    return figures
+
+
 def budget_figures(db: Session, case: Case) -> dict[int | None, LineFigures]:
     """Per budget line: EUR submitted (not rejected) and approved; receipts still without a rate counted."""
     figures: dict[int | None, LineFigures] = {}

@@ -21,11 +21,14 @@ from portal.storage import StorageError, get_storage
 bp = Blueprint("receipts", __name__)
 
 
-def receipts_context(case: Case) -> dict:
-    """What the case page needs for its receipts section."""
+def receipts_context(case: Case, lines=None) -> dict:
+    """What the case page needs for its receipts section (and its budget's submitted/approved columns,
+    added up from the same receipts)."""
     session = db.session()
-    lines = {line.id: line for line in budget_lines(session, case)}
-    return {"receipts": services.receipts_of_case(session, case), "receipt_lines": lines}
+    lines = budget_lines(session, case) if lines is None else lines
+    receipts = services.receipts_of_case(session, case)
+    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
+            "receipt_figures": services.figures_of(receipts)}
 
 
 def _line_choices(form, case: Case) -> None:

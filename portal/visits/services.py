@@ -93,14 +93,6 @@ def visit_by_key(db: Session, key: str) -> Visit | None:
     return db.exec(select(Visit).where(Visit.draft_key == key)).first()
 
 
-def comment_counts(db: Session, visit_ids: list[int]) -> dict[int, int]:
-    if not visit_ids:
-        return {}
-    rows = db.exec(select(VisitComment.visit_id, func.count()).where(VisitComment.visit_id.in_(visit_ids))
-                   .group_by(VisitComment.visit_id))
-    return dict(rows.all())
-
-
 def user_names(db: Session, ids) -> dict[int, str]:
     ids = {i for i in ids if i}
     if not ids:
@@ -171,10 +163,11 @@ def clean_draft_data(form: Mapping[str, str]) -> dict[str, str]:
 
 def latest_draft(db: Session, user: User, case: Case) -> VisitDraft | None:
     """The user's newest draft for this case; drafts already submitted (a late autosave) are dropped."""
-    drafts = db.exec(select(VisitDraft).where(VisitDraft.user_id == user.id, VisitDraft.case_id == case.id)
-                     .order_by(VisitDraft.updated_at.desc(), VisitDraft.id.desc())).all()
-    for draft in drafts:
-        if visit_by_key(db, draft.key) is None:
+    rows = db.exec(select(VisitDraft, Visit.id).outerjoin(Visit, Visit.draft_key == VisitDraft.key)
+                   .where(VisitDraft.user_id == user.id, VisitDraft.case_id == case.id)
+                   .order_by(VisitDraft.updated_at.desc(), VisitDraft.id.desc())).all()
+    for draft, submitted in rows:
+        if submitted is None:
             return draft
         db.delete(draft)
         db.commit()
@@ -372,11 +365,6 @@ def flagged_visits(db: Session, include_acknowledged: bool = False) -> list[Visi
     return [VisitRow(v, c, o) for v, c, o in db.exec(query.limit(500))]
 
 
-def open_flag_count(db: Session) -> int:
-    return db.exec(select(func.count()).select_from(Visit)
-                   .where(_flagged_condition(), Visit.acknowledged_at.is_(None))).one()
-
-
 # Photos -----------------------------------------------------------------------------------------
 
 PHOTO_PREFIX = "visits"
@@ -527,11 +515,12 @@ def _visit_moment(visit: Visit) -> datetime:
     return datetime.combine(visit.visit_date, visit.visit_time or time(0), tzinfo=UTC)
 
 
-def _visit_entries(db: Session, case: Case) -> list[TimelineEntry]:
+def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
     from portal.visits.forms import MODES
 
     out = []
-    visits = visits_of_case(db, case)
+    visits = known["visits"] if "visits" in known else visits_of_case(db, case)
+    counts = known.setdefault("comment_counts", {})
     for v in visits:
         text = _("Visit: %(mode)s", mode=MODES.get(v.mode, v.mode))
         detail = _("Concern flagged") if v.flagged else ""
@@ -542,6 +531,7 @@ def _visit_entries(db: Session, case: Case) -> list[TimelineEntry]:
         rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
                        .where(VisitComment.visit_id.in_(ids)))
         for c, name in rows:
+            counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
             text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
                     else _("%(name)s commented on a visit", name=name or "–"))
             out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
@@ -549,7 +539,7 @@ def _visit_entries(db: Session, case: Case) -> list[TimelineEntry]:
     return out
 
 
-def _status_entries(db: Session, case: Case) -> list[TimelineEntry]:
+def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
     from portal.cases.models import CaseStatus as S
 
     labels = {S.PLANNED: _("Planned"), S.ACTIVE: _("Active"), S.MONITORING: _("Monitoring"), S.CLOSED: _("Closed")}
@@ -566,7 +556,7 @@ def _status_entries(db: Session, case: Case) -> list[TimelineEntry]:
     return out
 
 
-def _receipt_entries(db: Session, case: Case) -> list[TimelineEntry]:
+def _receipt_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
     models = _receipt_models()
     if models is None or not _has_table(db, models[1].__tablename__):
         return []
@@ -582,14 +572,17 @@ def _receipt_entries(db: Session, case: Case) -> list[TimelineEntry]:
 
 
 # Each source adds its own entries; a feature that wants to appear on the timeline adds a function here.
-TIMELINE_SOURCES: list[Callable[[Session, Case], list[TimelineEntry]]] = [
+# `known` holds what the page loaded already (the case's visits) and what a source found on the way
+# (the comment count per visit), so nothing is read twice.
+TIMELINE_SOURCES: list[Callable[[Session, Case, dict], list[TimelineEntry]]] = [
     _status_entries, _receipt_entries, _visit_entries,
 ]
 
 
-def timeline(db: Session, case: Case, limit: int = 100) -> list[TimelineEntry]:
+def timeline(db: Session, case: Case, limit: int = 100, known: dict | None = None) -> list[TimelineEntry]:
     """Everything that happened on a case, newest first."""
-    entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case)]
+    known = {} if known is None else known
+    entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
 

@@ -27,21 +27,19 @@ bp = Blueprint("visits", __name__)
 
 @bp.app_context_processor
 def _visit_globals():
-    def flagged_visits_count() -> int:
-        if not (current_user.is_authenticated and current_user.is_staff):
-            return 0
-        return services.open_flag_count(db.session())
-
-    return {"visit_labels": LABELS, "flagged_visits_count": flagged_visits_count, "format_time": format_time}
+    # The navigation's count of flagged visits comes with the review desk's counts (portal.review).
+    return {"visit_labels": LABELS, "format_time": format_time}
 
 
 def visits_context(case) -> dict:
     """What the case page shows about visits: the list, the user's draft, the trend and the timeline."""
     session = db.session()
     visits = services.visits_of_case(session, case)
-    return {"visits": visits, "visit_comment_counts": services.comment_counts(session, [v.id for v in visits]),
+    known = {"visits": visits}
+    timeline = services.timeline(session, case, known=known)  # counts the comments per visit on the way
+    return {"visits": visits, "visit_comment_counts": known["comment_counts"],
             "visit_draft": services.latest_draft(session, current_user, case),
-            "trend": services.trend(visits), "timeline": services.timeline(session, case)}
+            "trend": services.trend(visits), "timeline": timeline}
 
 
 # Recording a visit ------------------------------------------------------------------------------
