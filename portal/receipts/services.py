@@ -502,11 +502,15 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
     db.commit()  # the intent: from here on, the sweep knows about every object we store
 
     _store_or_abandon(db, storage, pairs, receipt.id)
+    # Read before confirming: after a failed commit the objects are expired, and loading them again
+    # would ask the database that just failed.
+    receipt_id, keys, row_ids = receipt.id, [row.key for row, _c in pairs], [row.id for row, _c in pairs]
     try:
         _confirm_new(db, actor, receipt, [row for row, _c in pairs])
     except SQLAlchemyError as exc:
-        log.warning("receipt %s stored but not confirmed: %s", receipt.id, exc)
-        _abandon(db, storage, [row.key for row, _c in pairs], receipt.id, [row.id for row, _c in pairs])
+        db.rollback()
+        log.warning("receipt %s stored but not confirmed: %s", receipt_id, exc)
+        _abandon(db, storage, keys, receipt_id, row_ids)
         raise UploadFailed(str(MSG_FAILED), "files") from None
     # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
     rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
@@ -544,6 +548,7 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
     db.commit()
     _store_or_abandon(db, storage, pairs, None)
     rows = [row for row, _c in pairs]
+    receipt_id, keys, row_ids = receipt.id, [row.key for row in rows], [row.id for row in rows]  # see create_receipt
     try:
         for row in rows:
             row.confirmed = True
@@ -555,8 +560,9 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
                      after={"kind": kind, "files": [row.key for row in rows], "names": names})
         db.commit()
     except SQLAlchemyError as exc:
-        log.warning("files of receipt %s stored but not confirmed: %s", receipt.id, exc)
-        _abandon(db, storage, [row.key for row in rows], None, [row.id for row in rows])
+        db.rollback()
+        log.warning("files of receipt %s stored but not confirmed: %s", receipt_id, exc)
+        _abandon(db, storage, keys, None, row_ids)
         raise UploadFailed(str(MSG_FAILED), "files") from None
     return scanning.scan_new(db, storage, rows, actor)
 
