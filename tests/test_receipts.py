@@ -420,7 +420,7 @@ def test_staff_approve_and_the_receipt_is_locked(client, db, w):
     switch(client, w["partner"])
     receipt_id = new_receipt(client, w)
     switch(client, w["staff"])
-    assert "Tbilisi Tools Ltd" in client.get("/receipts/review").get_data(as_text=True)
+    assert "Tbilisi Tools Ltd" in client.get("/review/").get_data(as_text=True)
     resp = review(client, receipt_id, "approve", db=db)
     assert resp.status_code == 303
     assert load(db, receipt_id).status == "approved"
@@ -473,7 +473,7 @@ def test_four_eyes_above_the_threshold(client, db, w, app_overrides):
     resp = review(client, large, "approve", db=db)
     assert "A second staff member must approve it too" in client.get(resp.location).get_data(as_text=True)
     assert load(db, large).status == "submitted"
-    assert "Waiting for a second approval" in client.get("/receipts/review").get_data(as_text=True)
+    assert "Waiting for a second approval" in client.get("/review/").get_data(as_text=True)
     again = review(client, large, "approve", db=db)
     assert again.status_code == 422 and "already approved" in again.get_data(as_text=True)
     switch(client, w["staff2"])
@@ -701,14 +701,7 @@ def test_browser_upload_failure_keeps_everything_typed(live_server, page, tmp_pa
     page.wait_for_url(re.compile(r".*/receipts/\d+$"))
 
 
-def test_old_queue_lists_the_oldest_and_counts_all(app, client, db, w):
-    from portal.receipts import services as receipt_services
-
-    for _ in range(3):
-        make_receipt(db, w["case"])
-    with app.app_context():
-        rows, total = receipt_services.review_queue(db, limit=2)
-    assert total == 3 and len(rows) == 2
+def test_the_old_receipts_queue_leads_to_the_review_desk(client, w):
     switch(client, w["staff"])
-    page = client.get("/receipts/review").get_data(as_text=True)
-    assert "3 receipts wait for a decision" in page
+    resp = client.get("/receipts/review")
+    assert resp.status_code == 301 and resp.location.endswith("/review/")

@@ -165,10 +165,13 @@ class ReadSizeSpy:
     def __init__(self, fileobj):
         self._file = fileobj
         self.sizes: list[int] = []
+        self.returned = 0  # bytes handed out, over every pass
 
     def read(self, size=-1):
         self.sizes.append(size)
-        return self._file.read(size)
+        chunk = self._file.read(size)
+        self.returned += len(chunk)
+        return chunk
 
     def seek(self, offset, whence=0):
         return self._file.seek(offset, whence)
@@ -201,7 +204,9 @@ def test_a_20_mb_file_round_trips_reading_in_chunks(storage, tmp_path):
 
 @needs_s3
 @pytest.mark.s3
-def test_a_20_mb_file_goes_up_in_8_mb_parts_on_s3(s3, tmp_path):
+def test_a_20_mb_file_goes_up_in_8_mb_parts_on_s3(s3, tmp_path, monkeypatch):
+    """Files over the single-PUT limit (512 MB; 16 MB here) go up in parts, never whole in memory."""
+    monkeypatch.setattr("portal.storage.s3.SINGLE_PUT_LIMIT", 16 * 1024 * 1024)
     path = tmp_path / "big.bin"
     path.write_bytes(payload(20 * 1024 * 1024))
     key = new_key("receipts/big")
@@ -217,19 +222,23 @@ def test_a_20_mb_file_goes_up_in_8_mb_parts_on_s3(s3, tmp_path):
 
 
 @pytest.mark.parametrize("size", [300_001, 20 * 1024 * 1024])
-def test_put_with_the_callers_sha256_reads_the_file_once_and_checks_it(storage, tmp_path, size):
-    """A caller that hashed the file already (the upload checks do) spares a pass over big files;
+def test_put_with_the_callers_hashes_reads_the_file_once_and_checks_it(storage, tmp_path, size, monkeypatch):
+    """A caller that hashed the file already (the upload checks do) spares the backend its own pass;
     a file that is not the one hashed is refused and nothing stays stored."""
+    monkeypatch.setattr("portal.storage.s3.SINGLE_PUT_LIMIT", 16 * 1024 * 1024)  # 20 MB: in parts
     path = tmp_path / "file.bin"
     path.write_bytes(payload(size))
-    good = hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as raw:
+        digest = Digest.of_stream(raw)
+    good, md5 = digest.sha256, digest.md5_base64
     key = new_key("receipts/hinted")
     with path.open("rb") as raw:
         spy = ReadSizeSpy(raw)
-        stored = storage.put(key, spy, content_type="application/pdf", sha256=good)
+        stored = storage.put(key, spy, content_type="application/pdf", sha256=good, md5=md5)
     assert stored.sha256 == good and stored.size == size
-    if size > 16 * 1024 * 1024 and not isinstance(storage, LocalStorage):
-        assert len(spy.sizes) == 4  # one pass: 8 + 8 + 4 MB and the end, hashed while sent in parts
+    if not isinstance(storage, LocalStorage):
+        # one pass: in parts (hashed while sent) or one PUT (the sender's reads, no hashing pass before)
+        assert spy.returned == size
     other = new_key("receipts/hinted")
     with path.open("rb") as raw, pytest.raises(ChecksumMismatch):
         storage.put(other, raw, content_type="application/pdf", sha256="0" * 64)

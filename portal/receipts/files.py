@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
-from portal.storage import CHUNK_SIZE, safe_download_name
+from portal.storage import CHUNK_SIZE, Digest, safe_download_name
 
 MAX_PIXELS = 50_000_000
 # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; both are refusals here.
@@ -78,6 +78,7 @@ class CleanFile:
     content_type: str
     filename: str
     metadata_removed: bool
+    md5: str = ""  # base64, of the bytes to keep: storage sends it as Content-MD5 without another pass
 
 
 def sniff(head: bytes) -> Kind | None:
@@ -125,17 +126,21 @@ def clean_upload(filename: str, stream: BinaryIO) -> CleanFile:
     if kind is None or extension not in kind.extensions:
         raise FileProblem(str(MSG_WRONG_TYPE))
     if kind is PDF:  # stored as uploaded: one pass reads, checks and hashes it
-        digest = hashlib.sha256()
+        digest = Digest()
         check_pdf(stream, on_chunk=digest.update)
-        return CleanFile(data=stream, size=size, sha256=digest.hexdigest(), original_sha256=digest.hexdigest(),
-                         content_type=PDF.content_type, filename=name, metadata_removed=False)
+        return CleanFile(data=stream, size=size, sha256=digest.sha256, original_sha256=digest.sha256,
+                         content_type=PDF.content_type, filename=name, metadata_removed=False,
+                         md5=digest.md5_base64)
     original_sha256 = _sha256(stream)
     data = reencode_image(stream, kind)
     content_type = kind.content_type
     if kind is HEIC:  # stored as the JPEG it was re-encoded to: every reviewer's browser opens that
         content_type, name = JPEG.content_type, name.rsplit(".", 1)[0] + ".jpg"
-    return CleanFile(data=data, size=_size(data), sha256=_sha256(data), original_sha256=original_sha256,
-                     content_type=content_type, filename=name, metadata_removed=True)
+    data.seek(0)
+    digest = Digest.of_stream(data)
+    data.seek(0)
+    return CleanFile(data=data, size=digest.size, sha256=digest.sha256, original_sha256=original_sha256,
+                     content_type=content_type, filename=name, metadata_removed=True, md5=digest.md5_base64)
 
 
 # Images -----------------------------------------------------------------------------------------

@@ -415,7 +415,8 @@ def _intent_rows(receipt: Receipt, actor: User, case_id: int,
 
 def _store(storage: Storage, pairs: list[tuple[ReceiptFile, CleanFile]]) -> None:
     for row, clean in pairs:
-        stored = storage.put(row.key, clean.data, content_type=row.content_type, sha256=row.sha256)
+        stored = storage.put(row.key, clean.data, content_type=row.content_type, sha256=row.sha256,
+                             md5=clean.md5 or None)
         if (stored.size, stored.sha256) != (row.size, row.sha256):
             raise StorageError(f"{row.key}: stored {stored.sha256}, expected {row.sha256}")
 
@@ -743,31 +744,6 @@ def _correction_mail(db: Session, receipt: Receipt, comment: str) -> None:
         body = render_template("receipts/mail_correction.txt", receipt=receipt, case=case, comment=comment,
                                link=link)
     mail.queue(db, to, subject, body)
-
-
-@dataclass
-class QueueRow:
-    receipt: Receipt
-    case: Case
-    organisation: str
-    waiting_for_second: bool
-
-
-QUEUE_LIMIT = 100
-
-
-def review_queue(db: Session, limit: int = QUEUE_LIMIT) -> tuple[list[QueueRow], int]:
-    """The oldest receipts waiting for a staff decision (at most `limit`) and how many wait in all."""
-    waiting = Receipt.status == ReceiptStatus.SUBMITTED
-    total = db.exec(select(func.count()).select_from(Receipt).where(waiting)).one()
-    rows = db.exec(select(Receipt, Case, Organisation.name).join(Case, Case.id == Receipt.case_id)
-                   .join(Organisation, Organisation.id == Case.organisation_id)
-                   .where(waiting)
-                   .order_by(Receipt.updated_at, Receipt.id).limit(limit)).all()
-    firsts = {(e.receipt_id, e.revision) for e in db.exec(
-        select(ReceiptEvent).where(ReceiptEvent.kind == "first_approval",
-                                   ReceiptEvent.receipt_id.in_([r.id for r, _c, _o in rows])))}
-    return [QueueRow(r, c, o, (r.id, r.revision) in firsts) for r, c, o in rows], total
 
 
 # Budget -----------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from portal.cases.services import budget_lines, get_case_for
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
-from portal.receipts.models import ReceiptStatus
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
@@ -258,9 +257,8 @@ def review(receipt_id: int):
 @bp.get("/receipts/review")
 @staff_required
 def queue():
-    """The receipts waiting for a staff decision."""
-    rows, total = services.review_queue(db.session())
-    return render("receipts/queue.html", "receipts/_queue.html", rows=rows, total=total, statuses=ReceiptStatus)
+    """The receipts' own queue is the review desk now (filters, sorting, paging): old links lead there."""
+    return redirect(url_for("review.index"), code=301)
 
 
 def _rates_page(status: int = 200, form=None, import_form=None):

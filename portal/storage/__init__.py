@@ -66,12 +66,15 @@ class ChecksumMismatch(StorageError):
 class Storage(Protocol):
     """Where uploaded files live. Implemented by LocalStorage (a directory) and S3Storage."""
 
-    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None) -> StoredObject:
+    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None,
+            md5: str | None = None) -> StoredObject:
         """Store a seekable binary file (all of it, from the start) under key, in chunks.
 
-        `sha256`, when the caller already hashed the file, spares a pass over it; what is sent is
-        still hashed and compared. Raises StorageError if the service fails, ChecksumMismatch if the
-        stored copy differs (or the file is not the one the caller hashed).
+        `sha256` (hex) and `md5` (base64), when the caller hashed these very bytes already (the upload
+        checks do, in the pass that reads the file), spare the backend a pass of its own: the server
+        checks the bytes it receives against the MD5. With `sha256` alone the file is hashed again and
+        compared. Raises StorageError if the service fails, ChecksumMismatch if the stored copy differs
+        (or the file is not the one the caller hashed).
         """
         ...
 

@@ -41,7 +41,8 @@ class LocalStorage:
     def describe(self) -> str:
         return f"local:{self.root}"
 
-    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None) -> StoredObject:
+    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None,
+            md5: str | None = None) -> StoredObject:
         # content_type is not kept on disk: the database row records it.
         path = self._path(key)
         tmp_name: str | None = None
@@ -60,7 +61,8 @@ class LocalStorage:
                 os.fsync(tmp.fileno())
             with open(tmp_name, "rb") as written:
                 check = Digest.of_stream(written)
-            if (check.size, check.sha256) != (digest.size, digest.sha256) or sha256 not in (None, digest.sha256):
+            if (check.size, check.sha256) != (digest.size, digest.sha256) or sha256 not in (None, digest.sha256) \
+                    or md5 not in (None, digest.md5_base64):
                 raise ChecksumMismatch(f"{key}: the file on disk differs from what was received")
             os.replace(tmp_name, path)
             tmp_name = None

@@ -19,7 +19,9 @@ from flask import Response, redirect
 
 from . import ChecksumMismatch, Digest, StorageError, StoredObject, check_key, content_disposition
 
-SINGLE_PUT_LIMIT = 16 * 1024 * 1024
+# Up to this size one PUT, streamed from the (spooled) file: nothing big in memory either way. Above it,
+# multipart in 8 MB parts (S3 refuses single PUTs over 5 GB).
+SINGLE_PUT_LIMIT = 512 * 1024 * 1024
 PART_SIZE = 8 * 1024 * 1024
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
@@ -46,7 +48,10 @@ class S3Storage:
         config = Config(
             signature_version="s3v4",
             # Path-style (http://host/bucket/key): works without wildcard DNS for bucket names.
-            s3={"addressing_style": "path"},
+            # No SHA-256 of the body for the signature: every upload carries Content-MD5, which the server
+            # checks; over https (production) botocore already skips it for streamed bodies with
+            # Content-MD5. On plain http it would hash every file once more.
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
             # boto3 >= 1.36 adds CRC32 checksums to every upload by default. Ceph RGW (and other
             # S3-compatible servers) reject or ignore them; we send Content-MD5, which Ceph checks,
             # and verify SHA-256 ourselves.
@@ -105,31 +110,34 @@ class S3Storage:
         server = meta.get("HTTPHeaders", {}).get("server", "no Server header")
         return f"{where} (server: {server}) bucket={self.bucket}{state}"
 
-    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None) -> StoredObject:
+    def put(self, key: str, fileobj: BinaryIO, *, content_type: str, sha256: str | None = None,
+            md5: str | None = None) -> StoredObject:
         check_key(key)
         fileobj.seek(0, 2)
         size = fileobj.tell()
         fileobj.seek(0)
         try:
             if size <= SINGLE_PUT_LIMIT:
-                # Content-MD5 must precede the body: hash first, then send. botocore rewinds to 0 on a
-                # retry, so the whole file is what gets stored.
-                digest = Digest.of_stream(fileobj)
-                fileobj.seek(0)
-                if sha256 not in (None, digest.sha256):
-                    raise ChecksumMismatch(f"{key}: the file is not the one that was checked")
-                sha256 = digest.sha256
+                # One request, the body streamed from the file. Content-MD5 must precede the body: hash
+                # first unless the caller did (then the file is read once, by the sender). botocore
+                # rewinds to 0 on a retry, so the whole file is what gets stored.
+                if not (sha256 and md5):
+                    digest = Digest.of_stream(fileobj)
+                    fileobj.seek(0)
+                    if sha256 not in (None, digest.sha256):
+                        raise ChecksumMismatch(f"{key}: the file is not the one that was checked")
+                    sha256, md5 = digest.sha256, digest.md5_base64
                 self.client.put_object(
                     Bucket=self.bucket,
                     Key=key,
                     Body=fileobj,
                     ContentLength=size,
-                    ContentMD5=digest.md5_base64,
+                    ContentMD5=md5,
                     ContentType=content_type,
                     Metadata={"sha256": sha256},
                 )
             else:
-                # Big files: each part carries its own Content-MD5; the SHA-256 of the whole is
+                # Very big files: each part carries its own Content-MD5; the SHA-256 of the whole is
                 # computed while sending and must match before the upload is completed.
                 sha256 = sha256 or Digest.of_stream(fileobj).sha256
                 fileobj.seek(0)

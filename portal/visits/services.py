@@ -394,7 +394,8 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
     db.commit()  # the intent: if storing fails half-way, the sweep finds the row and the object
     storage = get_storage()
     try:
-        stored = storage.put(photo.key, clean.data, content_type=clean.content_type)
+        stored = storage.put(photo.key, clean.data, content_type=clean.content_type, sha256=clean.sha256,
+                             md5=clean.md5 or None)
     except StorageError:
         db.delete(photo)
         db.commit()

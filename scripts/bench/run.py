@@ -45,7 +45,7 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 CONNECTIONS = 16
 UA = "Mozilla/5.0 (X11; Linux x86_64) integplan-bench/1"  # wrk, requests and Chromium send the same one:
 # the portal's "strong" session protection ties the session to the address and the User-Agent.
-UPLOAD_MB = 19  # receipts refuse files of 20 MB and more (portal/receipts/files.py)
+UPLOAD_MB = 100  # the size; the bench's portal accepts receipts up to RECEIPT_MAX_MB=110
 
 
 def log(msg: str) -> None:
@@ -63,6 +63,8 @@ def portal_env() -> dict[str, str]:
         "BASE_URL": BASE, "PORTAL_INSTANCE_DIR": str(OUT / "instance"),
         # Staff must use a second factor in production; the bench signs in with the password alone.
         "TOTP_REQUIRED_ROLES": "",
+        # The production default is 20 MB; the upload measure sends a 100 MB scan through the same code.
+        "RECEIPT_MAX_MB": "110",
     })
     return env
 
@@ -426,7 +428,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
         cookie = cookie_header(staff)
         case_id = 42  # has 10 receipts in both phases
         pages = [("case list", "/cases/"), ("case page with receipts", f"/cases/{case_id}"),
-                 ("receipts review queue", "/receipts/review"), ("review (/review/)", "/review/"),
+                 ("review desk (/review/)", "/review/"),
                  ("dashboard (/reports/dashboard)", "/reports/dashboard")]
         present = []
         for name, path in pages:
@@ -495,7 +497,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
             line_id = (case_id - 1) * 3 + 1
             fragments = [("case list, page 2", "/cases/?page=2"), ("case list filtered", "/cases/?status=active"),
                          ("budget line editor", f"/cases/{case_id}/lines/{line_id}/edit"),
-                         ("receipts review queue", "/receipts/review")]
+                         ("review desk, page 2 sorted by amount", "/review/?page=2&sort=amount_desc")]
             for name, path in fragments:
                 size, _text, enc = wire_bytes(staff, BASE + path, hx)
                 res.add(f"htmx fragment: {name}", f"{size / 1024:.1f} KB ({enc})", "", "", "≤ 8 KB",
@@ -528,8 +530,8 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
                     tp_portal / tp_direct >= 0.7)
             res.add("upload: worker peak memory growth", f"{growth:.1f} MB",
                     "VmRSS before (sampled every 5 ms)", "", "≤ 32 MB", growth <= 32)
-            res.notes.append(f"Upload: {mb:.1f} MB, not 100 MB: receipts refuse files of 20 MB or more "
-                             "(portal/receipts/files.py). Median of 3; VmRSS after: "
+            res.notes.append(f"Upload: a {mb:.1f} MB one-page scan (RECEIPT_MAX_MB=110 for the bench; production "
+                             "default 20). Median of 3; VmRSS after: "
                              + ", ".join(f"{a['VmRSS'] / 1024:.0f} MB" for a in after.values()) + ".")
 
         with timed("Chromium on emulated 2G"):
