@@ -678,6 +678,35 @@ def test_browser_shrinks_a_big_photo_and_shows_progress(live_server, page, tmp_p
 
 
 @pytest.mark.browser
+def test_browser_sends_photos_smaller_on_a_slow_link(live_server, page, tmp_path):
+    """When the browser estimates a slow download (2G: 250 kbit/s), photos are shrunk to 1600 px at a
+    lower quality: about a third of the bytes over an uplink that is slower still."""
+    from tests.browser_fixtures import sign_in
+
+    case_id, line = _partner_case(live_server)
+    photo = tmp_path / "IMG_slow.png"
+    photo.write_bytes(noisy_png())
+    sign_in(page, live_server, "partner.a@example.org")
+    page.goto(f"{live_server.url}/cases/{case_id}/receipts/new")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")  # the estimate of a 2G download; uploads stay fast for the test's sake
+    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0,
+                                                   "downloadThroughput": 250_000 // 8, "uploadThroughput": -1})
+    page.reload()
+    assert page.evaluate("navigator.connection.downlink") < 0.5
+    page.get_by_label("Budget line").select_option(label=line)
+    _fill(page, "Slow Link Photo Test")
+    page.get_by_label("Receipt files").set_input_files(str(photo))
+    page.get_by_role("button", name="Submit receipt").click()
+    page.wait_for_url(re.compile(r".*/receipts/\d+$"), timeout=60_000)
+    receipt_id = int(page.url.rsplit("/", 1)[-1])
+    with Session(live_server.engine()) as s:
+        row = s.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
+    with live_server.app.app_context(), get_storage().open(row.key) as fh, Image.open(fh) as img:
+        assert max(img.size) == 1600
+
+
+@pytest.mark.browser
 def test_browser_upload_failure_keeps_everything_typed(live_server, page, tmp_path):
     from tests.browser_fixtures import sign_in
 
