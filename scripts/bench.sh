@@ -11,10 +11,7 @@ command -v wrk >/dev/null || need_apt+=(wrk)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
 command -v pgrep >/dev/null || need_apt+=(procps)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing: ${need_apt[*]}"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
-fi
+scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh
 export BENCH_ADMIN_URL=${BENCH_ADMIN_URL:-$(scripts/postgres.sh url)}

@@ -37,9 +37,7 @@ install_packages() {
   command -v clamd >/dev/null && return 0
   [ -x /usr/sbin/clamd ] && return 0
   log "installing clamav clamav-daemon"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends clamav clamav-daemon
+  "$(dirname "$0")/apt-install.sh" clamav clamav-daemon
 }
 
 clamd_bin() { command -v clamd || echo /usr/sbin/clamd; }

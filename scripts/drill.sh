@@ -18,10 +18,7 @@ if ! { command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; }
 fi
 command -v curl >/dev/null || need_apt+=(curl)
 command -v pgrep >/dev/null || need_apt+=(procps)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing: ${need_apt[*]}"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
-fi
+scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh
 export DRILL_ADMIN_URL=${DRILL_ADMIN_URL:-$(scripts/postgres.sh url)}

@@ -46,9 +46,7 @@ ceph_cli() { timeout 60 ceph -c "$CONF" --connect-timeout 30 "$@"; }
 install_packages() {
   command -v radosgw >/dev/null && return 0
   log "installing radosgw ceph-mon ceph-osd"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update
-  apt-get install -y --no-install-recommends radosgw ceph-mon ceph-osd
+  "$(dirname "$0")/apt-install.sh" radosgw ceph-mon ceph-osd
 }
 
 new_uuid() { python3 -c 'import uuid; print(uuid.uuid4())'; }

@@ -7,10 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 
-command -v pg_isready >/dev/null || {
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    postgresql postgresql-client
-}
+command -v pg_isready >/dev/null || scripts/apt-install.sh postgresql postgresql-client
 scripts/postgres.sh
 export BENCH_ADMIN_URL=${BENCH_ADMIN_URL:-$(scripts/postgres.sh url)}
 scripts/s3-server.sh start

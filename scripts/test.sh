@@ -11,18 +11,14 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs in any script
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing: ${need_apt[*]}"
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_apt[@]}"
-fi
+scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-$(scripts/postgres.sh url)}
 
 # Redis: the rate limits shared between worker processes.
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-  command -v redis-server >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -q --no-install-recommends redis-server redis-tools; }
+  command -v redis-server >/dev/null || scripts/apt-install.sh redis-server redis-tools
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi

@@ -51,3 +51,18 @@ def make_line(db: Session, case: Case, **kw) -> BudgetLine:
     db.add(line)
     db.commit()
     return line
+
+
+def pdf_of_objects(objects: list[bytes], header: bytes = b"%PDF-1.7\n") -> bytes:
+    """A PDF written by hand: the objects numbered from 1 (the first is the catalog), with a correct
+    cross-reference table. For files no PDF library would write (test corpus, benchmark scans)."""
+    out = bytearray(header)
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)

@@ -15,6 +15,7 @@ from portal import create_app
 from portal.receipts import files as rf
 from portal.receipts.files import FileProblem, clean_upload, sniff
 from tests.conftest import app_config
+from tests.factories import pdf_of_objects
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +63,7 @@ def raw_pdf(catalog_extra: str, extra_objects: str = "") -> bytes:
     ]
     if extra_objects:
         objs.append(extra_objects)
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objs, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
+    return pdf_of_objects([body.encode("latin-1") for body in objs])
 
 
 def png_header_only(width: int, height: int) -> bytes:

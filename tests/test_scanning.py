@@ -26,7 +26,7 @@ from portal.scanning.clamd import ClamdClient, Verdict, parse_reply
 from portal.storage import get_storage
 from portal.visits.models import VisitPhoto
 from tests.conftest import free_port
-from tests.factories import make_case, make_line, make_org, make_user
+from tests.factories import make_case, make_line, make_org, make_user, pdf_of_objects
 from tests.test_receipt_files import plain_pdf
 from tests.test_visits import make_visit
 
@@ -45,16 +45,7 @@ def pdf_with_comment(comment: bytes) -> bytes:
     objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
             b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream"]
-    out = bytearray(b"%PDF-1.7\n%" + uuid4().hex.encode() + b"\n")
-    offsets = []
-    for number, body in enumerate(objs, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(out)
+    return pdf_of_objects(objs, header=b"%PDF-1.7\n%" + uuid4().hex.encode() + b"\n")
 
 
 def eicar_pdf() -> bytes:
