@@ -168,8 +168,12 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
         cmd += ["-H", f"Cookie: {cookie}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    try:
+        avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
+        p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    except AttributeError:  # no request finished in the time: wrk prints no latencies
+        log(f"wrk gave no latencies for {url}:\n{out}")
+        avg = p99 = float("nan")
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in errs.groups()) if errs else 0)
