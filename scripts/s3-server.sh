@@ -81,9 +81,10 @@ mon_data = $DIR/mon/\$cluster-\$id
 [osd]
 osd_data = $DIR/osd
 osd_objectstore = bluestore
-# a sparse 4 GiB file instead of a disk; only what is written takes space
+# a sparse 24 GiB file instead of a disk; only what is written takes space (a full OSD stops every
+# write: the bench alone writes 600 MB a run, and deletes it afterwards)
 bluestore_block_path = $DIR/osd/block.file
-bluestore_block_size = 4294967296
+bluestore_block_size = 25769803776
 bluestore_block_create = true
 bluestore_block_db_create = false
 bluestore_block_wal_create = false
@@ -159,6 +160,9 @@ stop_daemons() {  # $@ = daemon names, default all
     if kill -0 "$pid" 2>/dev/null; then
       log "$name ($pid) did not stop; killing it"
       kill -9 "$pid" 2>/dev/null || true
+      # gone before a new daemon takes its port (a new monitor beside the old one: "wrong fsid")
+      deadline=$((SECONDS + 10))
+      while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     fi
   done
   [ $# -eq 0 ] && rm -f "$DIR"/run/*.pid
@@ -178,6 +182,11 @@ start() {
   fi
   install_packages
   if [ ! -f "$READY" ]; then
+    wipe_and_init
+    return
+  fi
+  if ! grep -q "^bluestore_block_size = 25769803776$" "$CONF"; then
+    log "the cluster in $DIR was made with an older layout (smaller OSD); starting afresh"
     wipe_and_init
     return
   fi

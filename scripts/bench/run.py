@@ -342,15 +342,34 @@ def upload_receipt(s: requests.Session, case_id: int, path: Path, name: str, n: 
     return took
 
 
-def direct_put(path: Path) -> float:
+def s3_client():
+    """boto3's own client with its defaults (the baseline), path-style for Ceph."""
     import boto3
     from botocore.config import Config
 
-    client = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
-                          region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                                        request_checksum_calculation="when_required",
-                                        response_checksum_validation="when_required"))
+    return boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT_URL"],
+                        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                      request_checksum_calculation="when_required",
+                                      response_checksum_validation="when_required"))
+
+
+def drop_bucket(bucket: str = "integplan-bench") -> None:
+    """Remove the run's objects and bucket: the uploads (600 MB a run) must not pile up on the S3 server."""
+    client = s3_client()
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=item["Key"])
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        client.delete_bucket(Bucket=bucket)
+    except client.exceptions.NoSuchBucket:
+        pass
+
+
+def direct_put(path: Path) -> float:
+    client = s3_client()
     with path.open("rb") as fh:
         t0 = time.perf_counter()
         client.put_object(Bucket="integplan-bench", Key=f"bench/direct-{secrets.token_hex(6)}", Body=fh,
@@ -407,6 +426,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
     try:
         with timed("fresh database integplan_bench, migrations"):
             fresh_database()
+            drop_bucket()  # what a run that crashed left behind
         engine = sa.create_engine(DB_URL)
         with timed("volume: organisations, cases, budget lines, visits, registrations"):
             info = data.base(engine)
@@ -545,6 +565,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
     finally:
         for server in servers:
             server.stop()
+        drop_bucket()
 
     log_text = (OUT / "gunicorn-portal.log").read_text(errors="replace")
     if "WORKER TIMEOUT" in log_text:
