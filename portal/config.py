@@ -93,6 +93,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "PROJECT_END": project_end,
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", str(110 * 1024 * 1024))),
         "RECEIPT_MAX_MB": int(env.get("RECEIPT_MAX_MB", "20")),
+        # The navigation's review badges may be this old outside the review desk (0: count every time).
+        "REVIEW_COUNTS_SECONDS": float(env.get("REVIEW_COUNTS_SECONDS", "15")),
         # Malware scanning through clamd; off when CLAMD_HOST is empty (files are then "unscanned").
         "CLAMD_HOST": env.get("CLAMD_HOST", ""),
         "CLAMD_PORT": int(env.get("CLAMD_PORT", "3310")),

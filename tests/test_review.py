@@ -388,3 +388,21 @@ def make_sample(db, receipt) -> SampleItem:
     db.add(item)
     db.commit()
     return item
+
+
+def test_the_navigation_badges_are_kept_a_while_outside_the_desk(app, client, db, desk):
+    """Pages other than the desk reuse the badges' counts for REVIEW_COUNTS_SECONDS; the desk counts
+    afresh every time and renews what is kept."""
+    client.login(desk["staff"])
+    badge = re.compile(r'id="review-count"[^>]*>(\d+)<')
+    shown = int(badge.search(client.get("/cases/").get_data(as_text=True)).group(1))
+    make_receipt(db, desk["case_sn"], supplier="Arrived meanwhile")
+    with count_statements(app) as kept:
+        page = client.get("/cases/").get_data(as_text=True)
+    assert int(badge.search(page).group(1)) == shown  # kept: not counted again
+    assert not any("count(" in s.lower() and "receipt_events" in s for s in kept)
+    assert int(badge.search(client.get("/review/").get_data(as_text=True)).group(1)) == shown + 1
+    assert int(badge.search(client.get("/cases/").get_data(as_text=True)).group(1)) == shown + 1
+    app.config["REVIEW_COUNTS_SECONDS"] = 0  # counted on every page
+    make_receipt(db, desk["case_sn"], supplier="And another")
+    assert int(badge.search(client.get("/cases/").get_data(as_text=True)).group(1)) == shown + 2

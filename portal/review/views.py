@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
-from flask import Blueprint, abort, flash, g, make_response, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -44,10 +45,24 @@ def _review_globals():
 
 
 def _counts() -> dict[str, int]:
-    """The counts per type, once per request (the navigation and the page share them)."""
+    """The counts per type, once per request (the navigation and the page share them).
+
+    Outside the desk they only feed the navigation's badges, on every staff page: figures up to
+    REVIEW_COUNTS_SECONDS old are reused there (the count reads the whole queue, 6-9 ms at 100,000
+    receipts). The desk itself always counts afresh and refreshes the kept figures."""
     if "review_counts" not in g:
-        g.review_counts = services.counts(db.session())
+        kept = current_app.extensions.setdefault("review_counts", {})
+        if current_app.config["REVIEW_COUNTS_SECONDS"] > 0 and kept.get("until", 0.0) > time.monotonic():
+            g.review_counts = kept["counts"]
+        else:
+            _remember(services.counts(db.session()))
     return g.review_counts
+
+
+def _remember(counts: dict[str, int]) -> None:
+    g.review_counts = counts
+    current_app.extensions["review_counts"] = {
+        "counts": counts, "until": time.monotonic() + current_app.config["REVIEW_COUNTS_SECONDS"]}
 
 
 # Forms ------------------------------------------------------------------------------------------
@@ -148,7 +163,8 @@ class DrawForm(FlaskForm):
 def _queue(status: int = 200, message: str | None = None, problems: dict | None = None,
            typed: dict | None = None, focus: int | None = None):
     session = db.session()
-    g.review_counts, orgs, countries = services.desk_summary(session)
+    counts, orgs, countries = services.desk_summary(session)
+    _remember(counts)
     form, f = _filter_form(countries, orgs)
     result = services.queue(session, f, registrations_waiting=_counts().get(services.REGISTRATION, 0))
     if focus is not None and result.items:
