@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 from PIL import Image
 
+from portal.storage import CHUNK_SIZE
+
 log = logging.getLogger(__name__)
 EDGE = 480  # px, the long edge of a preview
 
@@ -21,9 +23,20 @@ def preview_key(file_id: int, sha256: str) -> str:
 
 
 def _pdf_first_page(stream: BinaryIO) -> Image.Image:
+    import shutil
+    import tempfile
+
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(stream.read())
+    # pdfium reads what it needs of the file; copied in chunks to a temporary file (the stored object's
+    # stream cannot seek), a large scan is never held in memory whole.
+    with tempfile.TemporaryFile() as copy:
+        shutil.copyfileobj(stream, copy, CHUNK_SIZE)
+        copy.seek(0)
+        return _render_first_page(pdfium.PdfDocument(copy))
+
+
+def _render_first_page(pdf) -> Image.Image:
     try:
         page = pdf[0]
         width, height = page.get_size()
