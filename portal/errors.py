@@ -32,11 +32,16 @@ def _message(code: int) -> tuple[str, str]:
                                _("Something went wrong on our side. Please try again later.")))
 
 
+def error_page(code: int, title: str, text: str) -> str:
+    """The error page (a fragment when htmx swaps it in) with this title and text."""
+    template = "errors/_error.html" if is_swap() else "errors/error.html"
+    return render_template(template, code=code, title=title, text=text)
+
+
 def init_errors(app) -> None:
     def render_error(code: int):
         title, text = _message(code)
-        template = "errors/_error.html" if is_swap() else "errors/error.html"
-        return render_template(template, code=code, title=title, text=text), code
+        return error_page(code, title, text), code
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, UniqueCons
 from sqlmodel import Field, SQLModel
 
 from portal.audit import utcnow
-from portal.scanning import ScanStatus
+from portal.scanning import Scanned
 
 RATE_SCALE = 1_000_000  # exchange rates are stored as whole millionths
 
@@ -88,7 +88,7 @@ class Receipt(SQLModel, table=True):
         return f"R-{self.id:05d}"
 
 
-class ReceiptFile(SQLModel, table=True):
+class ReceiptFile(Scanned, table=True):
     """A stored object of a receipt. Unconfirmed rows are upload intents the sweep may remove."""
 
     __tablename__ = "receipt_files"
@@ -104,11 +104,6 @@ class ReceiptFile(SQLModel, table=True):
     original_filename: str = Field(max_length=200)  # sanitised; only ever the download name
     metadata_removed: bool = True  # False for HEIC, which is stored as uploaded
     confirmed: bool = Field(default=False, index=True)
-    # The malware scan (portal/scanning): "pending" until clamd found it clean, "infected" once quarantined,
-    # "unscanned" when no scanner is configured (and for files stored before scanning existed).
-    scan_status: str = Field(default=ScanStatus.UNSCANNED, max_length=16, index=True)
-    scanned_at: datetime | None = None
-    scan_signature: str | None = Field(default=None, max_length=200)  # the malware's name, if infected
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow, index=True)
 

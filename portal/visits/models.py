@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
 from portal.audit import utcnow
-from portal.scanning import ScanStatus
+from portal.scanning import Scanned
 
 
 class VisitMode(StrEnum):
@@ -142,7 +142,7 @@ class VisitComment(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
-class VisitPhoto(SQLModel, table=True):
+class VisitPhoto(Scanned, table=True):
     """A photo taken at a visit, stored re-encoded (no EXIF, no GPS). Unconfirmed rows are upload
     intents: the object may not be stored yet, and the sweep removes them."""
 
@@ -158,10 +158,5 @@ class VisitPhoto(SQLModel, table=True):
     # The returnee agreed to the photo; recorded with every photo.
     consent: bool = False
     confirmed: bool = Field(default=False, index=True)
-    # The malware scan (portal/scanning): "pending" until clamd found it clean, "infected" once quarantined,
-    # "unscanned" when no scanner is configured (and for files stored before scanning existed).
-    scan_status: str = Field(default=ScanStatus.UNSCANNED, max_length=16, index=True)
-    scanned_at: datetime | None = None
-    scan_signature: str | None = Field(default=None, max_length=200)  # the malware's name, if infected
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow, index=True)
