@@ -565,3 +565,37 @@ def test_tuspy_uploads_and_resumes_from_the_last_byte(backend, served, db, w, ki
     file_row = db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
     download = session.get(f"{served.url}/receipts/{receipt_id}/files/{file_row.id}", allow_redirects=True)
     assert download.status_code == 200 and download.content == kept
+
+
+# The malware scan applies to uploaded files as to plain ones ---------------------------------------
+
+def _clamd_overrides():
+    from tests.test_scanning import CLAMD_HOST, CLAMD_PORT
+
+    return {"CLAMD_HOST": CLAMD_HOST or "127.0.0.1", "CLAMD_PORT": CLAMD_PORT, "CLAMD_TIMEOUT": 5.0}
+
+
+@pytest.mark.parametrize("app_overrides", [_clamd_overrides()])
+def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client, db, w, app_overrides):
+    from tests.test_scanning import CLAMD_HOST, EICAR, clean_pdf, eicar_pdf
+
+    if not CLAMD_HOST:
+        pytest.skip("no clamd configured (TEST_CLAMD_HOST)")
+    client.login(w["partner"])
+    good = upload_file(client, w["case"].id, clean_pdf())
+    bad = upload_file(client, w["case"].id, eicar_pdf(), "handover.pdf", "handover")
+    resp = receipt_form(client, w, [good, bad])
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    db.expire_all()
+    rows = {r.original_filename: r for r in db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id))}
+    assert rows["invoice.pdf"].scan_status == "clean"
+    assert rows["handover.pdf"].scan_status == "infected"
+    assert rows["handover.pdf"].key.startswith("quarantine/")
+    assert client.get(f"/receipts/{receipt_id}/files/{rows['handover.pdf'].id}").status_code != 200
+    assert not any(EICAR in open_key(app, k) for k in keys(app, "receipts/"))
+
+
+def open_key(app, key) -> bytes:
+    with app.app_context(), get_storage().open(key) as fh:
+        return fh.read()
