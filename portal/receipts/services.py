@@ -222,11 +222,20 @@ def apply_rate(db: Session, receipt: Receipt) -> None:
     receipt.rate_missing = False
 
 
-def list_rates(db: Session, currency: str = "") -> list[ExchangeRate]:
-    query = select(ExchangeRate).order_by(ExchangeRate.month.desc(), ExchangeRate.currency)
-    if currency:
-        query = query.where(ExchangeRate.currency == currency)
-    return list(db.exec(query.limit(500)))
+RATES_PER_PAGE = 50
+
+
+def list_rates(db: Session, currency: str = "", page: int = 1,
+               per_page: int | None = None) -> tuple[list[ExchangeRate], int, int]:
+    """One page of the rates, newest month first: (rates, page, pages), two statements."""
+    per_page = per_page or RATES_PER_PAGE
+    conditions = [ExchangeRate.currency == currency] if currency else []
+    total = db.exec(select(func.count()).select_from(ExchangeRate).where(*conditions)).one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    query = (select(ExchangeRate).where(*conditions).order_by(ExchangeRate.month.desc(), ExchangeRate.currency)
+             .offset((page - 1) * per_page).limit(per_page))
+    return list(db.exec(query)), page, pages
 
 
 def _upsert_rate(db: Session, actor: User, currency: str, month: date, micro: int, source: str) -> ExchangeRate:
