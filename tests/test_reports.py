@@ -424,7 +424,7 @@ def test_reconcile_names_and_fixes_a_broken_summary(app, db, demo):
     from sqlalchemy import text
 
     case = demo["cases"][0]
-    db.exec(text(f"UPDATE budget_summary SET approved = approved + 123 WHERE case_id = {case.id}"))
+    db.exec(text("UPDATE budget_summary SET approved = approved + 123 WHERE case_id = :id").bindparams(id=case.id))
     db.exec(text("DELETE FROM budget_rollup WHERE kind = 'month' AND key = '2024-03'"))
     db.commit()
     runner = app.test_cli_runner()
