@@ -15,3 +15,13 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+
+
+def post_worker_init(worker):
+    """Freeze what loading the app allocated (modules, templates, catalogs, the metadata): gen-2 garbage
+    collections then skip those objects, which cost ~5 ms a request on the desk and ~28 ms on the
+    dashboard when every collection walked them. Runs in each worker, after the app is loaded there."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

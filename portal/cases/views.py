@@ -94,12 +94,14 @@ def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):
 def show(case_id: int):
     """Show one case with its budget."""
     session = db.session()
-    case, org, rule = services.case_header(session, current_user, case_id)
-    lines = services.budget_lines(session, case)
+    # Six statements in all (tests/test_cases.py): the user; the case with its organisation, rule and
+    # lines; the receipts with their history; the visits with their comments; the status history; the draft.
+    case, org, rule, lines = services.case_header_with_lines(session, current_user, case_id)
+    receipts = receipts_context(case, lines, with_events=True)
     return render("cases/show.html", "cases/_budget.html", organisation=org,
                   next_statuses=services.next_statuses(case), rule=rule,
                   status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
-                  **receipts_context(case, lines), **visits_context(case))
+                  **receipts, **visits_context(case, {"receipt_events": receipts["receipt_events"]}))
 
 
 @bp.get("/<int:case_id>/privacy/export")

@@ -138,6 +138,25 @@ def receipts_of_case(db: Session, case: Case) -> list[Receipt]:
                         .order_by(Receipt.created_at.desc(), Receipt.id.desc())))
 
 
+TIMELINE_EVENTS = ("submitted", "resubmitted", "approved", "first_approval", "rejected", "correction_requested")
+
+
+def receipts_of_case_with_events(db: Session, case: Case) -> tuple[list[Receipt], list[tuple[ReceiptEvent, Receipt]]]:
+    """receipts_of_case() and their history's submissions and decisions, in one statement."""
+    rows = db.exec(select(Receipt, ReceiptEvent)
+                   .outerjoin(ReceiptEvent, (ReceiptEvent.receipt_id == Receipt.id)
+                              & ReceiptEvent.kind.in_(TIMELINE_EVENTS))
+                   .where(Receipt.case_id == case.id, Receipt.status != ReceiptStatus.PENDING)
+                   .order_by(Receipt.created_at.desc(), Receipt.id.desc(), ReceiptEvent.id)).all()
+    receipts: dict[int, Receipt] = {}
+    events = []
+    for receipt, event in rows:
+        receipts.setdefault(receipt.id, receipt)
+        if event is not None:
+            events.append((event, receipt))
+    return list(receipts.values()), events
+
+
 def files_of(db: Session, receipt: Receipt) -> list[ReceiptFile]:
     return list(db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt.id,
                                                   ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id)))

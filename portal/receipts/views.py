@@ -21,14 +21,18 @@ from portal.uploads import services as uploads
 bp = Blueprint("receipts", __name__)
 
 
-def receipts_context(case: Case, lines=None) -> dict:
+def receipts_context(case: Case, lines=None, with_events: bool = False) -> dict:
     """What the case page needs for its receipts section (and its budget's submitted/approved columns,
-    added up from the same receipts)."""
+    added up from the same receipts); `with_events` adds their history for the timeline, read with them."""
     session = db.session()
     lines = budget_lines(session, case) if lines is None else lines
-    receipts = services.receipts_of_case(session, case)
+    context = {}
+    if with_events:
+        receipts, context["receipt_events"] = services.receipts_of_case_with_events(session, case)
+    else:
+        receipts = services.receipts_of_case(session, case)
     return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
-            "receipt_figures": services.figures_of(receipts)}
+            "receipt_figures": services.figures_of(receipts), **context}
 
 
 def _line_choices(form, case: Case) -> None:

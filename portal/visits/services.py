@@ -89,6 +89,22 @@ def visits_of_case(db: Session, case: Case) -> list[Visit]:
                         .order_by(Visit.visit_date.desc(), Visit.id.desc())))
 
 
+def visits_with_comments(db: Session, case: Case) -> tuple[list[Visit], list[tuple[VisitComment, str | None]]]:
+    """visits_of_case() and the comments on them (with their authors' names), in one statement."""
+    rows = db.exec(select(Visit, VisitComment, User.name)
+                   .outerjoin(VisitComment, VisitComment.visit_id == Visit.id)
+                   .outerjoin(User, User.id == VisitComment.author_id)
+                   .where(Visit.case_id == case.id)
+                   .order_by(Visit.visit_date.desc(), Visit.id.desc(), VisitComment.id)).all()
+    visits: dict[int, Visit] = {}
+    comments = []
+    for visit, comment, name in rows:
+        visits.setdefault(visit.id, visit)
+        if comment is not None:
+            comments.append((comment, name))
+    return list(visits.values()), comments
+
+
 def visit_by_key(db: Session, key: str) -> Visit | None:
     return db.exec(select(Visit).where(Visit.draft_key == key)).first()
 
@@ -586,15 +602,19 @@ def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
         out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
                                  date_only=v.visit_time is None, detail=detail))
     ids = [v.id for v in visits]
-    if ids:
+    if "comments" in known:
+        rows = known["comments"]
+    elif ids:
         rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
                        .where(VisitComment.visit_id.in_(ids)))
-        for c, name in rows:
-            counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
-            text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
-                    else _("%(name)s commented on a visit", name=name or "–"))
-            out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
-                                     detail=c.body))
+    else:
+        rows = []
+    for c, name in rows:
+        counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
+        text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
+                else _("%(name)s commented on a visit", name=name or "–"))
+        out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
+                                 detail=c.body))
     return out
 
 
@@ -615,17 +635,20 @@ def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry
     return out
 
 
-def _receipt_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
-    models = _receipt_models()
-    if models is None or not _has_table(db, models[1].__tablename__):
-        return []
-    receipt, event = models
+def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
     texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
              "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s approved once"),
              "rejected": _("Receipt %(ref)s rejected"),
              "correction_requested": _("Correction of receipt %(ref)s requested")}
-    rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
-                   .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
+    if "receipt_events" in known:
+        rows = known["receipt_events"]
+    else:
+        models = _receipt_models()
+        if models is None or not _has_table(db, models[1].__tablename__):
+            return []
+        receipt, event = models
+        rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
+                       .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
     return [TimelineEntry(e.at, "receipt", texts[e.kind] % {"ref": r.reference}, detail=r.supplier)
             for e, r in rows]
 

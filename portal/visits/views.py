@@ -32,11 +32,12 @@ def _visit_globals():
     return {"visit_labels": LABELS, "format_time": format_time}
 
 
-def visits_context(case) -> dict:
-    """What the case page shows about visits: the list, the user's draft, the trend and the timeline."""
+def visits_context(case, known: dict | None = None) -> dict:
+    """What the case page shows about visits: the list, the user's draft, the trend and the timeline.
+    `known` holds what the page read already (the receipts' history)."""
     session = db.session()
-    visits = services.visits_of_case(session, case)
-    known = {"visits": visits}
+    visits, comments = services.visits_with_comments(session, case)
+    known = {**(known or {}), "visits": visits, "comments": comments}
     timeline = services.timeline(session, case, known=known)  # counts the comments per visit on the way
     return {"visits": visits, "visit_comment_counts": known["comment_counts"],
             "visit_draft": services.latest_draft(session, current_user, case),
