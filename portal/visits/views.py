@@ -3,7 +3,7 @@ the staff queue of flagged visits, and the visits part of the case page."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_babel import format_time
@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 from portal import db, mail
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
+from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.orgs import services as orgs
 from portal.scanning import services as scanning
@@ -49,7 +50,12 @@ def _form_context(case, form, draft=None, restored=False):
     source = request.form if request.method == "POST" else MultiDict(draft.data if draft else {})
     goods = {r.id: source.get(f"goods_{r.id}", "") for r in receipts}
     return {"case": case, "form": form, "draft": draft, "restored": restored, "receipts": receipts,
-            "goods": goods}
+            "goods": goods, "device_draft": device_draft_key("visit", case.id),
+            "draft_saved_ms": _epoch_ms(draft.updated_at) if draft else 0}
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @bp.route("/cases/<int:case_id>/visits/new", methods=["GET", "POST"])
@@ -81,6 +87,7 @@ def create(case_id: int):
     if done is not None:
         if done.case_id != case.id:
             abort(404)
+        device_draft_done(device_draft_key("visit", case.id))
         flash(_("The visit is saved."), "success")
         url = url_for("visits.show", visit_id=done.id)
         if is_swap():
