@@ -69,9 +69,10 @@ def _device_keys(page: Page) -> list[str]:
 
 
 def _reopen(page: Page, url: str) -> Page:
-    """Close the tab (no chance to save on the way out) and open the form again in a new one."""
+    """Close the tab (no chance to save on the way out) and open the form again in a new one, online."""
     context = page.context
     page.close()
+    context.set_offline(False)
     fresh = context.new_page()
     fresh.set_default_timeout(10_000)
     fresh.set_viewport_size({"width": 360, "height": 740})
@@ -97,10 +98,11 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
     phone.get_by_label(t("Notes"), exact=True).fill("Atelier ouvert, deux apprentis.")
     phone.get_by_label(t("Health"), exact=True).check()
     _kept(phone, "#visit-form")
-    phone.context.set_offline(False)
 
-    page = _reopen(phone, url)  # the server never saw the text: it comes from the device
+    page = _reopen(phone, url)  # closed offline: the server never saw the text, it comes from the device
     _ready(page, "#visit-form")
+    expect(page.get_by_role("status").filter(has_text=t("What you typed on this device before is back in the "
+                                                          "form. Check it before you submit."))).to_be_visible()
     expect(page.get_by_label(t("Notes"), exact=True)).to_have_value("Atelier ouvert, deux apprentis.")
     expect(page.get_by_label(t("Who attended"), exact=True)).to_have_value("returnee, spouse")
     expect(page.get_by_label(t("Mode"), exact=True)).to_have_value("home")
@@ -113,12 +115,7 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
     page.context.set_offline(True)
     page.get_by_label(t("Notes"), exact=True).fill("Atelier ouvert, trois apprentis.")
     _kept(page, "#visit-form")
-    context = page.context
-    page.close()
-    context.set_offline(False)
-    page = context.new_page()
-    page.set_viewport_size({"width": 360, "height": 740})
-    page.goto(url)
+    page = _reopen(page, url)
     _ready(page, "#visit-form")
     expect(page.get_by_label(t("Notes"), exact=True)).to_have_value("Atelier ouvert, trois apprentis.")
     assert [k for k in _device_keys(page) if k.startswith("visit:")]
@@ -210,6 +207,15 @@ def test_receipt_typed_survives_closing_arabic_digits_pass_and_the_copy_goes_aft
     _ready(page, "#receipt-form form")
     expect(page.get_by_label(t("Supplier name"), exact=True)).to_have_value("مخبز الأمل")
     expect(page.get_by_label(t("Description of the goods"), exact=True)).to_have_value("فرن كهربائي")
+    # Dropped on purpose, it stays gone; typed again, it is kept again.
+    with page.expect_navigation():
+        page.get_by_role("button", name=t("Clear what was typed on this device")).click()
+    _ready(page, "#receipt-form form")
+    expect(page.get_by_label(t("Supplier name"), exact=True)).to_have_value("")
+    page.get_by_label(t("Supplier name"), exact=True).fill("مخبز الأمل")
+    page.get_by_label(t("Description of the goods"), exact=True).fill("فرن كهربائي")
+    page.get_by_label(t("Amount"), exact=True).fill("12O.00")
+    _kept(page, "#receipt-form form")
     posts.clear()
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
 

@@ -199,3 +199,31 @@ def test_uploads_ahead_of_the_form_count_as_the_receipt_file(app):
         form.budget_line_id.choices = [(0, "—")]
         form.validate()
         assert form.errors["files"] == ["Select at least one file of the receipt"]
+
+
+# The visit form lists every problem at once -----------------------------------------------------
+
+def test_visit_form_lists_field_and_cross_field_problems_at_once(client, db):
+    from portal.visits.models import Visit
+    from tests.test_visits import open_form, partner_with_case, visit_form
+
+    _org, _staff, case, partner = partner_with_case(db)
+    client.login(partner)
+    key, _page = open_form(client, case)
+    data = visit_form(key, mode="", people_employed="2O", score_social="", flag_health="y", flag_details="",
+                      next_visit_date="2025-02-01")
+    resp = client.submit(f"/cases/{case.id}/visits/new", data)
+    assert resp.status_code == 422
+    summary = resp.get_data(as_text=True).split('class="error-summary"', 1)[1].split("</div>", 1)[0]
+    for field_id, message in (("mode", "Choose how the visit took place."),
+                              ("people_employed", "Enter a whole number, for example 12."),
+                              ("score_social", "Score the social dimension."),
+                              ("flag_details", "Describe the concern you ticked, so staff can follow up."),
+                              ("next_visit_date", "The next visit must be after this visit.")):
+        assert f'<a href="#{field_id}">{message}</a>' in summary, message
+    assert summary.count("<li>") == 5
+    assert db.exec(select(Visit)).first() is None
+    # The people employed typed with Arabic-Indic digits and the rest fixed: saved.
+    resp = client.submit(f"/cases/{case.id}/visits/new", visit_form(key, people_employed="١٢"))
+    assert resp.status_code == 303
+    assert db.exec(select(Visit)).one().people_employed == 12

@@ -80,10 +80,15 @@ def create(case_id: int):
             done, created = services.create_visit(session, current_user, case, key,
                                                   services.data_from_form(form, request.form))
         except services.VisitError as exc:
-            getattr(form, exc.field or "visit_date").errors.append(str(exc))
+            _put_problems(form, exc.problems)
         else:
             if created:
                 mail.deliver_pending(session)
+    elif done is None:
+        # The cross-field rules too, for what the form could read: one answer lists every problem.
+        data = services.data_from_form(form, request.form)
+        _put_problems(form, services.visit_problems(data, date.today(),
+                                                    met_known=form.returnee_met.data in ("yes", "no")))
     if done is not None:
         if done.case_id != case.id:
             abort(404)
@@ -96,6 +101,13 @@ def create(case_id: int):
             return response
         return redirect(url, code=303)
     return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
+
+
+def _put_problems(form, problems) -> None:
+    for field_name, message in problems:
+        field = getattr(form, field_name or "visit_date")
+        if not field.errors:  # the form's own message for a field comes first; one message per field
+            field.errors.append(message)
 
 
 @bp.post("/cases/<int:case_id>/visits/draft")

@@ -146,12 +146,38 @@
       var restoredSomething = restore(form, saved, saved.saved > server);
       form.setAttribute("data-device-restored", restoredSomething ? "yes" : "none");
       if (restoredSomething) {
+        tell(form, state, saved);
         // Not on the server yet. The change event lets the visit form's autosave take it there.
         state.typed += 1;
         state.restoring = true;
         try { form.dispatchEvent(new Event("change", { bubbles: true })); } finally { state.restoring = false; }
       }
     }, function () { form.setAttribute("data-device-restored", "none"); });
+  }
+
+  // Say that the values came from the device, with a way to drop them.
+  function tell(form, state, saved) {
+    if (!form.dataset.msgRestored) { return; }
+    var box = document.createElement("div");
+    box.className = "flash flash-info device-restored";
+    box.setAttribute("role", "status");
+    var p = document.createElement("p");
+    p.textContent = form.dataset.msgRestored;
+    box.appendChild(p);
+    if (form.dataset.msgDiscard) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.textContent = form.dataset.msgDiscard;
+      button.addEventListener("click", function () {
+        state.leaving = true;
+        var s = db();
+        var go = function () { window.location.reload(); };
+        (s ? kv.del(form.dataset.draftKey, s) : Promise.resolve()).then(go, go);
+      });
+      box.appendChild(button);
+    }
+    form.insertBefore(box, form.firstChild);
   }
 
   function live() {
@@ -185,16 +211,19 @@
     return kv.clear(s).catch(function () {});
   }
 
-  // Sign-out: remove every device copy before the form goes (a shared phone's next user sees none).
+  // Sign-out removes every device copy before the form goes (a shared phone's next user sees none);
+  // discarding a draft (data-discard-draft="<key>") removes that one.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-signout") || form.dataset.cleared) { return; }
+    if (!(form instanceof HTMLFormElement) || form.dataset.cleared) { return; }
+    var signout = form.hasAttribute("data-signout");
+    if (!signout && !form.dataset.discardDraft) { return; }
     event.preventDefault();
     form.dataset.cleared = "1";
     live().forEach(function (w) { w.leaving = true; });  // what is not on the server is given up here
     var sent = false;
     function go() { if (!sent) { sent = true; form.submit(); } }
-    forgetAll().then(go, go);
+    (signout ? forgetAll() : forget([form.dataset.discardDraft])).then(go, go);
     setTimeout(go, 1500);  // never keep a user from signing out
   });
 
@@ -205,7 +234,7 @@
       document.body.setAttribute("data-drafts-cleared", "1");
       function scan() {
         Array.prototype.forEach.call(document.querySelectorAll("form[data-draft-key]"), function (form) {
-          if (done.indexOf(form.dataset.draftKey) < 0) { watch(form); }
+          watch(form);
         });
       }
       scan();
