@@ -19,7 +19,7 @@ from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt
-from tests.browser_fixtures import sign_in, watch_csp
+from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
 from tests.test_receipts import unique_pdf
 
 pytestmark = pytest.mark.browser
@@ -65,6 +65,7 @@ def _kept(page: Page, form: str) -> None:
 
 
 def _device_keys(page: Page) -> list[str]:
+    expect(page.locator("body[data-drafts-cleared]")).to_have_count(1)  # drafts.js (and idb-keyval) ran
     return page.evaluate(f"() => idbKeyval.keys({STORE})")
 
 
@@ -107,6 +108,8 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
     expect(page.get_by_label(t("Who attended"), exact=True)).to_have_value("returnee, spouse")
     expect(page.get_by_label(t("Mode"), exact=True)).to_have_value("home")
     expect(page.get_by_label(t("Health"), exact=True)).to_be_checked()
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
     # Back online, the restored draft goes to the server too.
     expect(page.get_by_text(re.compile(re.escape(t("Draft saved at %(time)s", time="\x00").split("\x00")[0]))))\
         .to_be_visible()
@@ -197,6 +200,8 @@ def test_receipt_typed_survives_closing_arabic_digits_pass_and_the_copy_goes_aft
                     "Confirm that the supplier was paid directly"):
         expect(summary.get_by_role("link", name=t(message))).to_be_visible()
     assert posts == []
+    violations = axe_violations(phone)
+    assert not violations, format_violations(violations)
 
     # Typed, kept on the device, the tab closed: it comes back.
     phone.get_by_label(t("Supplier name"), exact=True).fill("مخبز الأمل")

@@ -243,9 +243,14 @@
     });
   }
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
+  // After DOMContentLoaded, so htmx (an earlier deferred script) has set up the visit form's autosave
+  // before a restored copy is handed to it. A deferred script runs while readyState is "interactive".
+  var started = false;
+  function once() { if (!started) { started = true; start(); } }
+  if (document.readyState === "complete") {
+    once();
   } else {
-    start();
+    document.addEventListener("DOMContentLoaded", once);
+    window.addEventListener("load", once);
   }
 })();
