@@ -182,6 +182,11 @@ def device_draft_done(key: str) -> None:
     session["drafts_done"] = [*done, key]
 
 
+def device_drafts_forget_all() -> None:
+    """Signed out: the next page tells the browser to drop every device copy (a shared phone)."""
+    session["drafts_done"] = ["*"]
+
+
 def drafts_done() -> str:
     """For base.html's <body data-drafts-done>: the device copies to drop, once (called only there)."""
     if "drafts_done" not in session:

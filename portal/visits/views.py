@@ -133,6 +133,7 @@ def discard_draft(case_id: int):
     key = request.form.get("draft_key", "")
     if services.valid_key(key):
         services.discard_draft(session, current_user, case, key)
+    device_draft_done(device_draft_key("visit", case.id))  # and the device's copy
     flash(_("The draft is discarded."), "info")
     return redirect(url_for("visits.create", case_id=case.id), code=303)
 

@@ -211,25 +211,21 @@
     return kv.clear(s).catch(function () {});
   }
 
-  // Sign-out removes every device copy before the form goes (a shared phone's next user sees none);
-  // discarding a draft (data-discard-draft="<key>") removes that one.
+  // Sign-out removes every device copy (a shared phone's next user sees none); discarding a draft
+  // (data-discard-draft="<key>") removes that one. Started here, and done again by the page that follows
+  // (the server names "*" or the key in data-drafts-done), so the form is not held up.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!(form instanceof HTMLFormElement) || form.dataset.cleared) { return; }
+    if (!(form instanceof HTMLFormElement) || event.defaultPrevented) { return; }
     var signout = form.hasAttribute("data-signout");
     if (!signout && !form.dataset.discardDraft) { return; }
-    event.preventDefault();
-    form.dataset.cleared = "1";
     live().forEach(function (w) { w.leaving = true; });  // what is not on the server is given up here
-    var sent = false;
-    function go() { if (!sent) { sent = true; form.submit(); } }
-    (signout ? forgetAll() : forget([form.dataset.discardDraft])).then(go, go);
-    setTimeout(go, 1500);  // never keep a user from signing out
+    if (signout) { forgetAll(); } else { forget([form.dataset.discardDraft]); }
   });
 
   function start() {
     var done = (document.body.dataset.draftsDone || "").split(/\s+/).filter(Boolean);
-    var ready = forget(done);
+    var ready = done.indexOf("*") >= 0 ? forgetAll() : forget(done);
     ready.then(function () {
       document.body.setAttribute("data-drafts-cleared", "1");
       function scan() {
