@@ -250,3 +250,34 @@ def test_receipt_typed_survives_closing_arabic_digits_pass_and_the_copy_goes_aft
     _ready(page, "#receipt-form form")
     expect(page.get_by_label(t("Supplier name"), exact=True)).to_have_value("")
     assert csp == []
+
+
+def test_leaving_with_typed_text_not_on_the_server_asks_first(phone: Page, live_server):
+    case_id, _line = _receipt_case(live_server, "en")
+    sign_in(phone, live_server, RECEIPT_PARTNER)
+    phone.goto(f"{live_server.url}/cases/{case_id}/receipts/new")
+    _ready(phone, "#receipt-form form")
+    dialogs = []
+
+    def answer(dialog):
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    phone.on("dialog", answer)
+    phone.get_by_label("Supplier name", exact=True).click()
+    phone.keyboard.type("Kutaisi Tools")
+    phone.get_by_role("link", name="Cancel").click()
+    phone.wait_for_url(re.compile(r"/cases/\d+"))
+    assert dialogs == ["beforeunload"]
+
+    # The visit form: once the autosave has it, leaving is quiet.
+    dialogs.clear()
+    phone.goto(f"{live_server.url}/cases/{case_id}/visits/new")
+    _ready(phone, "#visit-form")
+    with phone.expect_response(lambda r: r.url.endswith("/visits/draft") and r.status == 200):
+        phone.get_by_label("Notes", exact=True).click()
+        phone.keyboard.type("Workshop open")
+        phone.keyboard.press("Tab")
+    phone.get_by_role("link", name=re.compile("Back to the case")).click()
+    phone.wait_for_url(re.compile(r"/cases/\d+$"))
+    assert dialogs == []

@@ -45,6 +45,8 @@
     return values;
   }
 
+  function values(form) { return JSON.stringify(snapshot(form)); }
+
   function isEmpty(el) {
     if (el.type === "checkbox") { return !el.checked; }
     if (el.type === "radio") { return !el.form.querySelector("input[type=radio][name='" + el.name + "']:checked"); }
@@ -84,15 +86,16 @@
     return changed;
   }
 
-  var watched = [];  // {form, typed, acked, sending, leaving}
+  var watched = [];  // one state per form, see watch()
 
   function watch(form) {
     if (watched.some(function (w) { return w.form === form; })) { return; }
     var key = form.dataset.draftKey;
     var timer = null;
-    // typed: changes made on this page; acked: how many of them the server has; leaving: a submission is
-    // on its way (no warning for the page it leads to).
-    var state = { form: form, typed: 0, acked: 0, sending: 0, leaving: false, restoring: false, flush: flush };
+    // onServer: the form's values as the server has them (as the page came, or as the autosave last sent
+    // them); leaving: a submission is on its way (no warning for the page it leads to).
+    var state = { form: form, onServer: values(form), sending: null, leaving: false, restoring: false,
+                  flush: flush };
     watched.push(state);
 
     function save() {
@@ -106,7 +109,6 @@
 
     function changed() {
       if (state.restoring) { return; }
-      state.typed += 1;
       if (timer) { clearTimeout(timer); }
       timer = setTimeout(save, DELAY);
     }
@@ -119,11 +121,11 @@
     // The visit form's autosave (htmx on the form itself): what it sent is on the server once it answers.
     // Its submit button (htmx too) leads to the next page, or back here with an error.
     form.addEventListener("htmx:beforeRequest", function (event) {
-      if (event.detail.elt === form) { state.sending = state.typed; } else { state.leaving = true; }
+      if (event.detail.elt === form) { state.sending = values(form); } else { state.leaving = true; }
     });
     form.addEventListener("htmx:afterRequest", function (event) {
       if (event.detail.elt === form) {
-        if (event.detail.successful) { state.acked = Math.max(state.acked, state.sending); }
+        if (event.detail.successful && state.sending !== null) { state.onServer = state.sending; }
       } else if (!(event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Redirect"))) {
         state.leaving = false;
       }
@@ -132,12 +134,15 @@
     form.addEventListener("submit", function (event) {
       if (!event.defaultPrevented) { state.leaving = true; }
     });
+    // upload.js marks the form busy while it sends, and clears the mark when the sending failed.
+    new MutationObserver(function () {
+      if (form.getAttribute("aria-busy") !== "true") { state.leaving = false; }
+    }).observe(form, { attributes: true, attributeFilter: ["aria-busy"] });
 
     var s = db();
     if (!s) { return; }
     if (form.dataset.draftState === "error") {
       changed();  // the page holds what was sent: keep that as the device copy
-      state.acked = state.typed;
       return;
     }
     kv.get(key, s).then(function (saved) {
@@ -148,7 +153,6 @@
       if (restoredSomething) {
         tell(form, state, saved);
         // Not on the server yet. The change event lets the visit form's autosave take it there.
-        state.typed += 1;
         state.restoring = true;
         try { form.dispatchEvent(new Event("change", { bubbles: true })); } finally { state.restoring = false; }
       }
@@ -193,7 +197,7 @@
   });
 
   window.addEventListener("beforeunload", function (event) {
-    var unsent = live().some(function (w) { return !w.leaving && w.typed > w.acked; });
+    var unsent = live().some(function (w) { return !w.leaving && values(w.form) !== w.onServer; });
     if (!unsent) { return; }
     event.preventDefault();
     event.returnValue = "";  // older browsers need a value to show their own warning
