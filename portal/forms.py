@@ -109,12 +109,6 @@ class AmountField(NumberInput, DecimalField):
             self.data = value
 
 
-class DecimalNumberField(AmountField):
-    """A decimal number that is not money (Decimal)."""
-
-    default_message = NUMBER_MESSAGE
-
-
 class IntegerCountField(NumberInput, IntegerField):
     """A whole number (int) as people type it: "١٢", "1 200" and "1.200" are all accepted."""
 
