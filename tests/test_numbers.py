@@ -227,3 +227,56 @@ def test_visit_form_lists_field_and_cross_field_problems_at_once(client, db):
     resp = client.submit(f"/cases/{case.id}/visits/new", visit_form(key, people_employed="١٢"))
     assert resp.status_code == 303
     assert db.exec(select(Visit)).one().people_employed == 12
+
+
+# The browser's copy of the rules ----------------------------------------------------------------
+
+_NODE_HARNESS = """
+global.document = { addEventListener() {} }; global.window = {}; global.HTMLFormElement = function () {};
+require(process.argv[1]);
+const parse = window.portalChecks.parseNumber;
+const cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(cases.map(([t, d, g, l]) => {
+  try { return parse(t, d, g, l); } catch (e) { if (e.kind) { return "!" + e.kind; } throw e; }
+})));
+"""
+
+
+def test_the_browser_reads_numbers_exactly_like_the_server():
+    """static/js/checks.js's parseNumber against portal.numbers.parse_number on thousands of inputs."""
+    import json
+    import random
+    import shutil
+    import subprocess
+
+    from portal.config import ROOT
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    rng = random.Random(12)
+    alphabet = "0123٠١٢۳۴ .,٫٬-+a\u00a0\u202f"
+    inputs = [typed for typed, _value in ACCEPTED] + ["12O.00", "NaN", "1,250", "1.250", "9" * 41, "٫5", ""]
+    inputs += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 10))) for _ in range(3000)]
+    hints = [("", "", ""), (",", ".", ""), (".", ",", ""), (",", "\u202f", ""), (",", "\u00a0", "group"),
+             (".", ",", "decimal")]
+    cases = [(typed, d, g, lone) for typed in inputs for d, g, lone in hints]
+    result = subprocess.run([node, "-e", _NODE_HARNESS, str(ROOT / "static" / "js" / "checks.js")],  # noqa: S603
+                            input=json.dumps(cases), capture_output=True, text=True, check=True, timeout=60)
+    browser = json.loads(result.stdout)
+
+    def server(typed, d, g, lone):
+        try:
+            value = parse_number(typed, d or None, g or None, lone=lone or None)
+        except NumberProblem as problem:
+            return "!" + problem.kind
+        return value
+
+    def same(mine, theirs):
+        if isinstance(mine, Decimal):
+            return theirs is not None and not theirs.startswith("!") and Decimal(theirs) == mine
+        return mine == theirs
+
+    differ = [(case, server(*case), js) for case, js in zip(cases, browser, strict=True)
+              if not same(server(*case), js)]
+    assert not differ, differ[:10]
