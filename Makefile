@@ -25,7 +25,12 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 
-assets: static/vendor/htmx.min.js
+# The device copy of typed forms (static/js/drafts.js): idb-keyval's UMD build, global `idbKeyval`.
+static/vendor/idb-keyval.js: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/idb-keyval/dist/umd.js static/vendor/idb-keyval.js
+
+assets: static/vendor/htmx.min.js static/vendor/idb-keyval.js
 
 translations-compile: venv
 	$(PYBABEL) compile -d translations >/dev/null

@@ -79,7 +79,7 @@ def _register_hooks(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
-    from portal import cli, errors, i18n, receipts, scanning
+    from portal import cli, errors, forms, i18n, receipts, scanning
     from portal.extensions import login_manager
     from portal.security import init_security
     from portal.uploads import cli as uploads_cli
@@ -111,4 +111,5 @@ def _register_hooks(app: Flask) -> None:
         format_date=format_date,
         get_locale=get_locale,
         format_datetime=format_datetime,
+        drafts_done=forms.drafts_done,
     )

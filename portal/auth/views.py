@@ -22,6 +22,7 @@ from portal.auth.forms import (
 )
 from portal.auth.models import Role
 from portal.extensions import limiter
+from portal.forms import device_drafts_forget_all
 from portal.htmx import render
 from portal.orgs import services as orgs
 
@@ -128,6 +129,7 @@ def two_factor_off():
     totp.disable(db.session(), user, user)
     logout_user()
     session.clear()
+    device_drafts_forget_all()
     flash(_("Two-factor sign-in is off. Please sign in again."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -138,6 +140,7 @@ def logout():
     """Sign out of this browser."""
     logout_user()
     session.clear()
+    device_drafts_forget_all()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"), code=303)
 

@@ -53,6 +53,7 @@ class VisitError(ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+        self.problems = [(field, message)]  # every problem found, when there are several
 
 
 def new_draft_key() -> str:
@@ -222,40 +223,49 @@ def discard_draft(db: Session, user: User, case: Case, key: str) -> None:
 
 # Recording a visit ------------------------------------------------------------------------------
 
-def _choice(value, enum, field_name: str, message: str):
-    if value not in {e.value for e in enum}:
-        raise VisitError(message, field_name)
-    return value
+def visit_problems(data: dict, today: date, met_known: bool = True) -> list[tuple[str, str]]:
+    """Every broken cross-field rule as (field, message), in the form's order. Values the form could not
+    read are None and skipped; `met_known`: the "was the returnee met?" question was answered."""
+    problems = []
+    if data.get("visit_date") and data["visit_date"] > today:
+        problems.append(("visit_date", _("The date of the visit cannot be in the future.")))
+    choices = (("mode", VisitMode, _("Choose how the visit took place.")),
+               ("purpose", VisitPurpose, _("Choose the purpose of the visit.")),
+               ("goods_state", GoodsState, _("Choose the state of the goods.")),
+               ("business_status", BusinessStatus, _("Choose the business or employment status.")),
+               ("income_band", IncomeBand, _("Choose an income band.")))
+    for name, enum, message in choices:
+        if data.get(name) not in {e.value for e in enum}:
+            problems.append((name, message))
+    if met_known and not data["returnee_met"]:
+        if not (data.get("not_met_reason") or "").strip():
+            problems.append(("not_met_reason", _("Say why the returnee was not met.")))
+    elif met_known:
+        labels = {"score_economic": _("Score the economic dimension."),
+                  "score_social": _("Score the social dimension."),
+                  "score_psychosocial": _("Score the psychosocial dimension.")}
+        problems += [(name, labels[name]) for name in DIMENSIONS if data.get(name) not in (1, 2, 3, 4, 5)]
+    if any(data.get(name) for name in FLAGS) and not (data.get("flag_details") or "").strip():
+        problems.append(("flag_details", _("Describe the concern you ticked, so staff can follow up.")))
+    if data.get("next_visit_date") and data.get("visit_date") and data["next_visit_date"] <= data["visit_date"]:
+        problems.append(("next_visit_date", _("The next visit must be after this visit.")))
+    return problems
 
 
 def _check(data: dict, receipts: list[ReceiptChoice], today: date) -> dict:
-    """Cross-field rules; returns the values to store."""
+    """Cross-field rules; returns the values to store. VisitError names the first problem, `problems` all."""
+    problems = visit_problems(data, today)
+    if problems:
+        field_name, message = problems[0]
+        error = VisitError(message, field_name)
+        error.problems = problems
+        raise error
     out = dict(data)
-    if out["visit_date"] > today:
-        raise VisitError(_("The date of the visit cannot be in the future."), "visit_date")
-    _choice(out["mode"], VisitMode, "mode", _("Choose how the visit took place."))
-    _choice(out["purpose"], VisitPurpose, "purpose", _("Choose the purpose of the visit."))
-    _choice(out["goods_state"], GoodsState, "goods_state", _("Choose the state of the goods."))
-    _choice(out["business_status"], BusinessStatus, "business_status", _("Choose the business or employment "
-                                                                         "status."))
-    _choice(out["income_band"], IncomeBand, "income_band", _("Choose an income band."))
     if not out["returnee_met"]:
-        if not out["not_met_reason"].strip():
-            raise VisitError(_("Say why the returnee was not met."), "not_met_reason")
         for name in DIMENSIONS:
             out[name] = None  # nobody to score
     else:
         out["not_met_reason"] = ""
-        labels = {"score_economic": _("Score the economic dimension."),
-                  "score_social": _("Score the social dimension."),
-                  "score_psychosocial": _("Score the psychosocial dimension.")}
-        for name in DIMENSIONS:
-            if out.get(name) not in (1, 2, 3, 4, 5):
-                raise VisitError(labels[name], name)
-    if any(out[name] for name in FLAGS) and not out["flag_details"].strip():
-        raise VisitError(_("Describe the concern you ticked, so staff can follow up."), "flag_details")
-    if out["next_visit_date"] and out["next_visit_date"] <= out["visit_date"]:
-        raise VisitError(_("The next visit must be after this visit."), "next_visit_date")
     # Coordinates only with the returnee's consent; about a metre is precise enough.
     if out["location_consent"] and out["latitude"] is not None and out["longitude"] is not None:
         out["latitude"], out["longitude"] = round(out["latitude"], 5), round(out["longitude"], 5)
