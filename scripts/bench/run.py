@@ -39,9 +39,13 @@ import sqlalchemy as sa  # noqa: E402
 OUT = ROOT / "bench-results"
 VENV = Path(os.environ.get("VENV", ROOT / ".venv"))
 ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "integplan_bench"
+# Names and ports can be moved (BENCH_DB_NAME, BENCH_BUCKET, BENCH_PORT) so two runs on one machine do not
+# drop each other's database or bucket.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "integplan_bench")
+BUCKET = os.environ.get("BENCH_BUCKET", "integplan-bench")
 DB_URL = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
-PORT, HELLO_PORT, LEAN_PORT = 8090, 8091, 8092
+PORT = int(os.environ.get("BENCH_PORT", "8090"))
+HELLO_PORT, LEAN_PORT = PORT + 1, PORT + 2
 BASE = f"http://127.0.0.1:{PORT}"
 WORKERS = os.environ.get("BENCH_WORKERS", "2")
 SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
@@ -62,7 +66,7 @@ def portal_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "PORTAL_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(32), "COOKIE_SECURE": "false",
-        "DATABASE_URL": DB_URL, "STORAGE_BACKEND": "s3", "S3_BUCKET": "integplan-bench",
+        "DATABASE_URL": DB_URL, "STORAGE_BACKEND": "s3", "S3_BUCKET": BUCKET,
         "RATELIMIT_STORAGE_URI": os.environ.get("BENCH_RATELIMIT_URI", "redis://127.0.0.1:6379"),
         "BASE_URL": BASE, "PORTAL_INSTANCE_DIR": str(OUT / "instance"),
         # Staff must use a second factor in production; the bench signs in with the password alone.
@@ -378,7 +382,7 @@ def s3_client():
                                       response_checksum_validation="when_required"))
 
 
-def drop_bucket(bucket: str = "integplan-bench") -> None:
+def drop_bucket(bucket: str = BUCKET) -> None:
     """Remove the run's objects and bucket: the uploads (600 MB a run) must not pile up on the S3 server."""
     client = s3_client()
     try:
@@ -396,7 +400,7 @@ def direct_put(path: Path) -> float:
     client = s3_client()
     with path.open("rb") as fh:
         t0 = time.perf_counter()
-        client.put_object(Bucket="integplan-bench", Key=f"bench/direct-{secrets.token_hex(6)}", Body=fh,
+        client.put_object(Bucket=BUCKET, Key=f"bench/direct-{secrets.token_hex(6)}", Body=fh,
                           ContentType="application/pdf")
         return time.perf_counter() - t0
 
@@ -448,7 +452,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
     res = Results()
     servers: list[Server] = []
     try:
-        with timed("fresh database integplan_bench, migrations"):
+        with timed(f"fresh database {DB_NAME}, migrations"):
             fresh_database()
             drop_bucket()  # what a run that crashed left behind
         engine = sa.create_engine(DB_URL)
