@@ -308,6 +308,13 @@ def test_audit_log_filters_pages_and_exports(client, db, demo):
     assert "60 entries" in first and "Page 1 of 2" in first and first.count("<code>test.paged</code>") == 50
     second = client.get("/reports/audit?action=test.paged&page=2").get_data(as_text=True)
     assert second.count("<code>test.paged</code>") == 10
+    # The "Next" link carries a keyset cursor (the page starts after the last row shown): the same 10 rows.
+    import html
+    next_url = html.unescape(re.search(r'<a href="([^"]+)"[^>]*rel="next"', first).group(1))
+    assert "after=" in next_url and "page=2" in next_url
+    by_cursor = client.get(next_url).get_data(as_text=True)
+    assert re.findall(r"Case (\d+)</a>", by_cursor) == re.findall(r"Case (\d+)</a>", second)
+    assert by_cursor.count("<code>test.paged</code>") == 10 and "Page 2 of 2" in by_cursor
     # The export has every matching entry, newest first, cell by cell.
     resp = client.get(f"/reports/audit.csv?object_type=Receipt&object_id={approved.id}")
     rows = list(csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))))

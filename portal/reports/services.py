@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import or_, union_all
+from sqlalchemy import and_, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
@@ -329,6 +329,7 @@ class AuditFilter:
     start: date | None = None
     end: date | None = None
     page: int = 1
+    after: tuple[datetime, int] | None = None  # keyset cursor: the (at, id) of the previous page's last row
 
 
 @dataclass
@@ -337,6 +338,26 @@ class AuditPage:
     total: int
     page: int
     pages: int
+
+    @property
+    def cursor(self) -> str:
+        """Where the next page starts: after this page's last row (`after` in the next link)."""
+        if not self.rows:
+            return ""
+        last = self.rows[-1][0]
+        return f"{last.at.isoformat()}~{last.id}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, int] | None:
+    """'2026-11-26T14:00:00.123456+00:00~123' → (at, id); None for anything else."""
+    at, _sep, ident = (text or "").partition("~")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if not ident.isdigit() or len(ident) > 18:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), int(ident)
 
 
 def _audit_conditions(f: AuditFilter) -> list:
@@ -363,11 +384,18 @@ def _audit_query(f: AuditFilter):
 
 
 def audit_page(db: Session, f: AuditFilter) -> AuditPage:
-    """One page of the audit log, newest first: two statements."""
+    """One page of the audit log, newest first: two statements. With a cursor (the "Next" link's) the page
+    starts right after the previous page's last row (keyset: an index range, however deep the page);
+    without one it is counted from the start (OFFSET: a page number typed or a "Previous" link)."""
     total = db.exec(select(func.count()).select_from(AuditEntry).where(*_audit_conditions(f))).one()
     pages = max(1, math.ceil(total / AUDIT_PER_PAGE))
     page = min(max(1, f.page), pages)
-    rows = db.exec(_audit_query(f).offset((page - 1) * AUDIT_PER_PAGE).limit(AUDIT_PER_PAGE)).all()
+    if f.after and page > 1:
+        at, ident = f.after
+        query = _audit_query(f).where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < ident)))
+    else:
+        query = _audit_query(f).offset((page - 1) * AUDIT_PER_PAGE)
+    rows = db.exec(query.limit(AUDIT_PER_PAGE)).all()
     return AuditPage([(entry, name or "") for entry, name in rows], total, page, pages)
 
 

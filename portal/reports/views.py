@@ -217,6 +217,7 @@ def _audit_filter(with_options: bool) -> tuple[AuditFilterForm, services.AuditFi
         f.end = form.end.data
     page = request.args.get("page", "1")
     f.page = int(page) if page.isdigit() and len(page) < 7 else 1
+    f.after = services.parse_cursor(request.args.get("after", "")[:64])
     return form, f
 
 
@@ -226,7 +227,7 @@ def audit_log():
     """The audit log: who did what to which object, filtered and paged."""
     form, f = _audit_filter(with_options=True)
     result = services.audit_page(db.session(), f)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    args = {k: v for k, v in request.args.items() if k not in ("page", "after") and v}
     return render("reports/audit.html", "reports/_audit.html", form=form, result=result, args=args)
 
 
