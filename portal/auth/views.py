@@ -24,6 +24,7 @@ from portal.auth.models import Role
 from portal.extensions import limiter
 from portal.htmx import render
 from portal.orgs import services as orgs
+from portal.security import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -33,9 +34,7 @@ def _login_limit() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("index")
+    return safe_next(target) or url_for("index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -77,7 +76,7 @@ def login_code():
             session.clear()
             login_user(user, remember=pending["remember"])
             services.start_session(session, user)
-            return redirect(pending["next"], code=303)
+            return redirect(_safe_next(pending.get("next")), code=303)
         form.code.errors.append(_("This code is not right or was already used. Wait for the next code and "
                                   "try again."))
     status = 422 if form.errors else 200
