@@ -3,7 +3,6 @@ links, staff moves, exports and the retention purge. No request objects here."""
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, delete, func, select
 
-from portal import audit, mail
+from portal import audit, csvfile, mail
 from portal.audit import utcnow
 from portal.workshop.ics import workshop_ics
 from portal.workshop.models import Registration, RegRole, RegStatus, Workshop, WorkshopStat
@@ -439,11 +438,7 @@ def export_rows(registrations: list[Registration], labels: dict) -> tuple[list[s
 
 
 def to_csv(header: list[str], rows: list[list]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes spreadsheet programs read UTF-8
+    return csvfile.to_csv(header, rows)
 
 
 def to_xlsx(header: list[str], rows: list[list], sheet_title: str) -> bytes:
