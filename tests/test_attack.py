@@ -14,8 +14,9 @@ from portal import csvfile
 from portal.auth.models import User
 from portal.cases.models import Case
 from portal.demo import DEMO_PASSWORD, load_demo
+from portal.receipts.models import Receipt
 from portal.security import safe_next
-from tests.factories import PASSWORD, make_user
+from tests.factories import PASSWORD, make_case, make_line, make_org, make_user
 from tests.test_receipts import make_receipt
 from tests.test_two_factor import enrol, next_code
 from tests.test_workshop import make_registration, make_workshop, staff_client
@@ -135,3 +136,60 @@ def test_audit_csv_has_no_formula_after_a_separator(app, client, db):
     body = client.get("/reports/audit.csv").data
     assert "Eve;'=1+1" in body.decode("utf-8-sig")
     assert _formula_cells(body) == []
+
+
+# Sign-out ends the session on the server; a deactivated organisation's people lose access --------------
+
+def _clients(app, n):
+    from tests.conftest import PortalClient
+
+    app.test_client_class = PortalClient
+    return [app.test_client() for _ in range(n)]
+
+
+def test_signing_out_ends_the_copied_cookies_but_not_other_devices(app, db):
+    user = make_user(db)
+    phone, laptop, thief = _clients(app, 3)
+    laptop.login(user)
+    phone.submit("/login", {"email": user.email, "password": PASSWORD, "remember": "y"})
+    copied_session = phone.get_cookie("session").value
+    copied_remember = phone.get_cookie("remember_token").value
+    thief.set_cookie("session", copied_session)
+    assert thief.get("/cases/").status_code == 200  # the copy works while the phone is signed in ...
+    assert phone.submit("/logout").status_code == 303
+    for cookies in ({"session": copied_session}, {"remember_token": copied_remember},
+                    {"session": copied_session, "remember_token": copied_remember}):
+        (replay,) = _clients(app, 1)
+        for name, value in cookies.items():
+            replay.set_cookie(name, value)
+        resp = replay.get("/cases/")
+        assert resp.status_code == 302 and "/login" in resp.headers["Location"], cookies  # ... not after
+    assert laptop.get("/cases/").status_code == 200  # a sign-out on the phone leaves the laptop signed in
+
+
+def test_deactivating_an_organisation_ends_its_users_access(app, db):
+    from tests.test_receipts import fields, unique_pdf
+
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    line = make_line(db, case, planned_cents=100_000)
+    partner, other = make_user(db, organisation=org), make_user(db, organisation=make_org(db))
+    p, o, admin = _clients(app, 3)
+    p.submit("/login", {"email": partner.email, "password": PASSWORD, "remember": "y"})
+    remember = p.get_cookie("remember_token").value
+    o.login(other)
+    admin.login(make_user(db, role="admin"))
+    assert p.get(f"/cases/{case.id}").status_code == 200
+    resp = admin.submit(f"/organisations/{org.id}/edit", {"name": org.name, "country": org.country,
+                                                          "contact_email": org.contact_email})
+    assert resp.status_code == 303
+    assert p.get(f"/cases/{case.id}").status_code == 302  # signed out
+    data = {**fields({"line": line}), "files": [(io.BytesIO(unique_pdf()), "invoice.pdf")]}
+    resp = p.submit(f"/cases/{case.id}/receipts/new", data, content_type="multipart/form-data")
+    assert resp.status_code == 302 and db.exec(select(Receipt)).all() == []  # no upload
+    (replay,) = _clients(app, 1)
+    replay.set_cookie("remember_token", remember)
+    assert replay.get("/cases/").status_code == 302  # the remember-me cookie is void
+    fresh = p.submit("/login", {"email": partner.email, "password": PASSWORD})
+    assert fresh.status_code == 422  # and no new sign-in while the organisation is inactive
+    assert o.get("/cases/").status_code == 200  # other organisations go on

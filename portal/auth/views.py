@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from portal import db, mail
 from portal.auth import services, totp
@@ -52,8 +52,7 @@ def login():
                 session["2fa"] = {"user": user.id, "remember": bool(form.remember.data), "at": int(time.time()),
                                   "next": _safe_next(request.args.get("next"))}
                 return redirect(url_for("auth.login_code"), code=303)
-            login_user(user, remember=form.remember.data)
-            services.start_session(session, user)
+            services.sign_in(db.session(), session, user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.form_errors.append(_("The email address or password is not right."))
     status = 422 if form.errors or form.form_errors else 200
@@ -74,8 +73,7 @@ def login_code():
     if form.validate_on_submit():
         if totp.verify(db.session(), user, form.code.data):
             session.clear()
-            login_user(user, remember=pending["remember"])
-            services.start_session(session, user)
+            services.sign_in(db.session(), session, user, remember=bool(pending.get("remember")))
             return redirect(_safe_next(pending.get("next")), code=303)
         form.code.errors.append(_("This code is not right or was already used. Wait for the next code and "
                                   "try again."))
@@ -125,8 +123,7 @@ def two_factor_off():
     if totp.required(user):
         abort(404)
     totp.disable(db.session(), user, user)
-    logout_user()
-    session.clear()
+    services.sign_out(db.session(), session, user)
     flash(_("Two-factor sign-in is off. Please sign in again."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -134,9 +131,8 @@ def two_factor_off():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out of this browser."""
-    logout_user()
-    session.clear()
+    """Sign out of this browser (its session ends on the server too; other devices stay signed in)."""
+    services.sign_out(db.session(), session, current_user._get_current_object())
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -208,8 +204,7 @@ def _end_expired_session():
     if not current_user.is_authenticated:
         return None
     if services.session_expired(session, current_app.config):
-        logout_user()
-        session.clear()
+        services.sign_out(db.session(), session, current_user._get_current_object())
         flash(_("Your session has ended. Please sign in again."), "info")
         return None
     if totp.required(current_user) and not totp.enabled(current_user) \
@@ -224,8 +219,7 @@ def _end_expired_session():
 def sign_out_everywhere():
     """End every session of this account, on every device, this one included."""
     services.end_all_sessions(db.session(), current_user._get_current_object())
-    logout_user()
-    session.clear()
+    services.sign_out(db.session(), session, None)
     flash(_("You are signed out on every device."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -242,8 +236,7 @@ def account():
         except services.AccountError as exc:
             form.form_errors.append(str(exc))
         else:
-            login_user(user, remember=False)  # the new session version, for this browser only
-            services.start_session(session, user)
+            services.sign_in(db.session(), session, user)  # a new session, for this browser only
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200
