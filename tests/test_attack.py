@@ -16,7 +16,7 @@ from portal.cases.models import Case
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.receipts.models import Receipt
 from portal.security import safe_next
-from tests.factories import PASSWORD, make_case, make_line, make_org, make_user
+from tests.factories import PASSWORD, make_case, make_line, make_org, make_user, pdf_of_objects
 from tests.test_receipts import make_receipt
 from tests.test_two_factor import enrol, next_code
 from tests.test_workshop import make_registration, make_workshop, staff_client
@@ -193,3 +193,115 @@ def test_deactivating_an_organisation_ends_its_users_access(app, db):
     fresh = p.submit("/login", {"email": partner.email, "password": PASSWORD})
     assert fresh.status_code == 422  # and no new sign-in while the organisation is inactive
     assert o.get("/cases/").status_code == 200  # other organisations go on
+
+
+# Images keep no comment or colour profile; PDFs with dangerous links, late HTML or damage are refused ----
+
+@pytest.fixture(scope="module")
+def files_ctx(tmp_path_factory):
+    """A request context for the translated messages; these checks need no database."""
+    from portal import create_app
+    from tests.conftest import app_config
+
+    app = create_app(app_config("sqlite:///:memory:", tmp_path_factory.mktemp("files"), 1025))
+    with app.test_request_context():
+        yield
+
+
+def _photo(fmt: str, **save) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 30)).save(out, fmt, **save)
+    return out.getvalue()
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@pytest.mark.parametrize("name,fmt", [("photo.jpg", "JPEG"), ("scan.png", "PNG"), ("photo.webp", "WEBP")])
+def test_reencoded_images_keep_no_comment_or_colour_profile(files_ctx, name, fmt):
+    from PIL import Image
+
+    from portal.receipts.files import clean_upload
+
+    icc = _srgb_profile()
+    extra = {"comment": b"Taken at Kutaisi bus station"} if fmt == "JPEG" else {}
+    data = _photo(fmt, icc_profile=icc, **extra)
+    with Image.open(io.BytesIO(data)) as upload:  # the upload carries both
+        assert upload.info["icc_profile"] == icc and (fmt != "JPEG" or b"Kutaisi" in upload.info["comment"])
+    stored = clean_upload(name, io.BytesIO(data)).data.read()
+    assert b"Kutaisi" not in stored
+    assert icc[-200:] not in stored and b"ICC_PROFILE" not in stored and b"iCCP" not in stored
+    with Image.open(io.BytesIO(stored)) as img:
+        assert "comment" not in img.info and "icc_profile" not in img.info
+        red, green, blue = img.convert("RGB").getpixel((10, 10))[:3]
+        assert red > 180 and green < 70 and blue < 60  # the colours are kept (converted to sRGB)
+
+
+def _pdf(catalog_extra: str = "", page_extra: str = "", extra_objects: tuple[str, ...] = ()) -> bytes:
+    objs = [f"<< /Type /Catalog /Pages 2 0 R {catalog_extra} >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << >> {page_extra} >>",
+            *extra_objects]
+    return pdf_of_objects([body.encode("latin-1") for body in objs])
+
+
+def _pdf_refused(data: bytes) -> str:
+    from portal.receipts.files import FileProblem, clean_upload
+
+    with pytest.raises(FileProblem) as info:
+        clean_upload("invoice.pdf", io.BytesIO(data))
+    return str(info.value)
+
+
+LINK = "/Annots [<< /Type /Annot /Subtype /Link /Rect [0 0 50 50] /A << /S /URI /URI {uri} >> >>]"
+
+
+@pytest.mark.parametrize("uri", ["(javascript:app.alert\\(1\\))", "( JavaScript:alert\\(1\\))",
+                                 "(java\tscript:alert\\(1\\))", "<6A6176617363726970743A616C657274283129>",
+                                 "(data:text/html;base64,PHNjcmlwdD4=)", "(file:///etc/passwd)"])
+def test_pdf_link_to_javascript_is_refused(files_ctx, uri):
+    assert "scripts, actions" in _pdf_refused(_pdf(page_extra=LINK.format(uri=uri)))
+
+
+def test_pdf_open_action_to_a_uri_is_refused(files_ctx):
+    data = _pdf("/OpenAction << /S /URI /URI (https://evil.example/track) >>")
+    assert "scripts, actions" in _pdf_refused(data)
+    data = _pdf("/OpenAction 4 0 R", extra_objects=("<< /S /URI /URI (https://evil.example/) >>",))
+    assert "scripts, actions" in _pdf_refused(data)  # the action as an object of its own
+    data = _pdf(page_extra="/AA << /O << /S /URI /URI (https://evil.example/) >> >>")
+    assert "scripts, actions" in _pdf_refused(data)  # on opening the page
+
+
+def test_pdf_with_ordinary_links_and_a_page_to_open_is_accepted(files_ctx):
+    from portal.receipts.files import clean_upload
+
+    data = _pdf("/OpenAction [3 0 R /Fit]", LINK.format(uri="(https://shop.example/invoice/7)"))
+    assert clean_upload("invoice.pdf", io.BytesIO(data)).size == len(data)
+    data = _pdf("/OpenAction << /S /GoTo /D [3 0 R /Fit] >>", LINK.format(uri="(mailto:office@shop.example)"))
+    assert clean_upload("invoice.pdf", io.BytesIO(data)).size == len(data)
+
+
+@pytest.mark.parametrize("offset", [1100, 5000, 1024 * 1024 - 3])
+def test_pdf_with_html_after_the_first_kilobyte_is_refused(files_ctx, offset):
+    filler = "% " + "x" * 70 + "\n"
+    comment = filler * (offset // len(filler))
+    data = _pdf(extra_objects=(comment + "<< /Note (<HTML><body><script>alert(1)</script>) >>",))
+    assert data.lower().find(b"<html") > 1024
+    assert "damaged or not a real PDF" in _pdf_refused(data)
+
+
+def test_pdf_that_qpdf_must_repair_is_refused(files_ctx):
+    good = _pdf()
+    from portal.receipts.files import clean_upload
+
+    assert clean_upload("invoice.pdf", io.BytesIO(good)).size == len(good)
+    shifted = good.replace(b"%PDF-1.7\n", b"%PDF-1.7\n% twelve bytes\n", 1)  # every xref offset wrong
+    truncated = good[: good.rindex(b"startxref")]
+    broken = good.replace(b"/Count 1", b"/Count 1 >> >> >>")
+    for data in (shifted, truncated, broken):
+        assert "damaged or not a real PDF" in _pdf_refused(data)
