@@ -1,7 +1,22 @@
 """Form fields shared by several features."""
 
+from flask_babel import lazy_gettext as _l
 from wtforms import DecimalField
+from wtforms.validators import StopValidation
 from wtforms.widgets import TextInput
+
+MSG_NOT_A_NUMBER = _l("Enter a number, like 250.50")
+
+
+class Finite:
+    """Refuses NaN, sNaN and Infinity, which Decimal() reads without complaint (and which make range
+    checks and the database fail). Put it first: the chain stops here."""
+
+    def __call__(self, form, field):
+        data = field.data
+        if data is not None and hasattr(data, "is_finite") and not data.is_finite():
+            field.data = None
+            raise StopValidation(str(MSG_NOT_A_NUMBER))
 
 
 class AmountField(DecimalField):
@@ -22,3 +37,6 @@ class AmountField(DecimalField):
                 raw = raw.replace(",", "") if raw.rfind(".") > raw.rfind(",") else raw.replace(".", "").replace(",", ".")
             valuelist = [raw]
         super().process_formdata(valuelist)
+
+    def pre_validate(self, form):
+        Finite()(form, self)

@@ -305,3 +305,87 @@ def test_pdf_that_qpdf_must_repair_is_refused(files_ctx):
     broken = good.replace(b"/Count 1", b"/Count 1 >> >> >>")
     for data in (shifted, truncated, broken):
         assert "damaged or not a real PDF" in _pdf_refused(data)
+
+
+# No 500s: ids beyond 64 bits, NaN amounts, NUL characters ----------------------------------------------
+
+HUGE = str(2**64)
+
+
+def _int_routes(app, huge: str):
+    from portal.security import BoundedIntConverter
+
+    for rule in app.url_map.iter_rules():
+        ints = [name for name, conv in rule._converters.items() if isinstance(conv, BoundedIntConverter)]
+        if ints:
+            values = {name: (huge if name in ints else "x") for name in rule.arguments}
+            yield rule, rule.build(values, append_unknown=False)[1]
+
+
+@pytest.mark.parametrize("huge", [HUGE, str(2**63), str(2**31)])
+def test_every_id_in_a_url_beyond_the_columns_range_is_a_404(app, client, db, huge):
+    client.login(make_user(db, role="admin"))
+    routes = list(_int_routes(app, huge))
+    assert len(routes) > 30  # every <int:> route of the portal
+    token = client.csrf_token()
+    for rule, url in routes:
+        resp = client.get(url) if "GET" in rule.methods else client.post(url, data={"csrf_token": token})
+        assert resp.status_code == 404, (url, resp.status_code)
+    assert client.get(f"/cases/{2**31 - 1}").status_code == 404  # the largest id is still just "not found"
+
+
+def test_id_filters_in_query_strings_beyond_64_bits_are_ignored(client, db):
+    client.login(make_user(db, role="admin"))
+    for huge in (HUGE, str(2**31)):
+        assert client.get(f"/cases/?organisation={huge}").status_code == 200
+        assert client.get(f"/reports/audit?user={huge}").status_code == 200
+        assert client.get(f"/reports/audit.csv?user={huge}").status_code == 200
+
+
+@pytest.mark.parametrize("amount", ["sNaN", "NaN", "Infinity", "-Infinity", "inf", "-sNaN"])
+def test_not_a_number_as_an_amount_is_a_form_error(client, db, amount):
+    from tests.test_receipts import upload
+
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    w = {"case": case, "line": make_line(db, case, planned_cents=100_000)}
+    client.login(make_user(db, organisation=org))
+    resp = upload(client, w, amount=amount)
+    assert resp.status_code == 422
+    page = resp.get_data(as_text=True)
+    assert "Enter a number, like 250.50" in page and f'value="{amount}"' in page  # the input is kept
+    assert db.exec(select(Receipt)).all() == []
+
+
+@pytest.mark.parametrize("amount", ["sNaN", "NaN", "Infinity"])
+def test_not_a_number_in_amount_filters_and_the_sample_share(client, db, amount):
+    client.login(make_user(db, role="staff"))
+    resp = client.get(f"/review/?min_eur={amount}&max_eur={amount}")
+    assert resp.status_code == 200 and "Enter a number, like 250.50" in resp.get_data(as_text=True)
+    resp = client.submit("/review/samples", {"share": amount, "start": "2024-01-01", "end": "2024-12-31"})
+    assert resp.status_code == 422 and "Enter a number, like 250.50" in resp.get_data(as_text=True)
+    org = make_org(db)
+    case = make_case(db, org)
+    resp = client.submit(f"/cases/{case.id}/lines/new", {"budget_category": "equipment", "description": "Oven",
+                                                         "planned_amount": amount})
+    assert resp.status_code in (404, 422) and resp.status_code != 500
+
+
+@pytest.mark.parametrize("lang,message", [("en", "not allowed (a null character)"),
+                                          ("de", "nicht erlaubt")])
+def test_a_nul_character_is_a_clear_400_in_the_users_language(client, db, lang, message):
+    from tests.test_receipts import fields, unique_pdf
+
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    line = make_line(db, case, planned_cents=100_000)
+    client.login(make_user(db, organisation=org, locale=lang))
+    for resp in (client.get("/cases/?q=Tbi%00lisi"), client.get("/cases/?q%00=x"),
+                 client.submit(f"/cases/{case.id}/receipts/new",
+                               {**fields({"line": line}), "supplier": "ACME\x00 Ltd",
+                                "files": [(io.BytesIO(unique_pdf()), "invoice.pdf")]},
+                               content_type="multipart/form-data"),
+                 client.get("/workshops/join/abc%00def")):
+        assert resp.status_code == 400
+        assert message in resp.get_data(as_text=True)
+    assert db.exec(select(Receipt)).all() == []
