@@ -389,3 +389,40 @@ def test_a_nul_character_is_a_clear_400_in_the_users_language(client, db, lang, 
         assert resp.status_code == 400
         assert message in resp.get_data(as_text=True)
     assert db.exec(select(Receipt)).all() == []
+
+
+# Another organisation's receipt is not named to a partner; staff see the match ---------------------------
+
+def test_a_duplicate_of_another_organisations_receipt_is_not_named(client, db):
+    from portal.audit import AuditEntry
+    from tests.test_receipts import load, new_receipt, switch, unique_pdf, upload
+
+    org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
+    case_a, case_b = make_case(db, org_a, country="GE"), make_case(db, org_b, country="SN")
+    w_a = {"case": case_a, "line": make_line(db, case_a)}
+    w_b = {"case": case_b, "line": make_line(db, case_b)}
+    partner_a, partner_b = make_user(db, organisation=org_a), make_user(db, organisation=org_b)
+    staff = make_user(db, role="staff")
+    pdf = unique_pdf()
+    client.login(partner_a)
+    first = load(db, new_receipt(client, w_a, files=[(io.BytesIO(pdf), "a.pdf")], supplier="Dakar Tools",
+                                 invoice_number="F-2024-17"))
+    switch(client, partner_b)
+    # The same file: refused, said to be in the portal, but not where.
+    page = upload(client, w_b, files=[(io.BytesIO(pdf), "b.pdf")]).get_data(as_text=True)
+    assert "This file is already in the portal." in page
+    assert first.reference not in page and case_a.reference not in page
+    # The same supplier and invoice number: a confirmation, without naming the receipt.
+    resp = upload(client, w_b, supplier="Dakar Tools", invoice_number="F-2024-17")
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "This invoice may already be in the portal" in page
+    assert "a receipt of another organisation" in page
+    assert first.reference not in page and case_a.reference not in page
+    second = new_receipt(client, w_b, supplier="Dakar Tools", invoice_number="F-2024-17", confirm_duplicate="y")
+    # Staff see the match on the receipt, and the refused file in the audit log.
+    switch(client, staff)
+    page = client.get(f"/receipts/{second}").get_data(as_text=True)
+    assert "Possible duplicate" in page and first.reference in page
+    refused = db.exec(select(AuditEntry).where(AuditEntry.action == "receipt.duplicate_file_refused")).one()
+    assert refused.object_id == str(first.id) and refused.actor_id == partner_b.id
+    assert "receipt.duplicate_file_refused" in client.get("/reports/audit").get_data(as_text=True)
