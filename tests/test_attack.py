@@ -426,3 +426,75 @@ def test_a_duplicate_of_another_organisations_receipt_is_not_named(client, db):
     refused = db.exec(select(AuditEntry).where(AuditEntry.action == "receipt.duplicate_file_refused")).one()
     assert refused.object_id == str(first.id) and refused.actor_id == partner_b.id
     assert "receipt.duplicate_file_refused" in client.get("/reports/audit").get_data(as_text=True)
+
+
+# The workshop: no registered-address oracle, links that expire and void each other, no caching ------------
+
+def test_registering_an_address_again_answers_like_a_new_registration(client, db, mails):
+    from portal.workshop.models import Registration
+    from tests.test_workshop import form, link_path
+
+    w = make_workshop(db)
+    first = form()
+    new = client.submit(f"/workshops/join/{w.public_key}", first)
+    again = client.submit(f"/workshops/join/{w.public_key}", {**form(), "email": first["email"].upper()})
+    other = client.submit(f"/workshops/join/{w.public_key}", form())
+    for resp in (new, again, other):
+        assert resp.status_code == 303 and resp.headers["Location"] == f"/workshops/join/{w.public_key}/sent"
+    assert len(db.exec(select(Registration)).all()) == 2
+    mails_to_first = mails.to(first["email"])
+    assert len(mails_to_first) == 2 and link_path(mails_to_first[-1], "confirm")  # the link, by e-mail only
+    assert "already registered" not in client.get(again.headers["Location"]).get_data(as_text=True)
+
+
+def _confirmed(client, mails, w):
+    from tests.test_workshop import link_path, register_and_confirm
+
+    data = register_and_confirm(client, mails, w)
+    return data, link_path(mails.to(data["email"])[-1], "my")
+
+
+def test_a_new_link_voids_the_older_ones(client, db, mails):
+    from tests.test_workshop import link_path
+
+    w = make_workshop(db)
+    data, old = _confirmed(client, mails, w)
+    assert client.get(old).status_code == 200
+    assert client.submit(f"/workshops/join/{w.public_key}/resend", {"email": data["email"]}).status_code == 303
+    new = link_path(mails.to(data["email"])[-1], "my")
+    assert new != old
+    assert client.get(old).status_code == 404
+    assert client.submit(f"{old}/withdraw").status_code == 404
+    assert client.get(new).status_code == 200
+
+
+@pytest.mark.parametrize("app_overrides", [{"WORKSHOP_LINK_DAYS": 30}])
+def test_manage_links_expire(app, client, db, mails, monkeypatch, app_overrides):
+    import time
+
+    from itsdangerous.timed import TimestampSigner
+
+    from portal.workshop import services as ws
+    from portal.workshop.models import Registration
+
+    w = make_workshop(db)
+    data, link = _confirmed(client, mails, w)
+    reg = db.exec(select(Registration).where(Registration.email == data["email"])).one()
+    with app.test_request_context():
+        for days, status in ((29, 200), (31, 404)):
+            monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self, d=days: int(time.time()) - d * 86400)
+            token = ws.make_token(reg, ws.MANAGE)
+            monkeypatch.undo()
+            assert client.get(f"/workshops/my/{token}").status_code == status, days
+
+
+def test_personal_link_pages_are_not_cached(client, db, mails):
+    from tests.test_workshop import link_path, register
+
+    w = make_workshop(db)
+    data = register(client, w)
+    confirm = link_path(mails.to(data["email"])[-1], "confirm")
+    assert client.get(confirm).headers["Cache-Control"] == "no-store"
+    manage = client.submit(confirm).headers["Location"]
+    resp = client.get(manage)
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
