@@ -498,3 +498,73 @@ def test_personal_link_pages_are_not_cached(client, db, mails):
     manage = client.submit(confirm).headers["Location"]
     resp = client.get(manage)
     assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+
+
+# Anonymous posts are size-limited before their bodies are parsed -----------------------------------------
+
+@pytest.mark.parametrize("path", ["/login", "/reset", "/language", "/workshops/join/nope"])
+def test_a_large_anonymous_post_is_refused_before_it_is_read(client, path, monkeypatch):
+    from werkzeug.formparser import FormDataParser
+
+    parsed = []
+    monkeypatch.setattr(FormDataParser, "parse", lambda self, *a, **kw: parsed.append(1) or (a[0], {}, {}))
+    big = {"email": "a@example.org", "password": "x" * (200 * 1024)}
+    resp = client.post(path, data=big, headers={"Accept-Language": "de"})
+    assert resp.status_code == 413 and parsed == []  # refused on its Content-Length, nothing parsed
+    assert "Zu viele Daten" in resp.get_data(as_text=True)
+
+
+def test_a_large_chunked_anonymous_post_is_cut_off(client):
+    body = b"email=a%40example.org&password=" + b"x" * (200 * 1024)
+    resp = client.post("/login", input_stream=io.BytesIO(body), content_type="application/x-www-form-urlencoded",
+                       headers={"Transfer-Encoding": "chunked"})
+    assert resp.status_code == 413
+
+
+def test_signed_in_uploads_keep_the_large_limit(client, db):
+    from tests.test_receipts import upload
+
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    client.login(make_user(db, organisation=org))
+    w = {"case": case, "line": make_line(db, case, planned_cents=100_000)}
+    scan = pdf_of_objects([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                           b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << >> >>",
+                           b"<< /Length 600000 >>\nstream\n" + b"0" * 600_000 + b"\nendstream"])
+    resp = upload(client, w, files=[(io.BytesIO(scan), "scan.pdf")])
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:500]
+
+
+# Two-factor changes need the password or a current code ---------------------------------------------------
+
+def test_turning_two_factor_off_needs_the_password_or_a_code(client, db):
+    user = make_user(db)
+    client.login(user)
+    enrol(client)
+    page = client.get("/account/two-factor").get_data(as_text=True)
+    assert "Your password or a current code from the app" in page
+    for proof in (None, "", "wrong password 123", "000000"):
+        data = {} if proof is None else {"proof": proof}
+        resp = client.submit("/account/two-factor/off", data)
+        assert resp.status_code == 422, proof
+        db.refresh(user)
+        assert user.totp_secret_enc is not None  # still on
+    assert "neither your password nor a current code" in resp.get_data(as_text=True)
+    resp = client.submit("/account/two-factor/off", {"proof": PASSWORD})
+    assert resp.status_code == 303
+    db.refresh(user)
+    assert user.totp_secret_enc is None
+
+
+def test_new_recovery_codes_need_the_password_or_a_code(client, db):
+    from tests.test_two_factor import CODES_RE
+
+    user = make_user(db)
+    client.login(user)
+    secret, old_codes = enrol(client)
+    resp = client.submit("/account/two-factor/recovery-codes")
+    assert resp.status_code == 422 and not CODES_RE.findall(resp.get_data(as_text=True))
+    resp = client.submit("/account/two-factor/recovery-codes", {"proof": next_code(secret, db, user)})
+    assert resp.status_code == 200
+    new_codes = CODES_RE.findall(resp.get_data(as_text=True))
+    assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)

@@ -302,6 +302,21 @@ def request_reset(db_: Session, email: str) -> None:
     db_.commit()
 
 
+def confirm_identity(db_: Session, user: User, proof: str) -> bool:
+    """The current password, or a code of the user's second factor (used up like at sign-in)."""
+    from portal.auth import totp
+
+    proof = (proof or "").strip()
+    if not proof or user.password_hash is None:
+        return False
+    if len(proof) < MIN_PASSWORD and totp.verify(db_, user, proof):
+        return True
+    try:
+        return hasher.verify(user.password_hash, proof)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def change_password(db_: Session, user: User, current: str, new: str) -> None:
     try:
         hasher.verify(user.password_hash, current)

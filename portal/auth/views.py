@@ -13,6 +13,7 @@ from portal.auth import services, totp
 from portal.auth.forms import (
     ChangePasswordForm,
     CodeForm,
+    ConfirmIdentityForm,
     EnrolForm,
     InviteForm,
     LanguageForm,
@@ -87,8 +88,7 @@ def two_factor():
     """Set up (or renew the recovery codes of) two-factor sign-in."""
     user = current_user._get_current_object()
     if totp.enabled(user):
-        return render("auth/two_factor.html", "auth/two_factor.html", enabled=True,
-                      remaining=totp.remaining_recovery_codes(db.session(), user))
+        return _two_factor_on(user, ConfirmIdentityForm(formdata=None))
     secret = session.get("2fa_new_secret") or totp.new_secret()
     session["2fa_new_secret"] = secret
     form = EnrolForm()
@@ -104,24 +104,47 @@ def two_factor():
                   qr=totp.qr_data_uri(user, secret), required=totp.required(user))
 
 
+def _two_factor_on(user, form, status: int = 200):
+    return render("auth/two_factor.html", "auth/two_factor.html", status, enabled=True, form=form,
+                  remaining=totp.remaining_recovery_codes(db.session(), user))
+
+
+def _identity_confirmed(user, form) -> bool:
+    """The password or a current code was given (checked after the form itself is valid)."""
+    if not form.validate_on_submit():
+        return False
+    if services.confirm_identity(db.session(), user, form.proof.data):
+        return True
+    form.proof.errors.append(_("This is neither your password nor a current code. Try again."))
+    return False
+
+
 @bp.post("/account/two-factor/recovery-codes")
 @login_required
+@limiter.limit(_login_limit)
 def new_recovery_codes():
-    """Replace the recovery codes (the old ones stop working)."""
+    """Replace the recovery codes (the old ones stop working); needs the password or a current code."""
     user = current_user._get_current_object()
     if not totp.enabled(user):
         return redirect(url_for("auth.two_factor"), code=303)
+    form = ConfirmIdentityForm()
+    if not _identity_confirmed(user, form):
+        return _two_factor_on(user, form, 422)
     return render("auth/recovery_codes.html", "auth/recovery_codes.html",
                   codes=totp.regenerate_recovery_codes(db.session(), user))
 
 
 @bp.post("/account/two-factor/off")
 @login_required
+@limiter.limit(_login_limit)
 def two_factor_off():
-    """Switch two-factor sign-in off, where the role allows it."""
+    """Switch two-factor sign-in off, where the role allows it; needs the password or a current code."""
     user = current_user._get_current_object()
     if totp.required(user):
         abort(404)
+    form = ConfirmIdentityForm()
+    if not _identity_confirmed(user, form):
+        return _two_factor_on(user, form, 422)
     totp.disable(db.session(), user, user)
     services.sign_out(db.session(), session, user)
     flash(_("Two-factor sign-in is off. Please sign in again."), "info")
