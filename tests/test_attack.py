@@ -568,3 +568,32 @@ def test_new_recovery_codes_need_the_password_or_a_code(client, db):
     assert resp.status_code == 200
     new_codes = CODES_RE.findall(resp.get_data(as_text=True))
     assert len(new_codes) == 10 and not set(new_codes) & set(old_codes)
+
+
+# Password reset: the same work for known and unknown addresses, no mail sent in the request -------------
+
+def test_password_reset_sends_nothing_during_the_request_known_or_not(app, client, db, mails, monkeypatch):
+    import smtplib
+
+    from portal import mail as mailer
+
+    user = make_user(db)
+    connections = []
+
+    class NoSMTP:
+        def __init__(self, *args, **kwargs):
+            connections.append(args)
+            raise AssertionError("SMTP during the request")
+
+    monkeypatch.setattr(smtplib, "SMTP", NoSMTP)
+    monkeypatch.setattr(smtplib, "SMTP_SSL", NoSMTP)
+    answers = [client.submit("/reset", {"email": email}) for email in (user.email, "nobody@example.org")]
+    assert connections == []
+    assert [r.status_code for r in answers] == [303, 303]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]
+    queued = db.exec(select(mailer.OutboxMail)).all()
+    assert [m.to for m in queued] == [user.email] and queued[0].sent_at is None  # waiting for the mail job
+    monkeypatch.undo()
+    with app.app_context():
+        assert mailer.deliver_pending(db) == (1, 0)
+    assert len(mails.to(user.email)) == 1

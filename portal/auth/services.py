@@ -293,9 +293,18 @@ def resend_invitation(db_: Session, actor: User, user: User) -> None:
 
 
 def request_reset(db_: Session, email: str) -> None:
-    """Send a reset link if the account exists; the caller says the same thing either way."""
+    """Queue a reset link in the outbox if the account exists; the caller says the same thing either way.
+    Nothing is sent during the request, and an unknown address costs the same work (a token made and
+    hashed, the mail written), so neither the answer nor its time tells whether the address has an
+    account."""
     user = db_.exec(select(User).where(User.email == normalise_email(email))).first()
-    if user is None or not user.is_active:
+    if user is None or not may_sign_in(db_, user):
+        raw = secrets.token_urlsafe(32)
+        _hash_token(raw)
+        with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+            render_template("auth/mail_reset.txt", user=User(email=normalise_email(email)[:254], name="",
+                            role=Role.PARTNER), link=current_app.config["BASE_URL"] + raw, hours=1)
+        db_.rollback()
         return
     raw = issue_token(db_, user, RESET, timedelta(minutes=current_app.config["RESET_MINUTES"]))
     _link_mail(db_, user, RESET, raw)

@@ -196,8 +196,9 @@ def request_reset():
     """Ask for a password reset link."""
     form = ResetRequestForm()
     if form.validate_on_submit():
+        # Queued only: the outbox is sent by the mail job, never in this request (its time would tell
+        # whether the address has an account).
         services.request_reset(db.session(), form.email.data)
-        mail.deliver_pending(db.session())
         flash(_("If an account exists for this address, we have sent a link to reset the password. "
                 "It works for one hour."), "info")
         return redirect(url_for("auth.login"), code=303)
