@@ -161,8 +161,8 @@ def reencode_image(stream: BinaryIO, kind: Kind) -> BinaryIO:
                 pixels = ImageOps.exif_transpose(img)
                 pixels = _to_srgb(pixels, icc)
                 # Pillow's writers copy what `info` holds (JPEG comments, the ICC profile, EXIF, XMP):
-                # nothing of it is kept.
-                pixels.info = {}
+                # nothing of it is kept but a palette image's transparent colour.
+                pixels.info = {k: v for k, v in pixels.info.items() if k == "transparency"}
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise FileProblem(str(MSG_PIXELS)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
