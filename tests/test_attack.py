@@ -356,7 +356,7 @@ def test_not_a_number_as_an_amount_is_a_form_error(client, db, amount):
     resp = upload(client, w, amount=amount)
     assert resp.status_code == 422
     page = resp.get_data(as_text=True)
-    assert "Enter a number, like 250.50" in page and f'value="{amount}"' in page  # the input is kept
+    assert "Enter the amount as a number, for example 120.50." in page and f'value="{amount}"' in page  # kept
     assert db.exec(select(Receipt)).all() == []
 
 
@@ -364,7 +364,7 @@ def test_not_a_number_as_an_amount_is_a_form_error(client, db, amount):
 def test_not_a_number_in_amount_filters_and_the_sample_share(client, db, amount):
     client.login(make_user(db, role="staff"))
     resp = client.get(f"/review/?min_eur={amount}&max_eur={amount}")
-    assert resp.status_code == 200 and "Enter a number, like 250.50" in resp.get_data(as_text=True)
+    assert resp.status_code == 200 and "Enter the amount as a number, for example 120.50." in resp.get_data(as_text=True)
     resp = client.submit("/review/samples", {"share": amount, "start": "2024-01-01", "end": "2024-12-31"})
     assert resp.status_code == 422 and "Enter a number, like 250.50" in resp.get_data(as_text=True)
     org = make_org(db)
