@@ -7,6 +7,7 @@ from flask_compress import Compress
 from flask_login import current_user
 
 from portal.config import ROOT, load_config
+from portal.security import BoundedIntConverter
 from portal.static_files import init_static_caching
 
 
@@ -14,6 +15,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(load_config())
     app.config.update(overrides or {})
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.debug = False  # never the interactive debugger, not even in development
 
     _init_extensions(app)

@@ -19,6 +19,20 @@ from wtforms.widgets import TextInput
 
 from portal.numbers import MAX_CHARS, NumberProblem, parse_number
 
+MSG_NOT_A_NUMBER = _l("Enter a number, like 250.50")
+
+
+class Finite:
+    """Refuses NaN, sNaN and Infinity, which Decimal() reads without complaint (and which make range
+    checks and the database fail). Put it first: the chain stops here."""
+
+    def __call__(self, form, field):
+        data = field.data
+        if data is not None and hasattr(data, "is_finite") and not data.is_finite():
+            field.data = None
+            raise StopValidation(str(MSG_NOT_A_NUMBER))
+
+
 AMOUNT_MESSAGE = _l("Enter the amount as a number, for example 120.50.")
 NUMBER_MESSAGE = _l("Enter a number, for example 12.5.")
 WHOLE_MESSAGE = _l("Enter a whole number, for example 12.")

@@ -78,3 +78,13 @@ class EnrolForm(FlaskForm):
                                    Length(max=40)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
     submit = SubmitField(_l("Turn on two-factor sign-in"))
+
+
+class ConfirmIdentityForm(FlaskForm):
+    """Asked before two-factor sign-in is changed: a session left open on a shared computer is not enough."""
+
+    proof = PasswordField(_l("Your password or a current code from the app"),
+                          description=_l("Needed to change two-factor sign-in."),
+                          validators=[DataRequired(_l("Enter your password or a code from your authenticator "
+                                                      "app.")), Length(max=256)],
+                          render_kw={"autocomplete": "current-password"})

@@ -385,11 +385,17 @@ def invoice_duplicates(db: Session, supplier: str, invoice_number: str,
     return list(db.exec(query))
 
 
+def may_see(user: User, case: Case) -> bool:
+    return user.is_staff or case.organisation_id == user.organisation_id
+
+
 def describe_receipt(user: User, receipt: Receipt, case: Case) -> str:
-    """The receipt's reference, with its case only if the user may see that case."""
-    if user.is_staff or case.organisation_id == user.organisation_id:
+    """The receipt and its case if the user may see that case; another organisation's receipt is not
+    named (its reference would tell what another organisation submits). Staff see every match on the
+    receipt's page."""
+    if may_see(user, case):
         return _("receipt %(ref)s of case %(case)s", ref=receipt.reference, case=case.reference)
-    return _("receipt %(ref)s", ref=receipt.reference)
+    return _("a receipt of another organisation")
 
 
 def _check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, CleanFile]]) -> None:
@@ -411,8 +417,16 @@ def _check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, 
     if hit:
         row, receipt, case = hit
         field_name = seen.get(row.sha256) or seen.get(row.original_sha256) or "files"
-        raise ReceiptError(_("This file is already in the portal: it belongs to %(where)s.",
-                             where=describe_receipt(user, receipt, case)), field_name)
+        if may_see(user, case):
+            raise ReceiptError(_("This file is already in the portal: it belongs to %(where)s.",
+                                 where=describe_receipt(user, receipt, case)), field_name)
+        # Not named to the partner; staff find the attempt, with the receipt it matched, in the audit log.
+        tried = next((c.filename for f, _k, c in files if f == field_name), "")
+        audit.record(db, user, "receipt.duplicate_file_refused", receipt,
+                     after={"organisation_id": user.organisation_id, "filename": tried})
+        db.commit()
+        raise ReceiptError(_("This file is already in the portal. If it belongs to a different purchase, "
+                             "please contact Micado staff."), field_name)
 
 
 # Files: clean, intent, store, confirm --------------------------------------------------------------

@@ -124,7 +124,7 @@ def new(case_id: int):
             outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
                                               form.nonce.data, form.confirm_duplicate.data)
         except services.DuplicateInvoice as dup:
-            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.UploadFailed as exc:
@@ -197,7 +197,7 @@ def edit(receipt_id: int):
             outcome = services.update_receipt(session, current_user, receipt, _data(form),
                                               int(form.version.data), form.confirm_duplicate.data)
         except services.DuplicateInvoice as dup:
-            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.ReceiptError as exc:
