@@ -1,7 +1,7 @@
 """budget summary tables for the dashboard
 
-Revision ID: 0013_dash
-Revises: 0012_tus
+Revision ID: 0014_dash
+Revises: 0012_attack
 Create Date: 2026-11-26 14:40:00
 
 The dashboard read every receipt on every request (125–222 ms at 100,000 receipts, plus `to_char` on
@@ -13,8 +13,8 @@ each row for the months). These tables hold its figures per case, per case and m
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0013_dash'
-down_revision = '0012_tus'
+revision = '0014_dash'
+down_revision = '0012_attack'
 branch_labels = None
 depends_on = None
 
