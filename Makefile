@@ -25,7 +25,14 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 
-assets: static/vendor/htmx.min.js
+# Resumable uploads (Uppy core + tus + Golden Retriever and our shrinking rules) as one minified IIFE;
+# loaded only on pages with an upload field (templates/uploads/_script.html).
+static/vendor/uploads.js: node_modules/.package-lock.json static/js/src/uploads.js
+	mkdir -p static/vendor
+	node_modules/.bin/esbuild static/js/src/uploads.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=external --log-level=warning --outfile=$@
+
+assets: static/vendor/htmx.min.js static/vendor/uploads.js
 
 translations-compile: venv
 	$(PYBABEL) compile -d translations >/dev/null
