@@ -131,13 +131,13 @@ class Field {
       id: "upl-" + scope,  // Golden Retriever's store name: the same field finds its files after a reload
       meta,
       allowMultipleUploadBatches: true,
-      restrictions: d.maxBytes ? { maxFileSize: Number(d.maxBytes) } : {},
+      restrictions: d.maxSize ? { maxFileSize: Number(d.maxSize) } : {},
     });
     this.uppy.addPreProcessor((ids) => this.preprocess(ids));
     this.uppy.use(Tus, {
       endpoint: this.endpoint,
       headers: () => ({ "X-CSRFToken": csrfToken() }),
-      chunkSize: slowLink() ? SLOW_CHUNK : FAST_CHUNK,
+      chunkSize: FAST_CHUNK,  // per file in preprocess()
       retryDelays: RETRY_DELAYS,
       removeFingerprintOnSuccess: true,
       storeFingerprintForResuming: true,
@@ -189,12 +189,16 @@ class Field {
 
   // Files chosen in the plain input: out of the input, into Uppy, uploading at once.
   take() {
-    const files = Array.from(this.input.files || []);
+    let files = Array.from(this.input.files || []);
     if (!files.length) { return; }
+    if (!this.input.multiple) { files = files.slice(0, 1); }
     this.input.value = "";
+    // The add-files form: the purpose is what its "Type of file" select says when the file is chosen.
+    const select = this.el.dataset.purposeSelect ? document.getElementById(this.el.dataset.purposeSelect) : null;
+    const meta = select && select.value ? { purpose: select.value } : {};
     files.forEach((f) => {
       try {
-        this.uppy.addFile({ name: f.name, type: f.type, data: f, source: "Local" });
+        this.uppy.addFile({ name: f.name, type: f.type, data: f, source: "Local", meta });
       } catch (e) {
         // The same file twice, or too big: Uppy's restriction-failed has said so.
       }
@@ -220,6 +224,8 @@ class Field {
         data, name, type, size: data.size,
         progress: { ...this.uppy.getFile(id).progress, bytesTotal: data.size },
         meta: { ...file.meta, name, type, filename: name, filetype: type, prepared: "1" },
+        // The link as it is now, not as it was when the page loaded.
+        tus: { ...(file.tus || {}), chunkSize: slowLink() ? SLOW_CHUNK : FAST_CHUNK },
       });
       this.uppy.emit("preprocess-complete", this.uppy.getFile(id));
     }
@@ -319,8 +325,9 @@ class Field {
       const state = li.querySelector(".upload-state");
       if (state) { state.textContent = msg(this.el, "Checking"); }
     }
-    // Uploaded: Golden Retriever forgets the blob; the card now stands for the server's upload.
-    this.uppy.removeFile(file.id);
+    // Uploaded: Golden Retriever forgets the file; the card now stands for the server's upload. Not at once:
+    // inside this event the tus uploader still listens for the removal and would terminate the upload.
+    setTimeout(() => { if (this.uppy.getFile(file.id)) { this.uppy.removeFile(file.id); } }, 0);
     if (token) { this.fetchCard(token, li); }
     changed();
   }
@@ -431,18 +438,29 @@ function changed() {
   });
 }
 
+function forget(form) {
+  fields.forEach((f) => { if (form.contains(f.el)) { writeList(f.key, []); } });
+}
+
+// Capture phase: before static/js/upload.js (which sends data-upload forms by XMLHttpRequest) sees it.
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (!(form instanceof HTMLFormElement) || !fields.some((f) => form.contains(f.el))) { return; }
   if (formBusy(form)) {
     event.preventDefault();
+    event.stopImmediatePropagation();
     held.set(form, event.submitter || null);
     const box = waitBox(form, MSG.msgWait);
     if (box) { box.focus(); }
     return;
   }
-  // Sent: the server now has the uploads' ids (and renders their cards again after a form error).
-  fields.forEach((f) => { if (form.contains(f.el)) { writeList(f.key, []); } });
+  waitBox(form, "");
+  // A plain form post: the server has the uploads' ids now (and lists their cards again after a form
+  // error). A data-upload form is sent by upload.js, which says when the server has saved it.
+  if (!form.hasAttribute("data-upload")) { forget(form); }
+}, true);
+document.addEventListener("upload:saved", (event) => {
+  if (event.target instanceof HTMLFormElement) { forget(event.target); }
 });
 
 document.addEventListener("click", (event) => {
@@ -498,6 +516,11 @@ window.addEventListener("online", () => {
 });
 
 function init() {
+  // A form swapped in after a form error (upload.js, htmx) brings new upload fields; the old ones are gone
+  // (their files had all been uploaded: the form could not be sent before).
+  for (let i = fields.length - 1; i >= 0; i--) {
+    if (!fields[i].el.isConnected) { fields.splice(i, 1); }
+  }
   document.querySelectorAll(".upload-field").forEach((el) => {
     if (el.dataset.uploadReady) { return; }
     el.dataset.uploadReady = "1";
@@ -505,8 +528,16 @@ function init() {
   });
 }
 
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", init);
-} else {
+function start() {
   init();
+  new MutationObserver((records) => {
+    if (records.some((r) => Array.from(r.addedNodes).some((n) => n instanceof Element &&
+        (n.matches(".upload-field") || n.querySelector(".upload-field"))))) { init(); }
+  }).observe(document.body, { childList: true, subtree: true });
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", start);
+} else {
+  start();
 }
