@@ -83,6 +83,11 @@ def counted_app():
             self.n += len(data)
             return data
 
+        def readinto(self, buffer):
+            n = self.stream.readinto(buffer)
+            self.n += n or 0
+            return n
+
         def __getattr__(self, name):
             return getattr(self.stream, name)
 

@@ -120,6 +120,8 @@ class Field {
     this.status.setAttribute("role", "status");
     this.status.hidden = true;
     el.appendChild(this.status);
+    this.fetching = new Set();  // upload ids whose card is on its way
+    this.retrying = new Set();
     const d = el.dataset;
     this.endpoint = new URL(d.tusEndpoint || "/uploads/", location.href).href;
     this.cardUrl = d.cardUrl || "/uploads/__ID__/card";
@@ -332,14 +334,30 @@ class Field {
     changed();
   }
 
+  // The server's card replaces the provisional one; until then the form waits (the card carries the
+  // upload's id the form sends).
   async fetchCard(token, placeholder, attempt = 0) {
+    this.fetching.add(token);
+    try {
+      await this.loadCard(token, placeholder, attempt);
+    } finally {
+      if (!this.retrying.has(token)) { this.fetching.delete(token); }
+      changed();
+    }
+  }
+
+  async loadCard(token, placeholder, attempt) {
     const url = this.cardUrl.replace("__ID__", encodeURIComponent(token));
     let response;
     try {
       response = await fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } });
     } catch (e) {
       // Offline: try again when the link is back.
-      window.addEventListener("online", () => this.fetchCard(token, placeholder), { once: true });
+      this.retrying.add(token);
+      window.addEventListener("online", () => {
+        this.retrying.delete(token);
+        this.fetchCard(token, placeholder);
+      }, { once: true });
       return;
     }
     if (response.status === 404 || response.status === 410) {
@@ -349,7 +367,13 @@ class Field {
       return;
     }
     if (!response.ok) {
-      if (attempt < 5) { setTimeout(() => this.fetchCard(token, placeholder, attempt + 1), 2000 * (attempt + 1)); }
+      if (attempt < 5) {
+        this.retrying.add(token);
+        setTimeout(() => {
+          this.retrying.delete(token);
+          this.fetchCard(token, placeholder, attempt + 1);
+        }, 2000 * (attempt + 1));
+      }
       return;
     }
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
@@ -361,7 +385,6 @@ class Field {
       existing.replaceWith(node);
     } else { this.list.appendChild(node); }
     if (window.htmx) { window.htmx.process(node); }
-    changed();
   }
 
   // A completed upload's card: tus DELETE, then the card goes.
@@ -391,7 +414,7 @@ class Field {
   }
 
   busy() {
-    return this.uppy.getFiles().some((f) => !f.progress.uploadComplete);
+    return this.fetching.size > 0 || this.uppy.getFiles().some((f) => !f.progress.uploadComplete);
   }
 
   failing() {
