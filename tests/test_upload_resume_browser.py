@@ -72,10 +72,10 @@ class _Counted:
         self._counter.add(len(data))
         return data
 
-    def readinto(self, buffer):
-        n = self._stream.readinto(buffer)
-        self._counter.add(n or 0)
-        return n
+    def readinto(self, buffer):  # werkzeug's LimitedStream reads this way when it can
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
