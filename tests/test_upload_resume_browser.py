@@ -154,9 +154,10 @@ def test_an_upload_survives_going_offline_and_the_form_waits_for_it(live_server,
     _fill(page, line, "Offline Upload Ltd")
 
     page.get_by_label("Receipt files").set_input_files(str(photo))
-    # Out of the plain input (the form must not send it a second time), into its own card with progress.
-    assert page.get_by_label("Receipt files").evaluate("el => el.files.length") == 0
+    # Out of the plain input (the form must not send it a second time), into its own card with progress
+    # (the upload code is fetched when the field is used: static/js/uploads-loader.js).
     expect(page.get_by_role("progressbar", name="IMG_offline.jpg")).to_be_visible()
+    assert page.get_by_label("Receipt files").evaluate("el => el.files.length") == 0
     _wait_progress(page, 25)
 
     cdp.send("Network.emulateNetworkConditions", OFFLINE)

@@ -31,7 +31,7 @@
     try {
       for (var i = localStorage.length - 1; i >= 0; i--) {
         var key = localStorage.key(i);
-        if (key && /^(tus::|uppyState:|integplan-uploads:)/.test(key)) { localStorage.removeItem(key); }
+        if (key && /^(tus::|uppyState:|integplan-upload)/.test(key)) { localStorage.removeItem(key); }
       }
     } catch (e) { /* no storage: nothing kept */ }
     return new Promise(function (resolve) {

@@ -159,6 +159,8 @@ class Field {
     const uppy = this.uppy;
     if (this.input) {
       this.input.addEventListener("change", () => this.take());
+      // Chosen before this bundle had loaded (static/js/uploads-loader.js loads it on demand).
+      if (this.input.files && this.input.files.length) { setTimeout(() => this.take(), 0); }
     }
     uppy.on("restored", () => this.restored());
     uppy.on("file-added", (file) => this.card(file));
@@ -450,7 +452,19 @@ function waitBox(form, text) {
   return box;
 }
 
+// While a field has files in flight, the loader (static/js/uploads-loader.js) loads the bundle at once on
+// the next visit, so that Golden Retriever can bring them back.
+function mark() {
+  fields.forEach((f) => {
+    const key = "integplan-uploading:" + f.key.slice(DONE_KEY.length);
+    try {
+      if (f.uppy.getFiles().length) { localStorage.setItem(key, "1"); } else { localStorage.removeItem(key); }
+    } catch (e) { /* no storage */ }
+  });
+}
+
 function changed() {
+  mark();
   held.forEach((submitter, form) => {
     if (formBusy(form)) { return; }
     const failing = fields.some((f) => form.contains(f.el) && f.failing());
