@@ -160,7 +160,8 @@ class Field {
     if (this.input) {
       this.input.addEventListener("change", () => this.take());
       // Chosen before this bundle had loaded (static/js/uploads-loader.js loads it on demand).
-      if (this.input.files && this.input.files.length) { setTimeout(() => this.take(), 0); }
+      // At once: a form the loader held is sent right after this bundle has run, and must find them busy.
+      if (this.input.files && this.input.files.length) { this.take(); }
     }
     uppy.on("restored", () => this.restored());
     uppy.on("file-added", (file) => this.card(file));
