@@ -19,7 +19,7 @@ from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.receipts.models import ReceiptFile
 from portal.visits.models import VisitPhoto
-from tests.browser_fixtures import sign_in, watch_csp
+from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
 from tests.test_visits import make_visit
 
 pytestmark = pytest.mark.browser
@@ -223,6 +223,8 @@ def test_a_form_error_keeps_the_uploaded_file(live_server, page, tmp_path):
     expect(page.locator(".error-summary")).to_be_visible()
     card = _ready_card(page, "IMG_kept.jpg")  # still listed, still part of the form
     expect(card.get_by_role("button", name=re.compile("Remove"))).to_be_visible()
+    violations = axe_violations(page)
+    assert violations == [], format_violations(violations)
     page.get_by_label("Amount", exact=True).fill("120.00")
     page.get_by_role("button", name="Submit receipt").click()
     page.wait_for_url(re.compile(r".*/receipts/\d+$"), timeout=30_000)

@@ -289,18 +289,33 @@ def leg(browser, portal: Portal, case_id: int, file: Path, cap_s: float) -> dict
     page.click("form[data-upload] [type=submit]")
     cut = reloaded = False
     saved = None
+    # Where the upload is: the progress bar, or (it moves in steps of a whole tus piece) the time the bytes
+    # need at 50 kbit/s since the server created the upload.
+    created_at = length = 0.0
+    back_at = 0.0
+    samples: list[tuple[float, int]] = []
     while time.perf_counter() - t0 < cap_s:
         if re.search(r"/receipts/\d+$", page.url):
             page.wait_for_load_state("load")
             saved = time.perf_counter() - t0
             break
+        if not created_at:
+            posts = [r for r in counts(portal.count_file, since) if r[0] == "POST"]
+            if posts:
+                created_at, length = time.perf_counter(), posts[0][4]
         pct = _progress(page)[0]
+        samples.append((round(time.perf_counter() - t0, 1), pct))
+        need = length / TWO_G["uploadThroughput"] if length else float("inf")
+        if created_at and not cut:
+            pct = max(pct, int(100 * (time.perf_counter() - created_at) / need))
+        elif cut and back_at:
+            pct = max(pct, 50 + int(100 * (time.perf_counter() - back_at) / need))
         if not cut and pct >= 50:
             events.append((round(time.perf_counter() - t0, 1), f"cut at {pct} %"))
             cdp.send("Network.emulateNetworkConditions", CUT)
             page.wait_for_timeout(CUT_SECONDS * 1000)
             cdp.send("Network.emulateNetworkConditions", TWO_G)
-            cut = True
+            cut, back_at = True, time.perf_counter()
             continue
         if cut and not reloaded and pct >= 70:
             events.append((round(time.perf_counter() - t0, 1), f"reload at {pct} %"))
@@ -332,7 +347,8 @@ def leg(browser, portal: Portal, case_id: int, file: Path, cap_s: float) -> dict
     context.close()
     return {"file": file.name, "size": file.stat().st_size, "saved_s": saved, "stored": stored,
             "tus_requests": len(rows), "patches": patches, "patch_body_bytes": uploaded,
-            "request_bytes": sent, "events": events, "length": length}
+            "request_bytes": sent, "events": events, "length": length,
+            "progress": [s for i, s in enumerate(samples) if i == 0 or s[1] != samples[i - 1][1]]}
 
 
 def main(argv: list[str] | None = None) -> int:
