@@ -233,6 +233,16 @@ def test_a_form_error_keeps_the_uploaded_file(live_server, page, tmp_path):
         row = s.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
     assert row.original_filename == "IMG_kept.jpg"
 
+    # A shared phone: signing out forgets the files and resume URLs kept on the device.
+    page.evaluate("() => { localStorage.setItem('tus::tus-x::1', '{}');"
+                  " localStorage.setItem('integplan-uploads:receipt-1--', '[]'); }")
+    databases = "async () => (await indexedDB.databases()).map(d => d.name)"
+    assert "uppy-blobs" in page.evaluate(databases)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/login.*"))
+    assert page.evaluate("() => Object.keys(localStorage).filter(k => /^(tus::|uppyState:|integplan-)/.test(k))") == []
+    assert "uppy-blobs" not in page.evaluate(databases)
+
 
 def test_a_visit_photo_takes_the_same_path(live_server, page, tmp_path):
     with Session(live_server.engine()) as s:
