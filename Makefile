@@ -56,7 +56,7 @@ run: venv assets translations-compile
 test: venv assets translations-compile
 	scripts/test.sh
 
-# Not part of `make test`: about 10 minutes; writes bench-results/bench.md and bench-results/throughput.svg.
+# Not part of `make test`: about 10 minutes, plus about 18 for the uploads over 2G (BENCH_UPLOADS_PDF_MB=1: 4); writes bench-results/bench.md and bench-results/throughput.svg.
 bench: venv assets translations-compile
 	scripts/bench.sh
 

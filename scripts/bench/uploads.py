@@ -351,13 +351,10 @@ def leg(browser, portal: Portal, case_id: int, file: Path, cap_s: float) -> dict
             "progress": [s for i, s in enumerate(samples) if i == 0 or s[1] != samples[i - 1][1]]}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pdf-mb", type=float, default=6.0)
-    parser.add_argument("--photo-mb", type=float, default=4.0)
-    parser.add_argument("--only", choices=("photo", "pdf"))
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args(argv)
+def measure(pdf_mb: float = 6.0, photo_mb: float = 4.0, only: str | None = None,
+            keep: bool = False) -> list[tuple[str, str, str, bool | None]]:
+    """Start the portal, measure, stop it. Rows of (what, value, target, met or None); `make bench` adds them
+    to its table (scripts/bench/run.py)."""
     from browser import ARGS, CHROMIUM, phone_photo
     from playwright.sync_api import sync_playwright
     from run import pdf_bytes
@@ -365,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-uploads-"))
     portal = Portal(work)
-    results, lines = [], []
+    results = []
     try:
         log(f"portal on {BASE} ({'PostgreSQL' if portal.db_name else 'SQLite'}, "
             f"{portal.env['STORAGE_BACKEND']} storage); work dir {work}")
@@ -381,14 +378,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"first load of the receipt form: {weight / 1024:.1f} KB compressed: "
             + ", ".join(f"{p} {n / 1024:.1f}" for p, n in parts))
         files = []
-        if args.only in (None, "photo"):
+        if only in (None, "photo"):
             photo = work / "IMG_2G.jpg"
-            phone_photo(photo, args.photo_mb)
+            phone_photo(photo, photo_mb)
             files.append((photo, 120.0))
-        if args.only in (None, "pdf"):
+        if only in (None, "pdf"):
             pdf = work / "scan-2G.pdf"
-            pdf.write_bytes(pdf_bytes(args.pdf_mb))
-            files.append((pdf, 1.5 * args.pdf_mb * 8_000_000 / 50_000 + 120))
+            pdf.write_bytes(pdf_bytes(pdf_mb))
+            files.append((pdf, 1.5 * pdf_mb * 8_000_000 / 50_000 + 120))
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             for file, cap in files:
@@ -399,31 +396,47 @@ def main(argv: list[str] | None = None) -> int:
             browser.close()
     finally:
         portal.stop()
-        if not args.keep:
+        if not keep:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
 
-    lines.append("| measure | value | target |")
-    lines.append("|---|---|---|")
-    lines.append(f"| first load of the receipt form with its scripts, compressed | {weight / 1024:.1f} KB | ≤ 60 KB |")
+    rows: list[tuple[str, str, str, bool | None]] = [
+        ("2G uploads: first load of the receipt form with its scripts, compressed", f"{weight / 1024:.1f} KB",
+         "≤ 60 KB", weight <= 60 * 1024)]
     for name, n in parts:
         if name.startswith("on demand"):
-            lines.append(f"| {name} (when a file field is used) | {n / 1024:.1f} KB | |")
+            rows.append((f"2G uploads: {name} (when a file field is used)", f"{n / 1024:.1f} KB", "", None))
     for r in results:
         kind = "photo" if r["file"].endswith(".jpg") else "PDF scan"
+        what = f"2G uploads, {kind} {r['size'] / 1e6:.1f} MB (cut at 50 % for {CUT_SECONDS} s, reload at 70 %)"
         ratio = r["request_bytes"] / r["stored"] if r["stored"] else float("inf")
         body_ratio = r["patch_body_bytes"] / r["stored"] if r["stored"] else float("inf")
         sent_ratio = r["request_bytes"] / r["length"] if r["length"] else float("inf")
-        lines.append(f"| {kind} {r['size'] / 1e6:.1f} MB: tus request bytes ÷ stored file | {ratio:.3f} "
-                     f"(bodies alone {body_ratio:.3f}; {r['tus_requests']} requests, {r['patches']} PATCH) | ≤ 1.15 |")
-        lines.append(f"| {kind}: tus request bytes ÷ bytes to upload (Upload-Length {r['length'] / 1e3:.0f} KB) "
-                     f"| {sent_ratio:.3f} | ≤ 1.15 |")
+        rows.append((f"{what}: tus request bytes ÷ stored file ({r['stored'] / 1e3:.0f} KB)",
+                     f"{ratio:.3f} (bodies alone {body_ratio:.3f}; {r['tus_requests']} requests, "
+                     f"{r['patches']} PATCH)", "≤ 1.15", ratio <= 1.15))
+        rows.append((f"{what}: tus request bytes ÷ bytes to upload (Upload-Length {r['length'] / 1e3:.0f} KB)",
+                     f"{sent_ratio:.3f}", "≤ 1.15", sent_ratio <= 1.15))
         took = f"{r['saved_s']:.1f} s" if r["saved_s"] else "not saved"
-        target = "≤ 35 s" if kind == "photo" else ""
-        lines.append(f"| {kind}: seconds until the receipt is saved (10 s cut, reload) | {took} | {target} |")
-        lines.append(f"| {kind}: stored | {r['stored'] / 1e3:.0f} KB; events: "
-                     + "; ".join(f"{t} s {e}" for t, e in r["events"]) + " | |")
+        rows.append((f"{what}: seconds from choosing the file until the receipt is saved", took,
+                     "≤ 35 s" if kind == "photo" else "",
+                     (r["saved_s"] is not None and r["saved_s"] <= 35) if kind == "photo" else None))
+        rows.append((f"{what}: events", "; ".join(f"{t} s {e}" for t, e in r["events"]) or "none", "", None))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pdf-mb", type=float, default=6.0)
+    parser.add_argument("--photo-mb", type=float, default=4.0)
+    parser.add_argument("--only", choices=("photo", "pdf"))
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    rows = measure(args.pdf_mb, args.photo_mb, args.only, args.keep)
+    lines = ["| measure | value | target | met |", "|---|---|---|---|"]
+    for what, value, target, ok in rows:
+        lines.append(f"| {what} | {value} | {target} | {'' if ok is None else ('yes' if ok else '**no**')} |")
     table = "\n".join(lines)
     print(table)
     (OUT / "uploads.md").write_text("# Resumable uploads over emulated 2G\n\n" + table + "\n")
