@@ -233,6 +233,19 @@ def test_a_form_error_keeps_the_uploaded_file(live_server, page, tmp_path):
         row = s.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
     assert row.original_filename == "IMG_kept.jpg"
 
+    # The add-files form of the saved receipt: the purpose is what its "Type of file" select says.
+    proof = tmp_path / "IMG_handover.jpg"
+    proof.write_bytes(photo_bytes(size=(800, 600)))
+    page.get_by_label("Type of file").select_option("handover")
+    page.get_by_label("Files", exact=True).set_input_files(str(proof))
+    _ready_card(page, "IMG_handover.jpg")
+    page.get_by_role("button", name="Add files").click()
+    expect(page.get_by_role("table").get_by_text("IMG_handover.jpg")).to_be_visible(timeout=30_000)
+    with Session(live_server.engine()) as s:
+        added = s.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)
+                       .where(ReceiptFile.original_filename == "IMG_handover.jpg")).one()
+    assert added.kind == "handover"
+
     # A shared phone: signing out forgets the files and resume URLs kept on the device.
     page.evaluate("() => { localStorage.setItem('tus::tus-x::1', '{}');"
                   " localStorage.setItem('integplan-uploads:receipt-1--', '[]'); }")
