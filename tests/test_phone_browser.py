@@ -132,6 +132,15 @@ MEASURE = """(target) => {
       small.push(`${el.outerHTML.slice(0, 120)} is ${w.toFixed(0)}×${h.toFixed(0)}`);
     }
   }
+  // Checkboxes and radios are drawn visibly larger than the 13 px default.
+  for (const box of document.querySelectorAll("main input[type=checkbox], main input[type=radio]")) {
+    const r = box.getBoundingClientRect();
+    if (visible(box) && (r.width < 20 || r.height < 20)) small.push(`${box.outerHTML.slice(0, 120)} box is ${r.width.toFixed(0)}×${r.height.toFixed(0)}`);
+  }
+  // A reference or an amount isolated with <bdi> stays on one line (in Arabic it used to break at "IP-").
+  const broken = [...document.querySelectorAll("bdi:not(.wrap)")].filter(
+    (b) => visible(b) && new Set([...b.getClientRects()].map((r) => Math.round(r.bottom))).size > 1
+  ).map((b) => b.textContent);  // one rectangle per bidi run, but all on one line
   const wide = [];
   if (document.documentElement.scrollWidth > inner) {
     for (const el of document.body.querySelectorAll("*")) {
@@ -141,7 +150,8 @@ MEASURE = """(target) => {
       }
     }
   }
-  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: inner, small, wide: wide.slice(0, 12)};
+  return {scrollWidth: document.documentElement.scrollWidth, innerWidth: inner, small, broken,
+          wide: wide.slice(0, 12)};
 }"""
 
 
@@ -192,6 +202,7 @@ def _walk_data(live_server) -> dict:
         unconfirmed = make_registration(db, workshop, status="unconfirmed")
         confirmed = make_registration(db, workshop, email="olga.petrova-ivanova@organisation.example.org")
         return {"case_id": case.id, "receipt_id": receipt.id, "visit_id": visit.id,
+                "case_ref": case.reference, "receipt_ref": receipt.reference,
                 "reset_token": reset_token, "invite_token": invite_token,
                 "workshop_key": workshop.public_key,
                 "confirm_token": workshop_services.make_token(unconfirmed, workshop_services.CONFIRM),
@@ -225,6 +236,8 @@ def _check(page: Page, url: str, name: str, problems: list[str], *, targets: boo
     if found["scrollWidth"] > found["innerWidth"]:
         problems.append(f"{name}: {found['scrollWidth']} px wide on a {found['innerWidth']} px screen; "
                         f"too wide: {found['wide']}")
+    if found["broken"]:
+        problems.append(f"{name}: references broken across lines: {found['broken']}")
     if targets and found["small"]:
         problems.append(f"{name}: targets under {TARGET}×{TARGET} px: " + "; ".join(found["small"]))
     if axe:
@@ -265,6 +278,11 @@ def test_partner_and_public_pages_fit_a_phone_in_four_languages(browser: Browser
             for endpoint, path in PARTNER_PAGES.items():
                 _check(page, live_server.url + path(data), f"[{lang}] {endpoint}", problems)
                 expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
+                if endpoint == "cases.show":
+                    # The case reference in the heading and the receipt references and amounts in the
+                    # table are isolated from the right-to-left text around them.
+                    expect(page.get_by_role("heading", level=1).locator("bdi")).to_have_text(data["case_ref"])
+                    expect(page.locator("#receipts td bdi", has_text=data["receipt_ref"])).to_have_count(1)
             for name, path in EXTRA_PARTNER.items():
                 _check(page, live_server.url + path, f"[{lang}] {name}", problems)
             # A form sent empty: the error summary and the messages beside the fields fit too.
@@ -272,6 +290,11 @@ def test_partner_and_public_pages_fit_a_phone_in_four_languages(browser: Browser
             page.get_by_role("button", name=live_server.t(lang, "Submit receipt")).click()
             expect(page.locator(".error-summary")).to_be_visible()
             _check(page, page.url, f"[{lang}] receipts.new with errors", problems, goto=False, axe=False)
+            # The no-cash tick box's error takes its own line: its label keeps the width of the form.
+            label = page.locator('label[for="paid_directly"]').bounding_box()
+            error = page.locator("#paid_directly-error").bounding_box()
+            assert label and error and label["width"] > PHONE["width"] * 0.6 and error["y"] + error["height"] <= label["y"] + 1, (
+                lang, label, error)
         finally:
             context.close()
     assert not problems, "\n".join(problems)

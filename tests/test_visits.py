@@ -509,3 +509,15 @@ def test_timeline_orders_a_visit_recorded_today_above_the_case_opened_this_morni
     keys = [e.order_key for e in entries]
     assert keys == sorted(keys, reverse=True) and [e.kind for e in entries] == ["visit", "status", "visit"]
 
+
+
+def test_photo_input_opens_the_camera_and_the_receipt_input_does_not(client, db):
+    _org, _staff, case, partner = partner_with_case(db)
+    visit = make_visit(db, case)
+    client.login(partner)
+    page = client.get(f"/visits/{visit.id}").get_data(as_text=True)
+    photo = re.search(r'<input [^>]*name="photo"[^>]*>', page).group(0)
+    assert 'accept="image/*"' in photo and 'capture="environment"' in photo
+    receipt_form = client.get(f"/cases/{case.id}/receipts/new").get_data(as_text=True)
+    files = re.search(r'<input [^>]*name="files"[^>]*>', receipt_form).group(0)
+    assert "capture" not in files and "pdf" in files.lower()  # a receipt may be a PDF scan
