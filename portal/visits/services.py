@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
@@ -23,6 +24,7 @@ from portal.audit import AuditEntry, utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
+from portal.i18n import bdi
 from portal.orgs.models import Organisation
 from portal.visits.models import (
     DIMENSIONS,
@@ -589,7 +591,9 @@ def _receipt_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntr
              "correction_requested": _("Correction of receipt %(ref)s requested")}
     rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
                    .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
-    return [TimelineEntry(e.at, "receipt", texts[e.kind] % {"ref": r.reference}, detail=r.supplier)
+    # The reference stays in one piece and in its order inside right-to-left text.
+    return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
+                          detail=r.supplier)
             for e, r in rows]
 
 
