@@ -249,6 +249,7 @@ def _check(page: Page, url: str, name: str, problems: list[str], *, targets: boo
 def test_partner_and_public_pages_fit_a_phone_in_four_languages(browser: Browser, live_server):
     data = _walk_data(live_server)
     problems: list[str] = []
+    # PHONE_LANGS=ar,de narrows the walk while working on a page; the suite walks all four.
     for lang in os.environ.get("PHONE_LANGS", ",".join(LANGUAGES)).split(","):
         # Not `is_mobile`: a mobile viewport widens itself to fit content that overflows (and zooms out),
         # which would hide the very overflow measured here; a 360 px desktop viewport stays 360 px.
