@@ -98,6 +98,7 @@ def _register_hooks(app: Flask) -> None:
     app.jinja_env.globals.update(
         dir=i18n.text_direction,
         money=i18n.money,
+        bdi=i18n.bdi,
         country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,
