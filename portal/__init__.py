@@ -107,6 +107,7 @@ def _register_hooks(app: Flask) -> None:
         percent=i18n.percent,
         dir=i18n.text_direction,
         money=i18n.money,
+        bdi=i18n.bdi,
         country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,

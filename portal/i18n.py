@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from functools import lru_cache
 
 from babel import Locale, numbers
 from flask import current_app, has_request_context, request, session
-from flask_babel import get_locale
+from flask_babel import format_currency, get_locale
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.config import RTL_LANGUAGES
 
@@ -34,6 +36,17 @@ def text_direction() -> str:
     return "rtl" if str(get_locale()) in RTL_LANGUAGES else "ltr"
 
 
+# CLDR's currency spacing, which Babel does not apply: a currency sign that ends (or starts) with a
+# letter, such as "GEL" or "F CFA", gets a no-break space next to the digits ("GEL 3,190.00", not
+# "GEL3,190.00"); signs such as € and $ stay attached ("€3,190.00").
+_LETTER_THEN_DIGIT = re.compile(r"(?<=[^\W\d_])(?=[-\u2212]?\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def amount(value: Decimal, currency: str) -> str:
+    """An amount in `currency`, in the current locale, with the currency spacing above."""
+    return _LETTER_THEN_DIGIT.sub("\u00a0", format_currency(value, currency))
+
+
 @lru_cache(maxsize=16)
 def _number_formats(locale: str):
     """The locale and its parsed currency and percent patterns: built once per locale, not per call."""
@@ -51,7 +64,8 @@ def _percent_pattern(pattern: str, digits: int):
 @lru_cache(maxsize=8192)
 def _money(locale: str, cents: int, currency: str) -> str:
     loc, pattern, _percent = _number_formats(locale)
-    return pattern.apply(Decimal(cents) / 100, loc, currency=currency, currency_digits=True)
+    return _LETTER_THEN_DIGIT.sub("\u00a0", pattern.apply(Decimal(cents) / 100, loc, currency=currency,
+                                                           currency_digits=True))
 
 
 def money(cents: int | None, currency: str = "EUR") -> str:
@@ -66,8 +80,14 @@ def percent(share: float | None, digits: int = 1) -> str:
     """A share (0.024) as the locale writes a percentage: "2.4%", German "2,4 %", French "2,4 %"."""
     if share is None:
         return "–"
-    loc, _money, pattern = _number_formats(str(get_locale()))
+    loc, _currency, pattern = _number_formats(str(get_locale()))
     return _percent_pattern(pattern, digits).apply(share, loc)
+
+
+def bdi(text: object) -> Markup:
+    """`text` isolated from the surrounding direction: a reference such as "IP-2026-0003", an amount, a
+    date or a name in Latin letters inside Arabic text keeps its own order and stays in one piece."""
+    return Markup("<bdi>%s</bdi>") % text
 
 
 def parse_cents(value: Decimal) -> int:

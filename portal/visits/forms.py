@@ -172,7 +172,9 @@ class AcknowledgeForm(FlaskForm):
 
 
 class PhotoForm(FlaskForm):
-    photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."))
+    # On a phone the camera opens directly (a photo of the visit is taken there and then).
+    photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."),
+                      render_kw={"accept": "image/jpeg,image/png,image/webp", "capture": "environment"})
     consent = BooleanField(_l("The returnee agreed to this photo"),
                            validators=[InputRequired(_l("A photo can only be added with the returnee's "
                                                         "consent."))])

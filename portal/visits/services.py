@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
@@ -23,6 +24,7 @@ from portal.audit import AuditEntry, utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
+from portal.i18n import bdi
 from portal.orgs.models import Organisation
 from portal.visits.models import (
     DIMENSIONS,
@@ -594,10 +596,31 @@ class TimelineEntry:
     url: str | None = None
     date_only: bool = False
     detail: str = ""
+    sort_at: datetime | None = None  # when it goes in the order, if not `at` (a visit without a time)
+
+    @property
+    def order_key(self) -> datetime:
+        return _aware(self.sort_at or self.at)
 
 
 def _visit_moment(visit: Visit) -> datetime:
     return datetime.combine(visit.visit_date, visit.visit_time or time(0), tzinfo=UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _visit_sort_moment(visit: Visit) -> datetime:
+    """Where a visit goes among the case's events. A visit without a time happened some time that day:
+    when it was recorded on that day, it goes where it was recorded (after "Case opened" that morning),
+    else at the end of its day."""
+    if visit.visit_time is not None:
+        return _visit_moment(visit)
+    start = datetime.combine(visit.visit_date, time(0), tzinfo=UTC)
+    end = start + timedelta(days=1) - timedelta(microseconds=1)
+    recorded = _aware(visit.created_at) if visit.created_at else end
+    return min(max(recorded, start), end)
 
 
 def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
@@ -610,7 +633,7 @@ def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
         text = _("Visit: %(mode)s", mode=MODES.get(v.mode, v.mode))
         detail = _("Concern flagged") if v.flagged else ""
         out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
-                                 date_only=v.visit_time is None, detail=detail))
+                                 date_only=v.visit_time is None, detail=detail, sort_at=_visit_sort_moment(v)))
     ids = [v.id for v in visits]
     if "comments" in known:
         rows = known["comments"]
@@ -647,7 +670,7 @@ def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry
 
 def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
     texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
-             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s approved once"),
+             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s: first approval – a second reviewer must approve"),
              "rejected": _("Receipt %(ref)s rejected"),
              "correction_requested": _("Correction of receipt %(ref)s requested")}
     if "receipt_events" in known:
@@ -659,7 +682,9 @@ def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry
         receipt, event = models
         rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
                        .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
-    return [TimelineEntry(e.at, "receipt", texts[e.kind] % {"ref": r.reference}, detail=r.supplier)
+    # The reference stays in one piece and in its order inside right-to-left text.
+    return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
+                          detail=r.supplier)
             for e, r in rows]
 
 
@@ -675,7 +700,7 @@ def timeline(db: Session, case: Case, limit: int = 100, known: dict | None = Non
     """Everything that happened on a case, newest first."""
     known = {} if known is None else known
     entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
-    entries.sort(key=lambda e: e.at, reverse=True)
+    entries.sort(key=lambda e: e.order_key, reverse=True)
     return entries[:limit]
 
 
@@ -717,11 +742,15 @@ _STYLE = {"score_economic": ("#0b4f8a", "", "circle"), "score_social": ("#b35900
           "score_psychosocial": ("#2e7d32", "2 3", "triangle")}
 
 
-def trend(visits: list[Visit], last: int = 12, width: int = 640, height: int = 240) -> Trend:
-    """Chart geometry of the three scores over the last visits that have scores (oldest left)."""
+def trend(visits: list[Visit], last: int = 12, width: int = 360, height: int = 220) -> Trend:
+    """Chart geometry of the three scores over the last visits that have scores (oldest left).
+
+    The drawing is about as wide as a phone, so that its 13–14 px labels stay that size on a phone
+    (a wider drawing is scaled down, its labels with it); the margins leave room for half a date label
+    on either side."""
     scored = [v for v in visits if v.score_economic is not None]
     scored = sorted(scored, key=lambda v: (v.visit_date, v.id))[-last:]
-    left, right, top, bottom = 44, 16, 16, 48
+    left, right, top, bottom = 48, 44, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(scored)
     xs = [left + plot_w / 2] if n == 1 else [left + i * plot_w / (n - 1) for i in range(n)]

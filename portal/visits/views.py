@@ -70,6 +70,8 @@ def create(case_id: int):
         draft = services.latest_draft(session, current_user, case)
         form = VisitForm(formdata=MultiDict(draft.data) if draft else None)
         form.draft_key.data = draft.key if draft else services.new_draft_key()
+        if draft is None:
+            form.visit_date.data = date.today()  # most visits are recorded on the day
         return render("visits/new.html", "visits/_form.html", **_form_context(case, form, draft, bool(draft)))
 
     form = VisitForm()

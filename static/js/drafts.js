@@ -221,7 +221,7 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || event.defaultPrevented) { return; }
-    var signout = form.hasAttribute("data-signout");
+    var signout = form.hasAttribute("data-sign-out");
     if (!signout && !form.dataset.discardDraft) { return; }
     live().forEach(function (w) { w.leaving = true; });  // what is not on the server is given up here
     if (signout) { forgetAll(); } else { forget([form.dataset.discardDraft]); }
