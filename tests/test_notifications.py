@@ -4,6 +4,8 @@ sent twice, not sent to who turned them off; staff hear about the items they fol
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import date, timedelta
 from uuid import uuid4
 
@@ -173,3 +175,41 @@ def test_two_runners_never_claim_the_same_user(app, client, db, w):
     assert (first, second) == (2, 0)
     with Session(engine) as s:
         assert len(s.exec(select(mail.OutboxMail)).all()) == 2
+
+
+def test_two_runners_at_the_same_moment_send_each_digest_once(app, client, db, w, db_url, monkeypatch):
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time; the conditional UPDATE is raced on PostgreSQL")
+    from portal.notifications import services
+
+    render = services._render
+
+    def slow_render(user, rows):  # the runner that claimed holds its transaction open while others try
+        time.sleep(0.3)
+        return render(user, rows)
+
+    monkeypatch.setattr(services, "_render", slow_render)
+    client.login(w["staff"])
+    for _ in range(3):
+        decide(client, db, receipt(db, w), "approve")
+    engine = app.extensions["db_engine"]
+    start = threading.Barrier(4)
+    results, errors = [], []
+
+    def runner():
+        try:
+            with app.app_context(), Session(engine) as s:
+                start.wait()
+                results.append(send_digests(s))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runner) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == [] and sum(results) == 2  # the partner and the colleague, once each
+    with Session(engine) as s:
+        assert sorted(m.to for m in s.exec(select(mail.OutboxMail))) == sorted([w["partner"].email,
+                                                                                 w["colleague"].email])
