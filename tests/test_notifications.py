@@ -213,3 +213,21 @@ def test_two_runners_at_the_same_moment_send_each_digest_once(app, client, db, w
     with Session(engine) as s:
         assert sorted(m.to for m in s.exec(select(mail.OutboxMail))) == sorted([w["partner"].email,
                                                                                  w["colleague"].email])
+
+
+@pytest.mark.browser
+def test_turning_the_mails_off_in_the_browser(page, live_server):
+    from playwright.sync_api import expect
+
+    from tests.browser_fixtures import axe_violations, format_violations, sign_in
+
+    sign_in(page, live_server, "partner.b@example.org")  # Awa reads French
+    page.goto(f"{live_server.url}/account")
+    box = page.get_by_label(live_server.t("fr", "E-mail me about decisions and comments"))
+    expect(box).to_be_checked()
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
+    box.uncheck()
+    page.get_by_role("button", name=live_server.t("fr", "Save e-mail setting")).click()
+    expect(page.get_by_text(live_server.t("fr", "E-mails about decisions and comments are off."))).to_be_visible()
+    expect(page.get_by_label(live_server.t("fr", "E-mail me about decisions and comments"))).not_to_be_checked()
