@@ -178,6 +178,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "LOGIN_RATE_LIMIT": _rate(env, "LOGIN_RATE_LIMIT", "10 per minute"),
         # Public workshop registration (and its resend/withdraw forms), per client address.
         "WORKSHOP_RATE_LIMIT": _rate(env, "WORKSHOP_RATE_LIMIT", "20 per hour"),
+        "WORKSHOP_LINK_DAYS": _int(env, "WORKSHOP_LINK_DAYS", 30, minimum=1),
+        "ANONYMOUS_MAX_BYTES": _int(env, "ANONYMOUS_MAX_BYTES", 128 * 1024, minimum=1024),
         # Project
         "PROJECT_START": project_start,
         "PROJECT_END": project_end,
