@@ -68,7 +68,7 @@ def init_security(app) -> None:
         MAX_CONTENT_LENGTH. Bodies without a length (chunked) are cut at the same limit when read."""
         if request.method in ("GET", "HEAD", "OPTIONS") or current_user.is_authenticated:
             return None
-        limit = int(app.config.get("ANONYMOUS_MAX_BYTES", 128 * 1024))
+        limit = int(app.config["ANONYMOUS_MAX_BYTES"])
         request.max_content_length = limit
         if request.content_length is not None and request.content_length > limit:
             return error_page(413, _("Too much data"), _("The form sent more data than the portal accepts. "

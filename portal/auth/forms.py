@@ -59,6 +59,12 @@ class InviteForm(FlaskForm):
     submit = SubmitField(_l("Send invitation"))
 
 
+class DigestForm(FlaskForm):
+    mail_digest = BooleanField(_l("E-mail me about decisions and comments"), description=_l(
+        "Decisions on receipts and staff comments on visits of your cases, in one message an hour at most."))
+    save_digest = SubmitField(_l("Save e-mail setting"))  # not "submit": the page has the password form's
+
+
 class LanguageForm(FlaskForm):
     lang = SelectField(_l("Language"), choices=language_choices)
     submit = SubmitField(_l("Change language"))

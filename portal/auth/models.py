@@ -33,6 +33,9 @@ class User(UserMixin, SQLModel, table=True):
     totp_last_step: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    # Digests of decisions and comments by e-mail (portal.notifications); the user may turn them off.
+    mail_digest: bool = True
+    last_digest_at: datetime | None = None
 
     def get_id(self) -> str:
         # The session id (see UserSession) is set on the object at sign-in and by the user loader.

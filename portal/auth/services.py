@@ -259,10 +259,10 @@ def _link_mail(db_: Session, user: User, purpose: str, raw: str) -> None:
     link = current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, token=raw)
     with force_locale(user.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
         if purpose == INVITE:
-            subject = _("Your invitation to the IntegPlan portal")
+            subject = _("Your invitation: %(portal)s", portal=current_app.config["PORTAL_NAME"])
             hours = current_app.config["INVITATION_HOURS"]
         else:
-            subject = _("Reset your IntegPlan portal password")
+            subject = _("%(portal)s: reset your password", portal=current_app.config["PORTAL_NAME"])
             hours = max(1, current_app.config["RESET_MINUTES"] // 60)
         body = render_template(f"auth/mail_{purpose}.txt", user=user, link=link, hours=hours)
     mail.queue(db_, user.email, subject, body)

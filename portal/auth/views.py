@@ -14,6 +14,7 @@ from portal.auth.forms import (
     ChangePasswordForm,
     CodeForm,
     ConfirmIdentityForm,
+    DigestForm,
     EnrolForm,
     InviteForm,
     LanguageForm,
@@ -25,6 +26,7 @@ from portal.auth.models import Role
 from portal.extensions import limiter
 from portal.forms import device_drafts_forget_all
 from portal.htmx import render
+from portal.notifications import services as notifications
 from portal.orgs import services as orgs
 from portal.security import safe_next
 
@@ -183,7 +185,7 @@ def _password_link(purpose: str, token: str, title: str):
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
     """Accept an invitation by choosing a password."""
-    return _password_link(services.INVITE, token, _("Welcome to the IntegPlan portal"))
+    return _password_link(services.INVITE, token, _("Welcome – %(portal)s", portal=current_app.config["PORTAL_NAME"]))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -267,7 +269,23 @@ def account():
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200
-    return render("auth/account.html", "auth/account.html", status, form=form)
+    return render("auth/account.html", "auth/account.html", status, form=form, digest_form=_digest_form())
+
+
+def _digest_form() -> DigestForm:
+    return DigestForm(data={"mail_digest": current_user.mail_digest})
+
+
+@bp.post("/account/mail-digest")
+@login_required
+def mail_digest():
+    """Turn the e-mails about decisions and comments on or off."""
+    form = DigestForm()
+    if form.validate_on_submit():
+        notifications.set_mail_digest(db.session(), current_user._get_current_object(), bool(form.mail_digest.data))
+        flash(_("E-mails about decisions and comments are on.") if form.mail_digest.data
+              else _("E-mails about decisions and comments are off."), "success")
+    return redirect(url_for("auth.account", _anchor="mail-digest"), code=303)
 
 
 # User management (admin: everyone; staff: partner accounts) ---------------------------------------

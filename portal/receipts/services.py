@@ -17,19 +17,19 @@ from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
 from babel.numbers import get_currency_precision, is_currency
-from flask import abort, current_app, render_template, url_for
-from flask_babel import force_locale
+from flask import abort, current_app
 from flask_babel import gettext as _
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, func, select
 
-from portal import audit, mail
+from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
-from portal.orgs.models import Organisation
+from portal.notifications import services as notifications
+from portal.notifications.models import NoticeKind
 from portal.receipts.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 from portal.receipts.models import (
     RATE_SCALE,
@@ -55,7 +55,6 @@ RECEIPT_FIELDS = ("budget_line_id", "supplier", "invoice_number", "invoice_date"
 EDITABLE = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED)
 # What counts as "submitted" in the budget: everything handed in and not rejected.
 COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptStatus.APPROVED)
-DEFAULT_FOUR_EYES_EUR = 1000
 
 
 # Errors -----------------------------------------------------------------------------------------
@@ -737,7 +736,7 @@ APPROVE, REJECT, CORRECTION = "approve", "reject", "correction"
 
 
 def four_eyes_cents() -> int:
-    return int(current_app.config.get("RECEIPT_FOUR_EYES_EUR", DEFAULT_FOUR_EYES_EUR)) * 100
+    return int(current_app.config["RECEIPT_FOUR_EYES_EUR"]) * 100
 
 
 def needs_four_eyes(receipt: Receipt) -> bool:
@@ -753,7 +752,7 @@ def first_approvals(db: Session, receipt: Receipt) -> list[ReceiptEvent]:
 
 def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: str,
            expected_version: int) -> str:
-    """Record a reviewer's decision; returns the event kind written. Audit and mail commit with it."""
+    """Record a reviewer's decision; returns the event kind written. Audit and notifications commit with it."""
     comment = (comment or "").strip()
     if receipt.version != expected_version:
         _claim(db, receipt, expected_version)  # raises Conflict
@@ -790,11 +789,8 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
                         comment=comment))
     audit.record(db, actor, f"receipt.{kind}", receipt, before,
                  {"status": status, "version": receipt.version, "comment": comment})
-    if decision == CORRECTION:
-        _correction_mail(db, receipt, comment)
+    _notify(db, actor, receipt, kind, comment)
     db.commit()
-    if decision == CORRECTION:
-        mail.deliver_pending(db)
     return kind
 
 
@@ -809,21 +805,23 @@ def _check_scanned(db: Session, receipt: Receipt) -> None:
                                  name=row.original_filename))
 
 
-def _correction_mail(db: Session, receipt: Receipt, comment: str) -> None:
-    uploader = db.get(User, receipt.uploaded_by_id) if receipt.uploaded_by_id else None
+NOTICES = {"approved": NoticeKind.RECEIPT_APPROVED, "rejected": NoticeKind.RECEIPT_REJECTED,
+           "correction_requested": NoticeKind.RECEIPT_CORRECTION}
+DECISIONS = ("first_approval", "approved", "rejected", "correction_requested")
+
+
+def _notify(db: Session, actor: User, receipt: Receipt, kind: str, comment: str) -> None:
+    """Tell the organisation's partners and the staff following the receipt (those who decided on it
+    before), in the decision's transaction; the hourly digest mails it."""
+    notice = NOTICES.get(kind)
+    if notice is None:
+        return  # a first approval is no decision yet
     case = case_of(db, receipt)
-    if uploader is not None and uploader.is_active:
-        to, locale = uploader.email, uploader.locale
-    else:
-        org = db.get(Organisation, case.organisation_id)
-        to, locale = org.contact_email, None
-    link = current_app.config["BASE_URL"].rstrip("/") + url_for("receipts.show", receipt_id=receipt.id)
-    with force_locale(locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
-        subject = _("Receipt %(ref)s of case %(case)s needs a correction", ref=receipt.reference,
-                    case=case.reference)
-        body = render_template("receipts/mail_correction.txt", receipt=receipt, case=case, comment=comment,
-                               link=link)
-    mail.queue(db, to, subject, body)
+    followers = db.exec(select(ReceiptEvent.actor_id).where(ReceiptEvent.receipt_id == receipt.id,
+                                                            ReceiptEvent.kind.in_(DECISIONS)).distinct()).all()
+    recipients = notifications.partners_of(db, case.organisation_id) + notifications.staff_among(db, followers)
+    notifications.notify(db, recipients, actor, notice, "receipt", receipt.id, ref=receipt.reference,
+                         case=case.reference, supplier=receipt.supplier, comment=comment)
 
 
 # Budget -----------------------------------------------------------------------------------------

@@ -20,10 +20,6 @@ from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.visits.models import DIMENSIONS, Visit
 
-DEFAULT_BUDGET_EUR = 400_000
-DEFAULT_FUNDING_EUR = 300_000
-
-
 # Dashboard --------------------------------------------------------------------------------------
 
 @dataclass
@@ -81,8 +77,7 @@ class Dashboard:
 def budget_cents() -> tuple[int, int]:
     """The project's total budget and its funding, in cents (configurable)."""
     config = current_app.config
-    return (int(config.get("PROJECT_BUDGET_EUR", DEFAULT_BUDGET_EUR)) * 100,
-            int(config.get("PROJECT_FUNDING_EUR", DEFAULT_FUNDING_EUR)) * 100)
+    return int(config["PROJECT_BUDGET_EUR"]) * 100, int(config["PROJECT_FUNDING_EUR"]) * 100
 
 
 def elapsed_share(start: date, end: date, today: date) -> float:

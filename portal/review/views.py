@@ -229,7 +229,7 @@ def decide(receipt_id: int):
         "first_approval": _("Your approval of %(ref)s is recorded. A second staff member must approve it too.",
                             ref=receipt.reference),
         "rejected": _("Receipt %(ref)s rejected.", ref=receipt.reference),
-        "correction_requested": _("Correction of %(ref)s requested; the partner has been told.",
+        "correction_requested": _("Correction of %(ref)s requested. The partner sees your comment on the receipt.",
                                   ref=receipt.reference),
     }
     return _done(messages[kind])

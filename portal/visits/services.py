@@ -25,6 +25,8 @@ from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
 from portal.i18n import bdi
+from portal.notifications import services as notifications
+from portal.notifications.models import NoticeKind
 from portal.orgs.models import Organisation
 from portal.visits.models import (
     DIMENSIONS,
@@ -354,8 +356,21 @@ def add_comment(db: Session, actor: User, visit: Visit, body: str) -> VisitComme
     db.add(comment)
     db.flush()
     audit.record(db, actor, "visit.commented", visit, after={"comment_id": comment.id})
+    _notify_comment(db, actor, visit, body)
     db.commit()
     return comment
+
+
+def _notify_comment(db: Session, actor: User, visit: Visit, body: str) -> None:
+    """Tell the organisation's partners and the staff following the visit (who commented on or
+    acknowledged it) about a staff comment; the hourly digest mails it."""
+    if not body or not actor.is_staff:
+        return
+    case = db.get(Case, visit.case_id)
+    followers = db.exec(select(VisitComment.author_id).where(VisitComment.visit_id == visit.id).distinct()).all()
+    recipients = notifications.partners_of(db, case.organisation_id) + notifications.staff_among(db, followers)
+    notifications.notify(db, recipients, actor, NoticeKind.VISIT_COMMENT, "visit", visit.id, case=case.reference,
+                         date=visit.visit_date.isoformat(), author=actor.name, comment=body)
 
 
 def acknowledge(db: Session, actor: User, visit: Visit, body: str = "") -> None:
@@ -368,6 +383,7 @@ def acknowledge(db: Session, actor: User, visit: Visit, body: str = "") -> None:
     db.add(VisitComment(visit_id=visit.id, author_id=actor.id, body=body.strip(), acknowledgement=True))
     audit.record(db, actor, "visit.acknowledged", visit, {"acknowledged_at": None},
                  {"acknowledged_at": visit.acknowledged_at.isoformat()})
+    _notify_comment(db, actor, visit, body.strip())
     db.commit()
 
 

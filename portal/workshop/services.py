@@ -145,7 +145,7 @@ def make_token(reg: Registration, purpose: str) -> str:
 
 def link_days() -> int:
     """How long a self-service link works (WORKSHOP_LINK_DAYS, 30): a new one can be asked for any time."""
-    return int(current_app.config.get("WORKSHOP_LINK_DAYS", 30))
+    return int(current_app.config["WORKSHOP_LINK_DAYS"])
 
 
 def registration_from_token(db: Session, token: str, purpose: str) -> Registration:

@@ -33,7 +33,7 @@ bp = Blueprint("workshop", __name__, url_prefix="/workshops")
 
 
 def _public_limit() -> str:
-    return current_app.config.get("WORKSHOP_RATE_LIMIT", "20 per hour")
+    return current_app.config["WORKSHOP_RATE_LIMIT"]
 
 
 def _deliver() -> None:

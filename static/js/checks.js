@@ -136,10 +136,19 @@
     }).length;
   }
 
+  // A file field's own uploads: finished (their hidden input) or still on the way (the form waits for
+  // those: static/js/src/uploads.js), counted in its .upload-field only, so a handover proof is not
+  // taken for the receipt file.
+  function uploadsOf(form, el) {
+    var box = el.closest(".upload-field");
+    if (!box || !el.dataset.orField) { return uploadsCount(form, el.dataset.orField); }
+    return box.querySelectorAll(".upload-card-pending, .upload-card input[name='" + el.dataset.orField + "']").length;
+  }
+
   function isMissing(form, el) {
     if (el.type === "checkbox") { return !el.checked; }
     if (el.type === "radio") { return !form.querySelector("input[type=radio][name='" + el.name + "']:checked"); }
-    if (el.type === "file") { return !(el.files && el.files.length) && !uploadsCount(form, el.dataset.orField); }
+    if (el.type === "file") { return !(el.files && el.files.length) && !uploadsOf(form, el); }
     if (el.tagName === "SELECT") { return el.value === "" || (el.dataset.empty !== undefined && el.value === el.dataset.empty); }
     return !el.value || !el.value.trim();
   }
