@@ -8,9 +8,11 @@ SQLite queue file; the database is SQLite or PostgreSQL; mail goes to the aiosmt
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +25,9 @@ from portal.mail import OutboxMail
 from portal.receipts.models import ReceiptFile
 from tests.conftest import app_config, free_port, start_consumer
 from tests.factories import make_case, make_line, make_org, make_user
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
@@ -41,10 +46,15 @@ def unsent(engine) -> int:
 
 # The outbox -----------------------------------------------------------------------------------------
 
-def test_two_workers_and_two_app_instances_send_each_message_exactly_once(db_url, tmp_path, mails):
+@pytest.mark.parametrize("queue", ["sqlite", "redis"])
+def test_two_workers_and_two_app_instances_send_each_message_exactly_once(db_url, tmp_path, mails, queue):
     """Two app instances (two web servers) on one database and one queue, each with its own consumer of two
     worker threads; every message is enqueued by both instances, and a `mail retry` runs meanwhile."""
     config = app_config(db_url, tmp_path, mails.port)
+    if queue == "redis":
+        if not REDIS_URL:
+            pytest.skip("TEST_REDIS_URL is not set")
+        config.update(TASK_QUEUE_URL=REDIS_URL, TASK_QUEUE_NAME=f"test-{uuid4().hex}")
     web1, web2 = create_app(config), create_app(config)
     count = 40
     try:
@@ -80,6 +90,7 @@ def test_two_workers_and_two_app_instances_send_each_message_exactly_once(db_url
             rows = s.exec(select(OutboxMail)).all()
             assert all(r.sent_at is not None and r.claimed_until is None and r.attempts == 1 for r in rows)
     finally:
+        web1.extensions["huey"].storage.flush_all()
         for app in (web1, web2):
             app.extensions["db_engine"].dispose()
             app.extensions["huey"].storage.close()
@@ -164,7 +175,7 @@ def w(db):
             "partner": make_user(db, organisation=org), "staff": make_user(db, role="staff")}
 
 
-@pytest.mark.parametrize("app_overrides", [{"CLAMD_TIMEOUT": 5.0}], indirect=True)
+@pytest.mark.parametrize("app_overrides", [{"CLAMD_TIMEOUT": 5.0}])
 def test_an_upload_answers_before_the_scan_and_a_worker_scans_it(app, client, db, w, mails, run_jobs):
     from tests.test_scanning import CLAMD_HOST, CLAMD_PORT, clean_pdf, eicar_pdf, files_of, upload
 
@@ -339,7 +350,7 @@ def test_healthz_answers_ok_when_everything_is_up(client):
 
 
 @pytest.mark.parametrize("app_overrides", [{"STORAGE_BACKEND": "s3", "S3_BUCKET": "healthz",
-                                            "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}], indirect=True)
+                                            "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}])
 def test_healthz_names_the_storage_when_it_is_down(client, db):
     make_user(db, email="secret.person@example.org", name="Secret Person")
     resp = client.get("/healthz")
@@ -348,7 +359,7 @@ def test_healthz_names_the_storage_when_it_is_down(client, db):
     assert "secret" not in body.lower() and "127.0.0.1" not in body
 
 
-@pytest.mark.parametrize("app_overrides", [{"TASK_QUEUE_URL": f"redis://127.0.0.1:{free_port()}/0"}], indirect=True)
+@pytest.mark.parametrize("app_overrides", [{"TASK_QUEUE_URL": f"redis://127.0.0.1:{free_port()}/0"}])
 def test_healthz_names_the_queue_when_it_is_down_and_the_request_still_works(client, db, mails):
     resp = client.get("/healthz")
     assert resp.status_code == 503 and resp.get_data(as_text=True) == "unavailable: queue\n"
