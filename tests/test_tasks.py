@@ -26,7 +26,6 @@ from portal.receipts.models import ReceiptFile
 from tests.conftest import app_config, free_port, start_consumer
 from tests.factories import make_case, make_line, make_org, make_user
 
-
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
