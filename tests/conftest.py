@@ -67,6 +67,16 @@ class Sink:
     def to(self, address: str):
         return [m for m in self.messages if address in m["To"]]
 
+    def wait_for(self, address: str, count: int = 1, timeout: float = 15.0):
+        """The messages to `address` once there are `count` of them: a live server's worker sends mail
+        a moment after the request (browser tests; other tests run the jobs with run_jobs())."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.to(address)) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.to(address)
+
 
 class _Handler:
     def __init__(self, sink: Sink):

@@ -347,7 +347,8 @@ def test_visit_photos_are_scanned(app, client, db, w, monkeypatch, run_jobs):
     resp = add_photo(client, visit, jpeg(), "later.jpg")
     assert resp.status_code == 303
     run_jobs()
-    assert "Pending virus scan" in client.get(resp.location).get_data(as_text=True)
+    page = client.get(resp.location).get_data(as_text=True)
+    assert "Pending virus scan" in page and f'hx-get="/visits/{visit.id}/photos-list" hx-trigger="every 3s"' in page
     later = db.exec(select(VisitPhoto).where(VisitPhoto.original_filename == "later.jpg")).one()
     assert later.scan_status == "pending"
     assert client.get(f"/visits/{visit.id}/photos/{later.id}").status_code == 409

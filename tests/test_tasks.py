@@ -262,6 +262,22 @@ def test_two_scans_of_one_file_record_one_verdict(app, client, db, w, mails, run
     assert len(mails.to(w["staff"].email)) == 1
 
 
+def test_the_file_lists_that_poll_are_the_organisations_own(client, db, w, run_jobs):
+    from tests.test_scanning import clean_pdf, upload
+    from tests.test_visits import make_visit
+
+    client.login(w["partner"])
+    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
+    receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    visit = make_visit(db, w["case"], created_by_id=w["partner"].id)
+    assert client.get(f"/receipts/{receipt_id}/files-list").status_code == 200
+    assert client.get(f"/visits/{visit.id}/photos-list").status_code == 200
+    client.submit("/logout")
+    client.login(make_user(db, organisation=make_org(db)))
+    assert client.get(f"/receipts/{receipt_id}/files-list").status_code == 404
+    assert client.get(f"/visits/{visit.id}/photos-list").status_code == 404
+
+
 # The periodic schedule -----------------------------------------------------------------------------------
 
 def runs_per_day(task_class) -> int:

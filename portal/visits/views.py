@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -141,6 +141,18 @@ def _visit_page(visit, status=200, photo_form=None, **ctx):
 def show(visit_id: int):
     """Show one visit with its staff comments and photos."""
     return _visit_page(services.get_visit_for(db.session(), current_user, visit_id))
+
+
+@bp.get("/visits/<int:visit_id>/photos-list")
+@login_required
+def photos_part(visit_id: int):
+    """The visit's photo list alone: the page asks for it every few seconds while a photo is being checked."""
+    session = db.session()
+    visit = services.get_visit_for(session, current_user, visit_id)
+    response = make_response(render_template("visits/_photos.html", visit=visit,
+                                              photos=services.photos_of(session, visit)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _followup_done(visit, message: str):
