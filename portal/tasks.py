@@ -64,7 +64,9 @@ def make_huey(url: str, name: str = "integplan") -> Huey:
         return PriorityRedisHuey(name, url=url, results=False)
     if url == "memory://":  # a single process only (tests of the queue itself)
         return MemoryHuey(name, results=False)
-    raise ValueError(f"TASK_QUEUE_URL must be sqlite:///<path>, redis://… or memory://, not {url!r}")
+    from portal.config import ConfigError
+
+    raise ConfigError(f"TASK_QUEUE_URL must be sqlite:///<path>, redis://… or memory://, not {url!r}.")
 
 
 def _load(spec: str) -> Callable:
