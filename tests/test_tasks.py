@@ -387,3 +387,29 @@ def test_healthz_names_the_queue_when_it_is_down_and_the_request_still_works(cli
 def test_healthz_is_not_rate_limited(client):
     for _ in range(50):
         assert client.get("/healthz").status_code == 200
+
+
+# The worker command -------------------------------------------------------------------------------------
+
+def test_the_worker_command_sends_what_the_web_app_enqueued(app, db, db_url, tmp_path, mails):
+    """`flask --app portal worker` as a process of its own (create_app() once, each job in the app)."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": db_url, "TASK_QUEUE_URL": app.config["TASK_QUEUE_URL"],
+           "SECRET_KEY": "test-secret-key-not-for-production", "MAIL_PORT": str(mails.port),
+           "PORTAL_INSTANCE_DIR": str(tmp_path / "instance"), "STORAGE_LOCAL_DIR": str(tmp_path / "files"),
+           "BASE_URL": "http://localhost"}
+    worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "portal", "worker", "--workers", "1",
+                               "--no-periodic"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with app.app_context():
+            mailer.queue(db, "from-worker@example.org", "Hello", "sent by the worker process")
+            db.commit()  # enqueues send_mail(id) on the queue file the worker reads
+        wait_for(lambda: mails.to("from-worker@example.org"), what="the worker to send the mail")
+    finally:
+        worker.send_signal(signal.SIGINT)  # graceful: finish the running job, then exit
+        output = worker.communicate(timeout=30)[0].decode()
+    assert worker.returncode == 0, output
+    assert "portal.tasks.send_mail" in output and "Periodic tasks are disabled" in output
