@@ -282,7 +282,6 @@ def register(token: str):
                 # The same answer as a new registration: the address's owner gets the link by e-mail,
                 # and nobody learns from the page that this address is registered.
                 services.resend_link(session, exc.registration)
-                _deliver()
                 return redirect(url_for("workshop.sent", token=token), code=303)
             except services.WorkshopError as exc:
                 form.form_errors.append(str(exc))
