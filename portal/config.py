@@ -173,6 +173,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         # Sessions end after this long without a request, and this long after sign-in in any case.
         "SESSION_IDLE_MINUTES": idle_minutes,
         "SESSION_MAX_HOURS": max_hours,
+        # The task queue (Huey): a SQLite file for one machine, Redis when several servers share the work.
+        "TASK_QUEUE_URL": env.get("TASK_QUEUE_URL", f"sqlite:///{instance / 'tasks.db'}"),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env, "RATELIMIT_ENABLED", True),
         "LOGIN_RATE_LIMIT": _rate(env, "LOGIN_RATE_LIMIT", "10 per minute"),

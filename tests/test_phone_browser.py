@@ -75,6 +75,7 @@ EXCLUDED = {
     "static": "static files",
     "receipts.download": "a stored file (attachment)",
     "receipts.preview": "an image",
+    "uploads.card": "an upload's card, a fragment inside the receipt and visit forms (walked with a file in tests/test_upload_resume_browser.py)",
     "visits.photo": "a stored photo",
     "cases.privacy_export": "JSON download, administrators only",
     "cases.line": "an htmx fragment for staff (cancel an edit); a plain GET redirects to the case",

@@ -510,7 +510,7 @@ def test_rejection_needs_a_reason_which_the_partner_sees(client, db, w):
     assert "Rejected" in page and "Not an in-kind purchase." in page
 
 
-def test_correction_request_mails_the_partner_who_corrects_and_every_version_is_kept(app, client, db, w, mails):
+def test_correction_request_mails_the_partner_who_corrects_and_every_version_is_kept(app, client, db, w, mails, run_jobs):
     switch(client, w["partner"])
     receipt_id = new_receipt(client, w, supplier="Gori Bakery Supply")
     switch(client, w["staff"])
@@ -519,6 +519,7 @@ def test_correction_request_mails_the_partner_who_corrects_and_every_version_is_
     assert load(db, receipt_id).status == "correction_requested"
     # Told in the hourly digest (`mail digests`), not at once: one mail per user and hour at most.
     assert app.test_cli_runner().invoke(args=["mail", "digests"]).exit_code == 0
+    run_jobs()
     [message] = mails.to(w["partner"].email)
     assert "1 update on your cases" in message["Subject"]
     assert "needs a correction: The amount differs from the scan." in message.get_content()

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, sessi
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from portal import db, mail
+from portal import db
 from portal.auth import services, totp
 from portal.auth.forms import (
     ChangePasswordForm,
@@ -314,7 +314,6 @@ def invite():
         except services.AccountError as exc:
             form.form_errors.append(str(exc))
         else:
-            mail.deliver_pending(db.session())
             flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("auth.users"), code=303)
     status = 422 if form.errors or form.form_errors else 200
@@ -355,6 +354,5 @@ def resend(user_id: int):
     except services.AccountError as exc:
         flash(str(exc), "error")
     else:
-        mail.deliver_pending(db.session())
         flash(_("Invitation sent to %(email)s.", email=user.email), "success")
     return redirect(url_for("auth.users"), code=303)

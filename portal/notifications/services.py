@@ -168,3 +168,11 @@ def set_mail_digest(db: Session, user: User, on: bool) -> None:
         db.exec(update(Notification).where(Notification.user_id == user.id, Notification.sent_at.is_(None))
                 .values(sent_at=utcnow()).execution_options(synchronize_session=False))
     db.commit()
+
+
+def digests_job() -> int:
+    """The hourly job: the decision and comment digests of `flask --app portal mail digests`."""
+    from portal import db as dbm
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        return send_digests(db)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from portal import db, mail
+from portal import db
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.forms import device_draft_done, device_draft_key
@@ -81,13 +81,11 @@ def create(case_id: int):
     done = services.visit_by_key(session, key)
     if done is None and form.validate_on_submit():
         try:
-            done, created = services.create_visit(session, current_user, case, key,
-                                                  services.data_from_form(form, request.form))
+            # A flagged concern's mails go to the task queue when the visit commits.
+            done, _created = services.create_visit(session, current_user, case, key,
+                                                   services.data_from_form(form, request.form))
         except services.VisitError as exc:
             _put_problems(form, exc.problems)
-        else:
-            if created:
-                mail.deliver_pending(session)
     elif done is None:
         # The cross-field rules too, for what the form could read: one answer lists every problem.
         data = services.data_from_form(form, request.form)
@@ -169,6 +167,18 @@ def _visit_page(visit, status=200, photo_form=None, **ctx):
 def show(visit_id: int):
     """Show one visit with its staff comments and photos."""
     return _visit_page(services.get_visit_for(db.session(), current_user, visit_id))
+
+
+@bp.get("/visits/<int:visit_id>/photos-list")
+@login_required
+def photos_part(visit_id: int):
+    """The visit's photo list alone: the page asks for it every few seconds while a photo is being checked."""
+    session = db.session()
+    visit = services.get_visit_for(session, current_user, visit_id)
+    response = make_response(render_template("visits/_photos.html", visit=visit,
+                                              photos=services.photos_of(session, visit)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _followup_done(visit, message: str):
