@@ -34,6 +34,39 @@ class ConfigError(RuntimeError):
     """The environment does not describe a runnable portal."""
 
 
+def _proxy_and_limit_settings(env: dict[str, str]) -> dict:
+    """Trusted proxies (for ProxyFix) and the rate limits besides LOGIN_RATE_LIMIT, checked at start-up."""
+    from limits import parse_many
+
+    raw = env.get("TRUSTED_PROXIES", "0").strip() or "0"
+    if not raw.isdigit():
+        raise ConfigError(f"TRUSTED_PROXIES must be a whole number of proxies in front of the portal "
+                          f"(0: none), not {raw!r}.")
+    settings = {
+        "TRUSTED_PROXIES": int(raw),
+        "ACCOUNT_RATE_LIMIT": env.get("ACCOUNT_RATE_LIMIT", "5 per minute"),
+        "WORKSHOP_RATE_LIMIT": env.get("WORKSHOP_RATE_LIMIT", "20 per hour"),
+    }
+    limits = {"LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"), **settings}
+    for key in ("LOGIN_RATE_LIMIT", "ACCOUNT_RATE_LIMIT", "WORKSHOP_RATE_LIMIT"):
+        value = limits[key]
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f"{key} is not a rate limit such as '10 per minute': {value!r}.") from None
+    return settings
+
+
+def limiter_storage_error(config: dict, workers: int) -> str | None:
+    """Why this rate limit storage cannot serve a production portal with this many worker processes."""
+    if config.get("PORTAL_ENV") == "production" and workers > 1 \
+            and config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        return (f"RATELIMIT_STORAGE_URI=memory:// counts attempts in each process: with {workers} workers an "
+                "attacker gets every limit once per worker. Set RATELIMIT_STORAGE_URI to a shared store, "
+                "e.g. redis://127.0.0.1:6379 (or run a single worker).")
+    return None
+
+
 def load_config(env: dict[str, str] | None = None) -> dict:
     """Build the Flask config dict from environment variables."""
     env = dict(os.environ if env is None else env)
@@ -88,6 +121,7 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        **_proxy_and_limit_settings(env),
         # Project
         "PROJECT_START": project_start,
         "PROJECT_END": project_end,
