@@ -41,9 +41,11 @@ def _init_extensions(app: Flask) -> None:
     from portal.extensions import babel, csrf, limiter, login_manager
     from portal.htmx import init_htmx
     from portal.storage import init_storage
+    from portal.tasks import init_tasks
 
     init_db(app)
     init_storage(app)
+    init_tasks(app)
     init_htmx(app)
     # Compressed responses (pages, fragments, CSS/JS): partners are on slow links. gzip for static files too.
     app.config.setdefault("COMPRESS_ALGORITHM_STREAMING", ["br", "gzip", "deflate"])
@@ -64,6 +66,7 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from portal.auth.views import bp as auth_bp
     from portal.cases.views import bp as cases_bp
+    from portal.health import bp as health_bp
     from portal.orgs.views import bp as orgs_bp
     from portal.receipts.views import bp as receipts_bp
     from portal.reports.views import bp as reports_bp
@@ -71,7 +74,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.visits.views import bp as visits_bp
     from portal.workshop.views import bp as workshop_bp
 
-    for bp in (auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp):
+    for bp in (health_bp, auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp):
         app.register_blueprint(bp)
 
     @app.get("/")

@@ -106,3 +106,29 @@ def snapshot(obj, fields: tuple[str, ...]) -> dict[str, Any]:
         value = getattr(obj, name)
         out[name] = value.isoformat() if hasattr(value, "isoformat") else value
     return out
+
+
+def verify_job() -> str:
+    """The daily job: verify the chain; if it is broken, mail every active admin (through the outbox, once
+    per admin and day however often this runs)."""
+    from datetime import date
+
+    from flask import current_app, render_template
+    from flask_babel import force_locale
+    from flask_babel import gettext as _
+
+    from portal import db as dbm
+    from portal import mail
+    from portal.auth.models import Role, User
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        checked, problem = verify_chain(db)
+        if problem is None:
+            return f"intact: {checked} entries"
+        admins = db.exec(select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)).all()
+        for user in admins:
+            with force_locale(user.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
+                subject = _("The audit log's hash chain is broken")
+                body = render_template("audit/mail_broken.txt", user=user, problem=problem, checked=checked)
+            mail.queue_once(db, f"audit-broken:{date.today().isoformat()}:{user.id}", user.email, subject, body)
+    return f"BROKEN after {checked} entries: {problem}"

@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlmodel import Session, select
 
 from portal import db as dbm
@@ -34,6 +34,7 @@ def init_cli(app) -> None:
     app.cli.add_command(review_group)
     app.cli.add_command(workshop_group)
     app.cli.add_command(privacy_group)
+    app.cli.add_command(worker_command)
 
 
 @click.group("db", cls=AppGroup)
@@ -150,3 +151,29 @@ def audit_verify():
         click.echo(f"audit chain BROKEN after {checked} good entries: {problem}", err=True)
         sys.exit(1)
     click.echo(f"audit chain intact: {checked} entries")
+
+
+@click.command("worker")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="worker threads")
+@click.option("--no-periodic", is_flag=True, help="do not enqueue the periodic jobs (run them in ONE process)")
+@click.option("--drain", is_flag=True, help="run the jobs queued now, in this process, and exit")
+@click.option("--list", "list_", is_flag=True, help="list the periodic jobs and exit")
+@with_appcontext
+def worker_command(workers, no_periodic, drain, list_):
+    """Run the task queue's consumer (Huey): the jobs the portal enqueues (mail, virus scans) and, unless
+    --no-periodic, the periodic schedule (its scheduler thread enqueues them; see README, Processes)."""
+    import logging
+
+    from portal import tasks
+
+    app = current_app._get_current_object()
+    if list_:
+        for item in tasks.PERIODIC:
+            click.echo(f"{item.name:<20} {item.every:<8} {item.job}")
+        return
+    if drain:
+        click.echo(f"ran {tasks.run_pending(app)} jobs")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    consumer = tasks.huey_of(app).create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread")
+    consumer.run()

@@ -118,6 +118,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         # Sessions end after this long without a request, and this long after sign-in in any case.
         "SESSION_IDLE_MINUTES": int(env.get("SESSION_IDLE_MINUTES", "30")),
         "SESSION_MAX_HOURS": int(env.get("SESSION_MAX_HOURS", "12")),
+        # The task queue (Huey): a SQLite file for one machine, Redis when several servers share the work.
+        "TASK_QUEUE_URL": env.get("TASK_QUEUE_URL", f"sqlite:///{instance / 'tasks.db'}"),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "memory://"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),

@@ -32,7 +32,7 @@ from portal.config import ROOT
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.i18n import money
 from portal.storage import get_storage
-from tests.conftest import PG_URL, S3_URL, _pg_admin, _pg_url, app_config
+from tests.conftest import PG_URL, S3_URL, _pg_admin, _pg_url, app_config, start_consumer
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -162,6 +162,10 @@ def live_server(request, tmp_path, smtp_sink) -> Iterator[LiveServer]:
             with Session(app.extensions["db_engine"], expire_on_commit=False) as session:
                 load_demo(session)
             description = storage.describe()
+        # The worker, as `make run` starts it: mail and virus scans happen on the task queue.
+        cleanup.callback(app.extensions["huey"].storage.close)
+        consumer = start_consumer(app, workers=2)
+        cleanup.callback(consumer.stop, graceful=True)
 
         # Port 0: the kernel picks a free port as it binds, so no other process can take it meanwhile.
         server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -166,6 +166,8 @@ def app_config(db_url: str, tmp_path: Path, smtp_port: int, **extra) -> dict:
         "MAIL_TIMEOUT": 3.0,
         "BASE_URL": "http://localhost",
         "RATELIMIT_STORAGE_URI": "memory://",
+        # A real queue per test: jobs wait in it until run_jobs() (or a consumer thread) runs them.
+        "TASK_QUEUE_URL": f"sqlite:///{tmp_path / 'tasks.db'}",
         **extra,
     }
 
@@ -181,6 +183,48 @@ def app(db_url, tmp_path, smtp_sink, app_overrides):
     application = create_app(app_config(db_url, tmp_path, smtp_sink.port, **app_overrides))
     yield application
     application.extensions["db_engine"].dispose()
+    application.extensions["huey"].storage.close()
+
+
+# The task queue ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def run_jobs(app):
+    """run_jobs(): run every job waiting on the app's queue, in this thread, until the queue is empty (jobs
+    that jobs enqueue too), as the worker would; returns how many ran. A job that raises fails the test.
+    Mail, virus scans and previews happen only here (or in a worker), never in the request."""
+    from huey import signals
+
+    from portal import tasks
+
+    huey = app.extensions["huey"]
+    errors: list[str] = []
+
+    def on_error(_signal, task, exc=None):
+        errors.append(f"{task}: {exc!r}")
+
+    huey.signal(signals.SIGNAL_ERROR)(on_error)
+
+    def run() -> int:
+        count = tasks.run_pending(app)
+        if errors:
+            raise AssertionError("jobs failed: " + "; ".join(errors))
+        return count
+
+    yield run
+    huey.disconnect_signal(on_error)
+
+
+def start_consumer(app, workers: int = 1, periodic: bool = False):
+    """A real Huey consumer (scheduler and worker threads) for the app, as `flask --app portal worker` runs
+    it, polling every 50 ms; stop it with consumer.stop(graceful=True). Signal handlers stay the test's."""
+    consumer = app.extensions["huey"].create_consumer(workers=workers, periodic=periodic, worker_type="thread",
+                                                      initial_delay=0.05, max_delay=0.05, backoff=1.0,
+                                                      check_worker_health=False)
+    consumer.scheduler.start()
+    for _worker, thread in consumer.worker_threads:
+        thread.start()
+    return consumer
 
 
 @pytest.fixture

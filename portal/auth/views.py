@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, sessi
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
-from portal import db, mail
+from portal import db
 from portal.auth import services, totp
 from portal.auth.forms import (
     ChangePasswordForm,
@@ -217,8 +217,7 @@ def request_reset():
     """Ask for a password reset link."""
     form = ResetRequestForm()
     if form.validate_on_submit():
-        services.request_reset(db.session(), form.email.data)
-        mail.deliver_pending(db.session())
+        services.request_reset(db.session(), form.email.data)  # the mail goes through the task queue
         flash(_("If an account exists for this address, we have sent a link to reset the password. "
                 "It works for one hour."), "info")
         return redirect(url_for("auth.login"), code=303)
@@ -316,7 +315,6 @@ def invite():
         except services.AccountError as exc:
             form.form_errors.append(str(exc))
         else:
-            mail.deliver_pending(db.session())
             flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("auth.users"), code=303)
     status = 422 if form.errors or form.form_errors else 200
@@ -357,6 +355,5 @@ def resend(user_id: int):
     except services.AccountError as exc:
         flash(str(exc), "error")
     else:
-        mail.deliver_pending(db.session())
         flash(_("Invitation sent to %(email)s.", email=user.email), "success")
     return redirect(url_for("auth.users"), code=303)

@@ -80,3 +80,18 @@ def apply_retention(db: Session, storage: Storage, now: datetime, *, case_days: 
         db.exec(delete(OutboxMail).where(old_mails))
         db.commit()
     return report
+
+
+def retention_job() -> str:
+    """The daily job: `flask --app portal privacy retention` with the configured periods."""
+    from flask import current_app
+
+    from portal import db as dbm
+    from portal.audit import utcnow
+    from portal.storage import get_storage
+
+    cfg = current_app.config
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        report = apply_retention(db, get_storage(), utcnow(), case_days=cfg["CASE_RETENTION_DAYS"],
+                                 draft_days=cfg["DRAFT_RETENTION_DAYS"], mail_days=cfg["MAIL_RETENTION_DAYS"])
+    return f"{len(report.cases_erased)} cases erased, {report.drafts_deleted} drafts, {report.mails_deleted} mails"

@@ -712,9 +712,7 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
                  {"status": status, "version": receipt.version, "comment": comment})
     if decision == CORRECTION:
         _correction_mail(db, receipt, comment)
-    db.commit()
-    if decision == CORRECTION:
-        mail.deliver_pending(db)
+    db.commit()  # the correction mail goes to the task queue with the commit
     return kind
 
 
@@ -839,3 +837,14 @@ def sweep(db: Session, storage: Storage, older_than: timedelta, now: datetime | 
             report.errors.append(str(exc))
     return report
 
+
+def sweep_job() -> str:
+    """The hourly job: the sweep of `flask --app portal receipts sweep` (intents older than an hour)."""
+    from portal import db as dbm
+    from portal.storage import get_storage
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        report = sweep(db, get_storage(), timedelta(hours=1))
+    if report.errors:
+        log.warning("receipts sweep: %s", "; ".join(report.errors[:5]))
+    return f"{report.intents} intents, {report.files} files, {report.orphans} orphans, {report.unfinished} unfinished"

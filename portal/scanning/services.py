@@ -10,14 +10,16 @@ import logging
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from flask import current_app, has_request_context, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
-from portal import audit, mail
+from portal import audit, mail, tasks
 from portal.audit import utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case
@@ -113,22 +115,40 @@ def scan_file(db: Session, storage: Storage, row: ScannedRow, actor: User | None
         log.warning("file %s (%s %s) not scanned, stays pending: %s", row.key, type(row).__name__, row.id,
                     result.detail)
         return result
-    row.scanned_at = utcnow()
-    if result.clean:
-        row.scan_status, row.scan_signature = ScanStatus.CLEAN, None
-        db.add(row)
-        db.commit()
+    # Record the verdict only if the file is still waiting: of two scans of one file (the upload's job and
+    # the rescan, or a job run twice) exactly one records it, quarantines and mails staff.
+    before = row.scan_status
+    if not _claim_verdict(db, row, ScanStatus.CLEAN if result.clean else ScanStatus.INFECTED):
+        log.info("file %s already judged by another scan", row.key)
         return result
-    _mark_infected(db, row, actor, result.signature or "?")
+    if result.clean:
+        db.commit()
+        db.refresh(row)
+        return result
+    _mark_infected(db, row, actor, result.signature or "?", before)
     _quarantine(db, storage, row, actor)
     return result
 
 
-def _mark_infected(db: Session, row: ScannedRow, actor: User | None, signature: str) -> None:
+def _claim_verdict(db: Session, row: ScannedRow, status: str) -> bool:
+    """Set the verdict in one conditional UPDATE (… WHERE scan_status is still waiting); not committed."""
+    model = type(row)
+    result = db.execute(update(model)
+                        .where(model.id == row.id, model.scan_status.in_((ScanStatus.PENDING, ScanStatus.UNSCANNED)))
+                        .values(scan_status=status, scanned_at=utcnow(), scan_signature=None)
+                        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.rollback()
+        db.refresh(row)
+        return False
+    return True
+
+
+def _mark_infected(db: Session, row: ScannedRow, actor: User | None, signature: str, before_status: str) -> None:
     # First the status, the audit entry and the mails in one commit: from here on nobody can open the file,
     # whatever happens to the quarantine move below.
-    before = {"scan_status": row.scan_status, "key": row.key}
-    row.scan_status, row.scan_signature = ScanStatus.INFECTED, signature[:200]
+    before = {"scan_status": before_status, "key": row.key}
+    row.scan_status, row.scan_signature, row.scanned_at = ScanStatus.INFECTED, signature[:200], utcnow()
     db.add(row)
     audit.record(db, actor, "file.infected", row, before,
                  {"scan_status": row.scan_status, "signature": row.scan_signature, "key": row.key,
@@ -136,7 +156,6 @@ def _mark_infected(db: Session, row: ScannedRow, actor: User | None, signature: 
     _queue_staff_mail(db, row, signature)
     db.commit()
     log.warning("malware %s found in %s (%s %s)", signature, row.key, type(row).__name__, row.id)
-    mail.deliver_pending(db)
 
 
 def quarantine_key(key: str) -> str:
@@ -181,57 +200,95 @@ def _quarantine(db: Session, storage: Storage, row: ScannedRow, actor: User | No
 
 
 def scan_new(db: Session, storage: Storage, rows: Iterable[ScannedRow], actor: User | None) -> list[ScannedRow]:
-    """Scan files just stored (right after they were confirmed). Once the scanner is unreachable the rest
-    stay pending without waiting for it again; a database failure leaves them pending too (the rescan
-    command takes them). Returns the rows with their current status."""
+    """Put the scan (and the preview) of files just stored and confirmed on the task queue; the upload
+    answers at once and the file shows "being checked" until the job has judged it. A queue that cannot
+    be reached leaves them pending for the rescan job. Returns the rows (pending, or unscanned)."""
     rows = list(rows)
-    if not enabled():
-        return rows
-    scanner = client()
     for row in rows:
-        try:
-            result = scan_file(db, storage, row, actor, scanner)
-        except SQLAlchemyError as exc:
-            db.rollback()
-            log.warning("scan of %s not recorded, stays pending: %s", row.key, exc)
-            break
-        if result.verdict is Verdict.UNREACHABLE:
-            break
+        tasks.enqueue("scan_file", KINDS_BY_MODEL[type(row)], row.id)
     return rows
 
 
+KINDS: dict[str, type[ReceiptFile] | type[VisitPhoto]] = {"receipt_file": ReceiptFile, "visit_photo": VisitPhoto}
+KINDS_BY_MODEL = {model: kind for kind, model in KINDS.items()}
+
+
+def scan_job(kind: str, row_id: int) -> str:
+    """The job: scan one stored file (if a scanner is configured) and make its preview once it is cleared.
+    Safe to run twice: a file already judged is not scanned again, and the preview is made once."""
+    from portal import db as dbm
+    from portal.storage import get_storage
+
+    storage = get_storage()
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        row = db.get(KINDS[kind], row_id)
+        if row is None or not row.confirmed:
+            return "gone"
+        verdict = "judged before"
+        if enabled() and row.scan_status in (ScanStatus.PENDING, ScanStatus.UNSCANNED):
+            verdict = scan_file(db, storage, row).verdict.value
+        if isinstance(row, ReceiptFile) and is_cleared(row):
+            _make_preview(storage, row)
+        return verdict
+
+
+def _make_preview(storage: Storage, row: ReceiptFile) -> None:
+    from portal.receipts.services import preview
+
+    try:
+        preview(storage, row)
+    except Exception as exc:  # noqa: BLE001 - a preview is a convenience: the page makes it when asked
+        log.warning("preview of %s not made: %s", row.key, exc)
+
+
+RESCAN_AFTER = timedelta(minutes=2)  # fresh uploads are their own job's
+
+
+def rescan_job() -> str:
+    """The periodic job (every 10 minutes): scan what is still pending (clamd was down, a worker died)."""
+    from portal import db as dbm
+    from portal.storage import get_storage
+
+    if not enabled():
+        return "scanning is not configured"
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        report = rescan(db, get_storage(), older_than=RESCAN_AFTER)
+    return f"{report.clean} clean, {report.infected} infected, {report.pending} pending"
+
+
 def messages_for(rows: Iterable[ScannedRow]) -> tuple[list[str], list[str]]:
-    """What the uploader must be told after scan_new(): (errors for infected files, warnings for pending)."""
-    errors, warnings = [], []
+    """What the uploader must be told after an upload: (errors for files found infected, warnings). The scan
+    runs after the upload on the task queue, so a file just stored is pending ("being checked" on its page,
+    which updates itself) and needs no warning; a file known infected is refused."""
+    errors: list[str] = []
     for row in rows:
         if row.scan_status == ScanStatus.INFECTED:
             errors.append(_("%(name)s was refused: the virus scanner found malware in it (%(signature)s). The "
                             "file has been quarantined; everything else was saved. Upload a clean copy of the "
                             "file.", name=row.original_filename, signature=row.scan_signature or "?"))
-        elif row.scan_status == ScanStatus.PENDING:
-            warnings.append(_("%(name)s was saved, but the virus scanner cannot be reached right now. The file "
-                              "is shown as pending virus scan and can be opened once it has been checked.",
-                              name=row.original_filename))
-    return errors, warnings
+    return errors, []
 
 
-def pending_rows(db: Session) -> list[ScannedRow]:
+def pending_rows(db: Session, older_than: timedelta | None = None) -> list[ScannedRow]:
     """Confirmed files still waiting for a scan: pending, and files stored before scanning existed."""
     waiting = (ScanStatus.PENDING, ScanStatus.UNSCANNED)
+    cutoff = utcnow() - (older_than or timedelta(0))
     rows: list[ScannedRow] = list(db.exec(select(ReceiptFile).where(ReceiptFile.confirmed.is_(True),
-                                                                    ReceiptFile.scan_status.in_(waiting))
+                                                                    ReceiptFile.scan_status.in_(waiting),
+                                                                    ReceiptFile.created_at <= cutoff)
                                           .order_by(ReceiptFile.id)))
-    rows += list(db.exec(select(VisitPhoto).where(VisitPhoto.confirmed.is_(True), VisitPhoto.scan_status.in_(waiting))
+    rows += list(db.exec(select(VisitPhoto).where(VisitPhoto.confirmed.is_(True), VisitPhoto.scan_status.in_(waiting),
+                                                  VisitPhoto.created_at <= cutoff)
                          .order_by(VisitPhoto.id)))
     return rows
 
 
-def rescan(db: Session, storage: Storage) -> ScanReport:
+def rescan(db: Session, storage: Storage, older_than: timedelta | None = None) -> ScanReport:
     """Scan every file still waiting (for a timer, and when clamd is back). Stops at the first time the
     scanner cannot be reached: the rest are counted as still pending."""
     report = ScanReport()
     scanner = client()
-    rows = pending_rows(db)
+    rows = pending_rows(db, older_than)
     if scanner is None:
         report.pending = len(rows)
         report.errors.append("scanning is not configured (CLAMD_HOST is empty)")

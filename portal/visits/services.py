@@ -405,7 +405,7 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
     audit.record(db, actor, "visit.photo_added", visit, after={"photo_id": photo.id, "sha256": stored.sha256,
                                                                "consent": True})
     db.commit()
-    scanning.scan_new(db, storage, [photo], actor)  # infected: quarantined; unreachable: stays pending
+    scanning.scan_new(db, storage, [photo], actor)  # the scan runs on the task queue; the photo is pending
     return photo
 
 
@@ -474,7 +474,8 @@ def due_for(db: Session, user: User, today: date) -> list[DueRow]:
 
 def send_digest(db: Session, today: date) -> int:
     """Queue one mail per active partner user whose organisation has due or overdue visits, each in the
-    recipient's language. Returns the number of mails queued (the caller delivers them)."""
+    recipient's language, at most once per user and day. Returns the number of mails queued now (the task
+    queue sends them)."""
     users = db.exec(select(User).where(User.role == Role.PARTNER, User.active.is_(True),
                                        User.password_hash.is_not(None), User.organisation_id.is_not(None))
                     .order_by(User.organisation_id, User.id)).all()
@@ -494,10 +495,28 @@ def send_digest(db: Session, today: date) -> int:
             body = render_template("visits/mail_digest.txt", user=user, overdue=overdue,
                                    due=[r for r in rows if not r.overdue], links=links, today=today,
                                    list_link=_base_url() + url_for("visits.due"))
-        mail.queue(db, user.email, subject, body)
-        queued += 1
+        # One digest per user and day, however often this runs (the once-key is unique in the outbox).
+        if mail.queue_once(db, f"visits-digest:{today.isoformat()}:{user.id}", user.email, subject, body):
+            queued += 1
     db.commit()
     return queued
+
+
+def digest_job() -> int:
+    """The daily job: the digest of `flask --app portal visits digest` for today."""
+    from portal import db as dbm
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        return send_digest(db, date.today())
+
+
+def sweep_photos_job() -> str:
+    """The hourly job: the photo sweep of `flask --app portal visits sweep-photos`."""
+    from portal import db as dbm
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        intents, orphans = sweep_photos(db)
+    return f"{intents} intents, {orphans} orphans"
 
 
 # Case timeline ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from portal import db, mail
+from portal import db
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.htmx import is_swap, redirect_htmx, render
@@ -71,13 +71,11 @@ def create(case_id: int):
     done = services.visit_by_key(session, key)
     if done is None and form.validate_on_submit():
         try:
-            done, created = services.create_visit(session, current_user, case, key,
-                                                  services.data_from_form(form, request.form))
+            # A flagged concern's mails go to the task queue when the visit commits.
+            done, _created = services.create_visit(session, current_user, case, key,
+                                                   services.data_from_form(form, request.form))
         except services.VisitError as exc:
             getattr(form, exc.field or "visit_date").errors.append(str(exc))
-        else:
-            if created:
-                mail.deliver_pending(session)
     if done is not None:
         if done.case_id != case.id:
             abort(404)

@@ -495,3 +495,11 @@ def purge(db: Session, today: date, days: int) -> tuple[int, int]:
 def stats(db: Session, workshop: Workshop) -> list[WorkshopStat]:
     return db.exec(select(WorkshopStat).where(WorkshopStat.workshop_id == workshop.id)
                    .order_by(WorkshopStat.country, WorkshopStat.role, WorkshopStat.status)).all()
+
+
+def purge_job() -> tuple[int, int]:
+    """The daily job: `flask --app portal workshop purge` for today."""
+    from portal import db as dbm
+
+    with Session(dbm.engine(), expire_on_commit=False) as db:
+        return purge(db, date.today(), current_app.config["WORKSHOP_RETENTION_DAYS"])

@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from portal import db, mail
+from portal import db
 from portal.auth.services import staff_required
 from portal.config import LANGUAGES
 from portal.extensions import limiter
@@ -34,11 +34,6 @@ bp = Blueprint("workshop", __name__, url_prefix="/workshops")
 
 def _public_limit() -> str:
     return current_app.config.get("WORKSHOP_RATE_LIMIT", "20 per hour")
-
-
-def _deliver() -> None:
-    """Send what the transaction queued; if the server is down the outbox keeps it for a retry."""
-    mail.deliver_pending(db.session())
 
 
 def status_labels() -> dict[str, str]:
@@ -94,7 +89,6 @@ def _workshop_form(workshop=None):
                 workshop = services.create_workshop(db.session(), current_user, _workshop_data(form))
             else:
                 services.update_workshop(db.session(), current_user, workshop, _workshop_data(form))
-                _deliver()
         except services.WorkshopError as exc:
             form[exc.field or "title"].errors.append(str(exc))
         else:
@@ -202,7 +196,6 @@ def add_registration(workshop_id: int):
         except services.WorkshopError as exc:
             form[exc.field or "email"].errors.append(str(exc))
         else:
-            _deliver()
             flash(_("Registration added."), "success")
             return redirect(url_for("workshop.show", workshop_id=workshop.id), code=303)
     status = 422 if form.errors else 200
@@ -236,7 +229,6 @@ def move(workshop_id: int, registration_id: int):
             session.rollback()
             form.status.errors.append(str(exc))
         else:
-            _deliver()
             flash(_("Status changed."), "success")
             return redirect(url_for("workshop.registration", workshop_id=workshop.id, registration_id=reg.id),
                             code=303)
@@ -292,7 +284,6 @@ def register(token: str):
             except services.WorkshopError as exc:
                 form.form_errors.append(str(exc))
             else:
-                _deliver()
                 return redirect(url_for("workshop.sent", token=token), code=303)
     status = 422 if (form.errors or duplicate) else 200
     return render("workshop/register.html", "workshop/_register_form.html", status, form=form,
@@ -318,7 +309,6 @@ def resend(token: str):
         reg = services.find_registration(session, workshop, form.email.data)
         if reg is not None:
             services.resend_link(session, reg)
-            _deliver()
     # The same answer whether or not the address is registered.
     return redirect(url_for("workshop.sent", token=token), code=303)
 
@@ -333,7 +323,6 @@ def confirm(token: str):
     form = ConfirmForm()
     if form.validate_on_submit():
         services.confirm_email(session, reg)
-        _deliver()
         return redirect(url_for("workshop.manage", token=services.make_token(reg, services.MANAGE)), code=303)
     return render("workshop/confirm.html", "workshop/confirm.html", form=form, reg=reg, **_public_ctx(workshop),
                   **_labels_ctx())
@@ -370,7 +359,6 @@ def withdraw(token: str):
     reg = services.registration_from_token(session, token, services.MANAGE)
     if WithdrawForm().validate_on_submit():
         services.withdraw(session, reg)
-        _deliver()
         flash(_("Your registration is withdrawn."), "success")
     return redirect(url_for("workshop.manage", token=token), code=303)
 
