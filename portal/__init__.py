@@ -71,10 +71,12 @@ def _register_blueprints(app: Flask) -> None:
     from portal.receipts.views import bp as receipts_bp
     from portal.reports.views import bp as reports_bp
     from portal.review.views import bp as review_bp
+    from portal.uploads.views import bp as uploads_bp
     from portal.visits.views import bp as visits_bp
     from portal.workshop.views import bp as workshop_bp
 
-    for bp in (health_bp, auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp):
+    for bp in (health_bp, auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp,
+               uploads_bp):
         app.register_blueprint(bp)
 
     @app.get("/")
@@ -93,6 +95,7 @@ def _register_hooks(app: Flask) -> None:
     from portal import cli, errors, i18n, receipts, scanning
     from portal.extensions import login_manager
     from portal.security import init_security
+    from portal.uploads import cli as uploads_cli
 
     login_manager.login_message = _l("Please sign in to open this page.")
     login_manager.login_message_category = "info"
@@ -100,6 +103,7 @@ def _register_hooks(app: Flask) -> None:
     errors.init_errors(app)
     cli.init_cli(app)
     receipts.init_app(app)
+    app.cli.add_command(uploads_cli.uploads_group)
     scanning.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True

@@ -22,6 +22,7 @@ def import_models() -> type[SQLModel]:
     from portal.orgs import models as _orgs  # noqa: F401
     from portal.receipts import models as _receipts  # noqa: F401
     from portal.review import models as _review  # noqa: F401
+    from portal.uploads import models as _uploads  # noqa: F401
     from portal.visits import models as _visits  # noqa: F401
     from portal.workshop import models as _workshop  # noqa: F401
 

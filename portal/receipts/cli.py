@@ -21,12 +21,14 @@ receipts_group = AppGroup("receipts", help="Receipts.")
 def sweep_command(minutes: int):
     """Remove unconfirmed upload intents with their objects, and stored objects no receipt refers to."""
     from portal.receipts.services import sweep
+    from portal.uploads.cli import run_sweep
 
+    failed = run_sweep()  # resumable uploads first: their expired files are then unreferenced
     with Session(dbm.engine(), expire_on_commit=False) as session:
         report = sweep(session, get_storage(), timedelta(minutes=minutes))
     click.echo(f"removed {report.intents} unconfirmed receipts, {report.files} unconfirmed files, "
                f"{report.orphans} unreferenced objects, {report.unfinished} unfinished uploads")
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
-    if report.errors:
+    if report.errors or failed:
         sys.exit(1)

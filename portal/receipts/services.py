@@ -44,6 +44,7 @@ from portal.receipts.previews import make_preview, preview_key
 from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
 from portal.storage import Storage, StorageError, new_key
+from portal.uploads import services as uploads
 
 log = logging.getLogger(__name__)
 
@@ -403,9 +404,15 @@ def clean_uploads(uploads: Iterable[tuple[str, str, Upload]]) -> list[tuple[str,
     return out
 
 
+def _adopted(clean: CleanFile) -> bool:
+    """A completed resumable upload: checked and stored already, under its own key."""
+    return bool(getattr(clean, "upload_id", 0))
+
+
 def _intent_rows(receipt: Receipt, actor: User, case_id: int,
                  files: list[tuple[str, str, CleanFile]]) -> list[tuple[ReceiptFile, CleanFile]]:
-    return [(ReceiptFile(receipt_id=receipt.id, kind=kind, key=new_key(f"receipts/{case_id}"), size=clean.size,
+    return [(ReceiptFile(receipt_id=receipt.id, kind=kind,
+                         key=getattr(clean, "key", "") or new_key(f"receipts/{case_id}"), size=clean.size,
                          sha256=clean.sha256, original_sha256=clean.original_sha256,
                          content_type=clean.content_type, original_filename=clean.filename,
                          metadata_removed=clean.metadata_removed, confirmed=False, uploaded_by_id=actor.id,
@@ -415,6 +422,8 @@ def _intent_rows(receipt: Receipt, actor: User, case_id: int,
 
 def _store(storage: Storage, pairs: list[tuple[ReceiptFile, CleanFile]]) -> None:
     for row, clean in pairs:
+        if _adopted(clean):
+            continue
         stored = storage.put(row.key, clean.data, content_type=row.content_type, sha256=row.sha256,
                              md5=clean.md5 or None)
         if (stored.size, stored.sha256) != (row.size, row.sha256):
@@ -422,9 +431,11 @@ def _store(storage: Storage, pairs: list[tuple[ReceiptFile, CleanFile]]) -> None
 
 
 def _abandon(db: Session, storage: Storage, keys: list[str], receipt_id: int | None,
-             file_ids: list[int]) -> None:
-    """Best effort after a failure: remove what was stored and the intent rows. What stays, the sweep takes."""
+             file_ids: list[int], upload_ids: list[int] | None = None) -> None:
+    """Best effort after a failure: remove what was stored and the intent rows. What stays, the sweep takes.
+    Claimed uploads keep their objects and can be used again (`keys` never names theirs)."""
     db.rollback()
+    uploads.release(db, upload_ids or [])
     for key in keys:
         try:
             storage.delete(key)
@@ -446,12 +457,30 @@ def _abandon(db: Session, storage: Storage, keys: list[str], receipt_id: int | N
         log.warning("could not remove upload intents %s/%s (the sweep will): %s", receipt_id, file_ids, exc)
 
 
+def _own_keys(pairs) -> list[str]:
+    """Keys this request stores itself (not those of claimed uploads, which stay theirs on failure)."""
+    return [row.key for row, clean in pairs if not _adopted(clean)]
+
+
+def _upload_ids(pairs) -> list[int]:
+    return [clean.upload_id for _row, clean in pairs if _adopted(clean)]
+
+
+def _claim_uploads(db: Session, pairs, receipt_id: int) -> None:
+    """Claim the form's completed uploads in the receipt's transaction; a lost race saves nothing."""
+    ids = _upload_ids(pairs)
+    if ids and not uploads.claim(db, ids, receipt_id=receipt_id):
+        db.rollback()
+        raise ReceiptError(_("An uploaded file is no longer available (it was removed, used already or kept "
+                             "for more than 24 hours). Choose it again."), "files")
+
+
 def _store_or_abandon(db: Session, storage: Storage, pairs, receipt_id: int | None) -> None:
     try:
         _store(storage, pairs)
     except StorageError as exc:
         log.warning("upload failed: %s", exc)
-        _abandon(db, storage, [row.key for row, _c in pairs], receipt_id, [row.id for row, _c in pairs])
+        _abandon(db, storage, _own_keys(pairs), receipt_id, [row.id for row, _c in pairs], _upload_ids(pairs))
         raise UploadFailed(str(MSG_FAILED), "files") from None
 
 
@@ -500,18 +529,20 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
         return replay
     pairs = _intent_rows(receipt, actor, case.id, files)
     db.add_all([row for row, _c in pairs])
+    _claim_uploads(db, pairs, receipt.id)
     db.commit()  # the intent: from here on, the sweep knows about every object we store
 
     _store_or_abandon(db, storage, pairs, receipt.id)
     # Read before confirming: after a failed commit the objects are expired, and loading them again
     # would ask the database that just failed.
-    receipt_id, keys, row_ids = receipt.id, [row.key for row, _c in pairs], [row.id for row, _c in pairs]
+    receipt_id, keys, row_ids = receipt.id, _own_keys(pairs), [row.id for row, _c in pairs]
+    upload_ids = _upload_ids(pairs)
     try:
         _confirm_new(db, actor, receipt, [row for row, _c in pairs])
     except SQLAlchemyError as exc:
         db.rollback()
         log.warning("receipt %s stored but not confirmed: %s", receipt_id, exc)
-        _abandon(db, storage, keys, receipt_id, row_ids)
+        _abandon(db, storage, keys, receipt_id, row_ids, upload_ids)
         raise UploadFailed(str(MSG_FAILED), "files") from None
     # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
     rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
@@ -535,21 +566,28 @@ def _confirm_new(db: Session, actor: User, receipt: Receipt, rows: list[ReceiptF
 
 def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind: str,
               files: list[tuple[str, str, CleanFile]]) -> list[ReceiptFile]:
-    """Attach more files (a handover proof, or a corrected receipt scan) with the same intent flow."""
-    if kind == FileKind.RECEIPT and not can_edit(actor, receipt):
+    """Attach more files (a handover proof, or a corrected receipt scan) with the same intent flow.
+
+    Plain files take `kind` (the form's choice); completed uploads bring their own (their purpose)."""
+    files = [(f, k if _adopted(c) else kind, c) for f, k, c in files]
+    kinds = sorted({k for _f, k, _c in files}) or [kind]
+    if FileKind.RECEIPT in kinds and not can_edit(actor, receipt):
         raise ReceiptError(_("Files of the receipt can only be added while it waits for review or "
                              "correction."), "files")
-    if kind == FileKind.HANDOVER and not can_add_handover(receipt):
+    if FileKind.HANDOVER in kinds and not can_add_handover(receipt):
         raise ReceiptError(_("This receipt was rejected: no files can be added."), "files")
     if not files:
         raise ReceiptError(_("Select a file"), "files")
+    kind = ",".join(kinds)
     _check_file_duplicates(db, actor, files)
-    pairs = _intent_rows(receipt, actor, receipt.case_id, [(f, kind, c) for f, _k, c in files])
+    pairs = _intent_rows(receipt, actor, receipt.case_id, files)
     db.add_all([row for row, _c in pairs])
+    _claim_uploads(db, pairs, receipt.id)
     db.commit()
     _store_or_abandon(db, storage, pairs, None)
     rows = [row for row, _c in pairs]
-    receipt_id, keys, row_ids = receipt.id, [row.key for row in rows], [row.id for row in rows]  # see create_receipt
+    receipt_id, keys, row_ids = receipt.id, _own_keys(pairs), [row.id for row in rows]  # see create_receipt
+    upload_ids = _upload_ids(pairs)
     try:
         for row in rows:
             row.confirmed = True
@@ -563,7 +601,7 @@ def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind
     except SQLAlchemyError as exc:
         db.rollback()
         log.warning("files of receipt %s stored but not confirmed: %s", receipt_id, exc)
-        _abandon(db, storage, keys, None, row_ids)
+        _abandon(db, storage, keys, None, row_ids, upload_ids)
         raise UploadFailed(str(MSG_FAILED), "files") from None
     return scanning.scan_new(db, storage, rows, actor)
 
@@ -826,7 +864,7 @@ def sweep(db: Session, storage: Storage, older_than: timedelta, now: datetime | 
     except StorageError as exc:
         report.errors.append(str(exc))
         return report
-    known = set(db.exec(select(ReceiptFile.key)).all())
+    known = set(db.exec(select(ReceiptFile.key)).all()) | uploads.kept_keys(db)  # ready uploads wait for a form
     for key in listed:
         if key in known:
             continue

@@ -16,6 +16,7 @@ from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm,
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
+from portal.uploads import services as uploads
 
 bp = Blueprint("receipts", __name__)
 
@@ -47,6 +48,24 @@ def _data(form) -> dict:
 def _uploads(field_name: str, kind: str, storages) -> list[tuple[str, str, services.Upload]]:
     return [(field_name, kind, services.Upload(f.filename or "", f.stream)) for f in storages or []
             if f and f.filename]
+
+
+def _claimed_uploads(form, case_id: int) -> tuple[list, bool]:
+    """The form's completed uploads (field `uploads`) as files to attach; problems go on the files field."""
+    resolved = uploads.resolve(db.session(), current_user, case_id, request.form.getlist("uploads"),
+                               ("receipt", "handover"))
+    if resolved.problems:
+        form.files.errors = [*form.files.errors, *resolved.problems]
+    field_of = {"receipt": "files", "handover": "handover"}
+    return [(field_of[row.purpose], row.purpose, uploads.adopted(row)) for row in resolved.rows], \
+        bool(resolved.problems)
+
+
+def _upload_cards(case_id: int) -> list:
+    """The uploads the form sent, listed again after an error so none is lost."""
+    if request.method != "POST":
+        return []
+    return uploads.listed(db.session(), current_user, case_id, request.form.getlist("uploads"))
 
 
 def _form_error(form, exc: services.ReceiptError) -> None:
@@ -84,10 +103,12 @@ def new(case_id: int):
         form.nonce.data = services.new_nonce()
     duplicates = []
     if form.validate_on_submit():
-        uploads = _uploads("files", "receipt", form.files.data) + _uploads("handover", "handover",
-                                                                             form.handover.data)
+        sent = _uploads("files", "receipt", form.files.data) + _uploads("handover", "handover", form.handover.data)
+        claimed, problems = _claimed_uploads(form, case.id)
         try:
-            files = services.clean_uploads(uploads)
+            if problems:
+                raise services.ReceiptError("")
+            files = services.clean_uploads(sent) + claimed
             outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
                                               form.nonce.data, form.confirm_duplicate.data)
         except services.DuplicateInvoice as dup:
@@ -98,7 +119,8 @@ def new(case_id: int):
             _form_error(form, exc)
             form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            if str(exc):
+                _form_error(form, exc)
         else:
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
@@ -108,7 +130,7 @@ def new(case_id: int):
                        outcome.warnings + pending, refused)
     status = 422 if request.method == "POST" else 200
     return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
-                  duplicates=duplicates)
+                  duplicates=duplicates, upload_cards=_upload_cards(case.id))
 
 
 def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None):
@@ -130,7 +152,7 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   four_eyes=services.needs_four_eyes(receipt),
                   duplicates=services.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
-                  problem=problem)
+                  problem=problem, upload_cards=_upload_cards(case.id))
 
 
 @bp.get("/receipts/<int:receipt_id>")
@@ -185,11 +207,15 @@ def add_files(receipt_id: int):
     receipt = services.get_receipt_for(session, current_user, receipt_id)
     form = AddFilesForm()
     if form.validate_on_submit():
+        claimed, problems = _claimed_uploads(form, receipt.case_id)
         try:
-            files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data))
+            if problems:
+                raise services.ReceiptError("")
+            files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data)) + claimed
             rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            if str(exc):
+                _form_error(form, exc)
         else:
             refused, pending = scanning.messages_for(rows)
             added = _("Files added.") if len(refused) < len(rows) else None

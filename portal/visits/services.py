@@ -409,6 +409,32 @@ def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: Bin
     return photo
 
 
+def add_uploaded_photos(db: Session, actor: User, visit: Visit, rows: list, consent: bool) -> list[VisitPhoto]:
+    """Photos from completed resumable uploads (checked and stored already): the photo rows adopt the
+    uploads' keys and the uploads are claimed in the same transaction; then the malware scan runs."""
+    from portal.scanning import services as scanning
+    from portal.storage import get_storage
+    from portal.uploads import services as uploads
+
+    if not consent:
+        raise VisitError(_("A photo can only be added with the returnee's consent."), "consent")
+    photos = [VisitPhoto(visit_id=visit.id, key=row.key, size=row.size or 0, sha256=row.sha256,
+                         content_type=row.content_type, original_filename=row.filename, consent=True,
+                         confirmed=True, uploaded_by_id=actor.id, scan_status=scanning.initial_status())
+              for row in rows]
+    db.add_all(photos)
+    if not uploads.claim(db, [row.id for row in rows], visit_id=visit.id):
+        db.rollback()
+        raise VisitError(_("An uploaded file is no longer available (it was removed, used already or kept for "
+                           "more than 24 hours). Choose it again."), "photo")
+    db.flush()
+    for photo in photos:
+        audit.record(db, actor, "visit.photo_added", visit, after={"photo_id": photo.id, "sha256": photo.sha256,
+                                                                   "key": photo.key, "consent": True})
+    db.commit()
+    return scanning.scan_new(db, get_storage(), photos, actor)
+
+
 def photos_of(db: Session, visit: Visit) -> list[VisitPhoto]:
     return list(db.exec(select(VisitPhoto).where(VisitPhoto.visit_id == visit.id, VisitPhoto.confirmed.is_(True))
                         .order_by(VisitPhoto.id)))
@@ -429,8 +455,10 @@ def sweep_photos(db: Session, older_than: timedelta = timedelta(hours=1)) -> tup
     db.commit()
     # List first, then read the rows: a row is committed before its object is stored, so an upload
     # in progress always has its row by the time its key can be listed.
+    from portal.uploads.services import kept_keys
+
     listed = list(storage.keys(PHOTO_PREFIX + "/"))
-    known = set(db.exec(select(VisitPhoto.key)).all())
+    known = set(db.exec(select(VisitPhoto.key)).all()) | kept_keys(db)  # ready uploads wait for a form
     orphans = [key for key in listed if key not in known]
     for key in orphans:
         storage.delete(key)

@@ -19,6 +19,7 @@ from portal.orgs import services as orgs
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
+from portal.uploads import services as uploads
 from portal.visits import services
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
 
@@ -128,6 +129,8 @@ def _followup_context(visit, comment_form=None, ack_form=None):
 def _visit_page(visit, status=200, photo_form=None, **ctx):
     session = db.session()
     case = get_case_for(session, current_user, visit.case_id)
+    if request.method == "POST":  # a form error keeps the photos already uploaded
+        ctx.setdefault("upload_cards", uploads.listed(session, current_user, case.id, request.form.getlist("uploads")))
     names = services.user_names(session, [visit.created_by_id, visit.acknowledged_by_id])
     return render("visits/show.html", "visits/_followup.html", status, case=case, names=names,
                   organisation=orgs.get_org(session, case.organisation_id),
@@ -192,7 +195,18 @@ def add_photo(visit_id: int):
     form = PhotoForm()
     upload = request.files.get("photo")
     if form.validate_on_submit():
-        if upload is None or not upload.filename:
+        resolved = uploads.resolve(session, current_user, visit.case_id, request.form.getlist("uploads"), ("photo",))
+        if resolved.problems:
+            form.photo.errors.extend(resolved.problems)
+        elif resolved.rows and not (upload and upload.filename):
+            try:
+                items = services.add_uploaded_photos(session, current_user, visit, resolved.rows,
+                                                     bool(form.consent.data))
+            except services.VisitError as exc:
+                getattr(form, exc.field or "photo").errors.append(str(exc))
+            else:
+                return _photos_done(visit, form, items)
+        elif upload is None or not upload.filename:
             form.photo.errors.append(_("Choose a photo."))
         else:
             try:
@@ -201,15 +215,19 @@ def add_photo(visit_id: int):
             except services.VisitError as exc:
                 getattr(form, exc.field or "photo").errors.append(str(exc))
             else:
-                refused, pending = scanning.messages_for([item])
-                if refused:  # quarantined: the form says why, like any other refused file
-                    form.photo.errors.extend(refused)
-                    return _visit_page(visit, 422, photo_form=form)
-                flash(_("Photo added."), "success")
-                for text in pending:
-                    flash(text, "warning")
-                return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
+                return _photos_done(visit, form, [item])
     return _visit_page(visit, 422, photo_form=form)
+
+
+def _photos_done(visit, form, items):
+    refused, pending = scanning.messages_for(items)
+    if refused and len(refused) == len(items):  # quarantined: the form says why, like any other refused file
+        form.photo.errors.extend(refused)
+        return _visit_page(visit, 422, photo_form=form)
+    flash(_("Photo added."), "success")
+    for text in refused + pending:
+        flash(text, "warning")
+    return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
 
 
 @bp.get("/visits/<int:visit_id>/photos/<int:photo_id>")
