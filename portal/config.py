@@ -46,6 +46,9 @@ def _proxy_and_limit_settings(env: dict[str, str]) -> dict:
         "TRUSTED_PROXIES": int(raw),
         "ACCOUNT_RATE_LIMIT": env.get("ACCOUNT_RATE_LIMIT", "5 per minute"),
         "WORKSHOP_RATE_LIMIT": env.get("WORKSHOP_RATE_LIMIT", "20 per hour"),
+        # Names in a Redis shared with other installations (staging beside production, the tests).
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
+        "TASK_QUEUE_NAME": env.get("TASK_QUEUE_NAME", "integplan"),
     }
     limits = {"LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"), **settings}
     for key in ("LOGIN_RATE_LIMIT", "ACCOUNT_RATE_LIMIT", "WORKSHOP_RATE_LIMIT"):
