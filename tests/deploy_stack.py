@@ -129,14 +129,14 @@ def web(tmp: Path, port: int, env: dict[str, str], name: str = "web") -> Process
     run_dir.mkdir(parents=True, exist_ok=True)
     process = start(name, unit_command("integplan-web", run_dir), {**env, "BIND": f"127.0.0.1:{port}"},
                     tmp / f"{name}.log")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.proc.poll() is not None:
             raise RuntimeError(f"{name} exited {process.proc.returncode}:\n{process.text()[-3000:]}")
         try:
-            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.2)
     process.stop()
