@@ -1,4 +1,4 @@
-# The README's commands. `make run` serves the portal with demo data; `make test` runs the whole suite
+# The README's commands. `make run` serves the portal with demo data (web server and task queue worker); `make test` runs the whole suite
 # on real services (PostgreSQL, Ceph S3, Chromium, an SMTP sink).
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -44,7 +44,7 @@ translations: venv
 run: venv assets translations-compile
 	$(FLASK) db upgrade
 	$(FLASK) demo load
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	FLASK="$(VENV)/bin/flask" scripts/run.sh
 
 test: venv assets translations-compile
 	scripts/test.sh

@@ -175,5 +175,7 @@ def worker_command(workers, no_periodic, drain, list_):
         click.echo(f"ran {tasks.run_pending(app)} jobs")
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    consumer = tasks.huey_of(app).create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread")
+    # A SQLite queue is polled (at most a second's wait for a new job); Redis hands jobs over at once.
+    consumer = tasks.huey_of(app).create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread",
+                                                  max_delay=1.0)
     consumer.run()

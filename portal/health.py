@@ -6,6 +6,7 @@ No login, no rate limit, no personal data: the answer names only the parts that 
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Blueprint, current_app
 from sqlalchemy import text
@@ -38,8 +39,10 @@ def _storage() -> bool:
     storage = get_storage()
     try:
         root = getattr(storage, "root", None)
-        if root is not None and not root.is_dir():  # local storage: its directory must be there
-            return False
+        if root is not None:  # local storage: its directory (or where it will be made) must be writable
+            while not root.exists() and root != root.parent:
+                root = root.parent
+            return root.is_dir() and os.access(root, os.W_OK)
         storage.exists(PROBE_KEY)
     except Exception as exc:  # noqa: BLE001
         log.warning("health: storage unreachable: %s", exc)

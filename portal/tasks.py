@@ -93,7 +93,7 @@ PRIORITY = {"send_mail": 10, "scan_file": 5}
 
 def init_tasks(app: Flask) -> Huey:
     """Build the app's queue and register every job and the periodic schedule on it."""
-    huey = make_huey(app.config["TASK_QUEUE_URL"], app.config.get("TASK_QUEUE_NAME", "integplan"))
+    huey = make_huey(app.config["TASK_QUEUE_URL"], app.config.get("TASK_QUEUE_NAME") or "integplan")
     for name, spec in _jobs().items():
         huey.task(name=name, priority=PRIORITY.get(name), retries=2, retry_delay=30)(_in_app(app, name, spec))
     for item in PERIODIC:

@@ -69,13 +69,15 @@ def test_password_rules():
     assert password_problem("demo-password-2025") is None
 
 
-def test_invitation_flow(client, db, mails):
+def test_invitation_flow(client, db, mails, run_jobs):
     org = make_org(db)
     staff = make_user(db, role="staff")
     client.login(staff)
     resp = client.submit("/users/invite", {"email": "New.Partner@Example.org", "name": "Nadia",
                                            "role": "partner", "organisation_id": org.id, "locale": "fr"})
     assert resp.status_code == 303
+    assert mails.messages == []  # not sent in the request: the worker sends it
+    run_jobs()
     (msg,) = mails.to("new.partner@example.org")
     assert "IntegPlan" in msg["Subject"]
     body = msg.get_content()
@@ -103,13 +105,14 @@ def test_staff_cannot_invite_admin(client, db):
     assert db.exec(select(User).where(User.email == "x@example.org")).first() is None
 
 
-def test_expired_invitation(client, db, mails, app):
+def test_expired_invitation(client, db, mails, app, run_jobs):
     from datetime import timedelta
 
     from portal.audit import utcnow
 
     client.login(make_user(db, role="admin"))
     client.submit("/users/invite", {"email": "late@example.org", "name": "Late", "role": "staff", "locale": "en"})
+    run_jobs()
     link = LINK_RE.search(mails.to("late@example.org")[0].get_content()).group(1)
     token = db.exec(select(AccountToken)).one()
     token.expires_at = utcnow() - timedelta(minutes=1)
@@ -121,12 +124,13 @@ def test_expired_invitation(client, db, mails, app):
     assert "expired" in resp.get_data(as_text=True)
 
 
-def test_password_reset(client, db, mails):
+def test_password_reset(client, db, mails, run_jobs):
     user = make_user(db)
     resp = client.submit("/reset", {"email": user.email})
     assert resp.status_code == 303
     unknown = client.submit("/reset", {"email": "nobody@example.org"})
     assert unknown.status_code == 303  # the same answer for unknown addresses
+    run_jobs()
     assert len(mails.messages) == 1
     link = LINK_RE.search(mails.messages[0].get_content()).group(1)
     assert link.startswith("/reset/")
@@ -162,7 +166,7 @@ def test_disabling_a_user_ends_their_session(app, db):
     assert p.get("/cases/").status_code == 302
 
 
-def test_mail_outage_keeps_the_invitation(client, db, mails, app):
+def test_mail_outage_keeps_the_invitation(client, db, mails, app, run_jobs):
     from portal import mail as mailer
 
     app.config["MAIL_PORT"] = 1  # nothing listens there
@@ -170,6 +174,7 @@ def test_mail_outage_keeps_the_invitation(client, db, mails, app):
     resp = client.submit("/users/invite", {"email": "wait@example.org", "name": "W", "role": "staff",
                                            "locale": "en"})
     assert resp.status_code == 303
+    run_jobs()  # the send_mail job finds the server down: the message stays
     assert mails.messages == []
     pending = db.exec(select(mailer.OutboxMail)).all()
     assert len(pending) == 1 and pending[0].sent_at is None and pending[0].last_error

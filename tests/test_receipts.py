@@ -494,13 +494,14 @@ def test_rejection_needs_a_reason_which_the_partner_sees(client, db, w):
     assert "Rejected" in page and "Not an in-kind purchase." in page
 
 
-def test_correction_request_mails_the_partner_who_corrects_and_every_version_is_kept(client, db, w, mails):
+def test_correction_request_mails_the_partner_who_corrects_and_every_version_is_kept(client, db, w, mails, run_jobs):
     switch(client, w["partner"])
     receipt_id = new_receipt(client, w, supplier="Gori Bakery Supply")
     switch(client, w["staff"])
     assert review(client, receipt_id, "correction", db=db).status_code == 422
     assert review(client, receipt_id, "correction", "The amount differs from the scan.", db=db).status_code == 303
     assert load(db, receipt_id).status == "correction_requested"
+    run_jobs()
     [message] = mails.to(w["partner"].email)
     assert "needs a correction" in message["Subject"]
     assert "The amount differs from the scan." in message.get_content()

@@ -194,11 +194,12 @@ def test_reject_needs_a_reason_and_keeps_what_was_typed(htmx_client, db, desk):
         "Not an eligible purchase"
 
 
-def test_request_correction_inline_tells_the_partner(htmx_client, db, desk, mails):
+def test_request_correction_inline_tells_the_partner(htmx_client, db, desk, mails, run_jobs):
     htmx_client.login(desk["staff"])
     resp = decide(htmx_client, desk["new"], "correction", comment="The invoice date is unreadable")
     assert resp.status_code == 200
     assert load(db, desk["new"].id).status == "correction_requested"
+    run_jobs()
     assert any("The invoice date is unreadable" in m.get_body().get_content() for m in mails.to(desk["partner"].email))
 
 

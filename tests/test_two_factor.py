@@ -90,12 +90,13 @@ def test_recovery_code_works_once(client, db, app_overrides):
 
 
 @pytest.mark.parametrize("app_overrides", [REQUIRED])
-def test_password_reset_does_not_skip_the_second_factor(client, db, mails, app_overrides):
+def test_password_reset_does_not_skip_the_second_factor(client, db, mails, app_overrides, run_jobs):
     staff = make_user(db, role="staff")
     client.login(staff)
     secret, _codes = enrol(client)
     client.submit("/logout")
     client.submit("/reset", {"email": staff.email})
+    run_jobs()
     link = re.search(r"http://localhost(/\S+)", mails.messages[-1].get_content()).group(1)
     assert client.submit(link, {"password": "quiet harbour lamp", "confirm": "quiet harbour lamp"}).status_code == 303
     password_step(client, staff, "quiet harbour lamp")

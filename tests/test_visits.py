@@ -246,7 +246,7 @@ def test_other_organisations_visits_are_404(client, db):
 
 # Follow-up --------------------------------------------------------------------------------------
 
-def test_flagged_visit_reaches_the_staff_queue_and_the_case_creator_by_mail(client, db, mails):
+def test_flagged_visit_reaches_the_staff_queue_and_the_case_creator_by_mail(client, db, mails, run_jobs):
     _org, staff, case, partner = partner_with_case(db)
     other_staff = make_user(db, role="staff")
     client.login(partner)
@@ -257,6 +257,7 @@ def test_flagged_visit_reaches_the_staff_queue_and_the_case_creator_by_mail(clie
     visit = db.exec(select(Visit)).one()
     assert visit.flags == ["flag_health", "flag_family"]
     # The staff member who opened the case hears of it, in German; nobody else.
+    run_jobs()
     [message] = mails.to(staff.email)
     assert case.reference in message["Subject"]
     body = message.get_content()
@@ -280,7 +281,7 @@ def test_flagged_visit_reaches_the_staff_queue_and_the_case_creator_by_mail(clie
     assert db.exec(select(AuditEntry).where(AuditEntry.action == "visit.acknowledged")).one()
 
 
-def test_flag_mail_goes_to_all_staff_when_the_case_has_no_staff_contact(client, db, mails):
+def test_flag_mail_goes_to_all_staff_when_the_case_has_no_staff_contact(client, db, mails, run_jobs):
     org = make_org(db)
     case = make_case(db, org)
     staff = [make_user(db, role="staff"), make_user(db, role="staff")]
@@ -288,6 +289,7 @@ def test_flag_mail_goes_to_all_staff_when_the_case_has_no_staff_contact(client, 
     client.login(partner)
     key, _page = open_form(client, case)
     client.submit(f"/cases/{case.id}/visits/new", visit_form(key, flag_safety="y", flag_details="Threats"))
+    run_jobs()
     assert all(len(mails.to(s.email)) == 1 for s in staff)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -160,6 +160,18 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
 def show(receipt_id: int):
     """Show one receipt: its data, files, status and history."""
     return _show(services.get_receipt_for(db.session(), current_user, receipt_id))
+
+
+@bp.get("/receipts/<int:receipt_id>/files-list")
+@login_required
+def files_part(receipt_id: int):
+    """The receipt's file list alone: the page asks for it every few seconds while a file is being checked."""
+    session = db.session()
+    receipt = services.get_receipt_for(session, current_user, receipt_id)
+    response = make_response(render_template("receipts/_files.html", receipt=receipt,
+                                              files=services.files_of(session, receipt)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/receipts/<int:receipt_id>/edit", methods=["GET", "POST"])
