@@ -565,3 +565,86 @@ def test_tuspy_uploads_and_resumes_from_the_last_byte(backend, served, db, w, ki
     file_row = db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id)).one()
     download = session.get(f"{served.url}/receipts/{receipt_id}/files/{file_row.id}", allow_redirects=True)
     assert download.status_code == 200 and download.content == kept
+
+
+# The malware scan applies to uploaded files as to plain ones ---------------------------------------
+
+def _clamd_overrides():
+    from tests.test_scanning import CLAMD_HOST, CLAMD_PORT
+
+    return {"CLAMD_HOST": CLAMD_HOST or "127.0.0.1", "CLAMD_PORT": CLAMD_PORT, "CLAMD_TIMEOUT": 5.0}
+
+
+@pytest.mark.parametrize("app_overrides", [_clamd_overrides()])
+def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client, db, w, app_overrides):
+    from tests.test_scanning import CLAMD_HOST, EICAR, clean_pdf, eicar_pdf
+
+    if not CLAMD_HOST:
+        pytest.skip("no clamd configured (TEST_CLAMD_HOST)")
+    client.login(w["partner"])
+    good = upload_file(client, w["case"].id, clean_pdf())
+    bad = upload_file(client, w["case"].id, eicar_pdf(), "handover.pdf", "handover")
+    resp = receipt_form(client, w, [good, bad])
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
+    receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    db.expire_all()
+    rows = {r.original_filename: r for r in db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id))}
+    assert rows["invoice.pdf"].scan_status == "clean"
+    assert rows["handover.pdf"].scan_status == "infected"
+    assert rows["handover.pdf"].key.startswith("quarantine/")
+    assert client.get(f"/receipts/{receipt_id}/files/{rows['handover.pdf'].id}").status_code != 200
+    assert not any(EICAR in open_key(app, k) for k in keys(app, "receipts/"))
+
+
+def open_key(app, key) -> bytes:
+    with app.app_context(), get_storage().open(key) as fh:
+        return fh.read()
+
+
+def test_another_tus_version_is_told_which_one_is_spoken(client, w):
+    client.login(w["partner"])
+    resp = client.post("/uploads/", headers=tus_headers(client, **{
+        "Tus-Resumable": "0.2.2", "Upload-Length": "10",
+        "Upload-Metadata": metadata(purpose="receipt", case=w["case"].id)}))
+    assert (resp.status_code, resp.headers["Tus-Version"]) == (412, "1.0.0")
+
+
+def test_a_receipt_of_another_org_cannot_take_an_upload(client, db, w):
+    from tests.test_receipts import make_receipt
+
+    theirs = make_receipt(db, w["other_case"])
+    client.login(w["partner"])
+    assert create(client, w["case"].id, 100, receipt=theirs.id).status_code == 404
+    assert create(client, w["other_case"].id, 100, receipt=theirs.id).status_code == 404
+
+
+def test_one_user_cannot_pile_up_unclaimed_uploads(client, w, monkeypatch):
+    monkeypatch.setattr(services, "MAX_OPEN", 2)
+    client.login(w["partner"])
+    assert [create(client, w["case"].id, 100).status_code for _ in range(3)] == [201, 201, 429]
+
+
+def test_an_add_files_form_error_keeps_the_uploads_listed(client, db, w):
+    client.login(w["partner"])
+    receipt_id = int(receipt_form(client, w, [upload_file(client, w["case"].id, unique_pdf())])
+                     .location.rsplit("/", 1)[-1])
+    proof = upload_file(client, w["case"].id, noisy_jpeg(), "proof.jpg", "handover", receipt=receipt_id)
+    gone = upload_file(client, w["case"].id, noisy_jpeg(), "gone.jpg", "handover", receipt=receipt_id)
+    client.delete(f"/uploads/{gone}", headers=tus_headers(client))
+    resp = client.submit(f"/receipts/{receipt_id}/files", {"kind": "receipt", "uploads": [proof, gone]},
+                         content_type="multipart/form-data")
+    assert resp.status_code == 422
+    html = resp.get_data(as_text=True)
+    assert "no longer available" in html
+    assert f'<input type="hidden" name="uploads" value="{proof}">' in html and gone not in html
+    assert row_of(db, proof).claimed_at is None
+
+
+def test_upload_problems_are_listed_with_the_other_form_errors(client, w):
+    client.login(w["partner"])
+    refused = upload_file(client, w["case"].id, b"text\n" * 50, "photo.jpg")
+    resp = receipt_form(client, w, [refused], supplier="")
+    html = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "Enter the name of the supplier" in html and "photo.jpg: The selected file must be a PDF" in html
+    assert f'data-upload-id="{refused}"' in html  # listed with its refusal, to be removed

@@ -102,12 +102,11 @@ def new(case_id: int):
     if request.method == "GET":
         form.nonce.data = services.new_nonce()
     duplicates = []
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()  # first: validation resets the fields' errors
+    claimed, problems = _claimed_uploads(form, case.id) if request.method == "POST" else ([], False)
+    if valid and not problems:
         sent = _uploads("files", "receipt", form.files.data) + _uploads("handover", "handover", form.handover.data)
-        claimed, problems = _claimed_uploads(form, case.id)
         try:
-            if problems:
-                raise services.ReceiptError("")
             files = services.clean_uploads(sent) + claimed
             outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
                                               form.nonce.data, form.confirm_duplicate.data)
@@ -119,8 +118,7 @@ def new(case_id: int):
             _form_error(form, exc)
             form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
         except services.ReceiptError as exc:
-            if str(exc):
-                _form_error(form, exc)
+            _form_error(form, exc)
         else:
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
@@ -218,16 +216,14 @@ def add_files(receipt_id: int):
     session = db.session()
     receipt = services.get_receipt_for(session, current_user, receipt_id)
     form = AddFilesForm()
-    if form.validate_on_submit():
-        claimed, problems = _claimed_uploads(form, receipt.case_id)
+    valid = form.validate_on_submit()  # first: validation resets the fields' errors
+    claimed, problems = _claimed_uploads(form, receipt.case_id)
+    if valid and not problems:
         try:
-            if problems:
-                raise services.ReceiptError("")
             files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data)) + claimed
             rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
         except services.ReceiptError as exc:
-            if str(exc):
-                _form_error(form, exc)
+            _form_error(form, exc)
         else:
             refused, pending = scanning.messages_for(rows)
             added = _("Files added.") if len(refused) < len(rows) else None

@@ -21,7 +21,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 from werkzeug.exceptions import ClientDisconnected
 
 from portal.audit import utcnow
@@ -34,6 +34,7 @@ from portal.uploads.models import Purpose, Upload, UploadStatus
 log = logging.getLogger(__name__)
 
 MAX_AGE = timedelta(hours=24)  # an upload nobody claimed is removed after this
+MAX_OPEN = 100  # uploads of one user neither claimed nor expired
 READ_SIZE = 64 * 1024
 SPOOL_SIZE = 8 * 1024 * 1024  # pieces and assembled files larger than this go to a temporary file
 # The refusal kept on the row is the English message (the catalog's msgid): shown translated later.
@@ -83,6 +84,10 @@ def create(db: Session, storage: Storage, user: User, case: Case, length: int, m
     if length > max_bytes():
         raise UploadProblem("Upload-Length exceeds Tus-Max-Size", 413)
     now = utcnow()
+    open_uploads = db.exec(select(func.count(Upload.id)).where(
+        Upload.user_id == user.id, Upload.claimed_at.is_(None), Upload.expires_at > now)).one()
+    if open_uploads >= MAX_OPEN:  # storage is not a dumping ground: forms claim uploads, or they expire
+        raise UploadProblem("too many unfinished or unclaimed uploads; remove some first", 429)
     row = Upload(token=secrets.token_urlsafe(24), user_id=user.id, case_id=case.id, receipt_id=receipt_id,
                  visit_id=visit_id, purpose=purpose,
                  filename=safe_download_name(metadata.get("filename") or "upload")[:150],

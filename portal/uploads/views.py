@@ -19,6 +19,17 @@ def _answer(status: int, message: str = "", **tus_headers) -> Response:
     return tus.headers(response, **tus_headers)
 
 
+@bp.before_request
+def _check_version():
+    """A client speaking another tus version is told which one this server speaks (412)."""
+    sent = request.headers.get("Tus-Resumable")
+    if request.method != "OPTIONS" and sent is not None and sent != tus.VERSION:
+        response = _answer(412, "unsupported tus version")
+        response.headers["Tus-Version"] = tus.VERSION
+        return response
+    return None
+
+
 def _optional_id(metadata: dict[str, str], name: str) -> int | None:
     value = metadata.get(name, "")
     if not value:
