@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 import time
 import uuid
 
@@ -34,6 +36,21 @@ def test_production_refuses_memory_limits_with_several_gunicorn_workers(tmp_path
     assert process.proc.returncode != 0
     assert "Not starting: RATELIMIT_STORAGE_URI=memory:// counts attempts in each process: with 2 workers" \
         in process.text()
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_the_systemd_units_are_valid(tmp_path):
+    """systemd's own check (unknown keys, bad values, missing programs), with the install's paths mapped to
+    this machine's."""
+    for name in ("integplan-web", "integplan-worker", "integplan-scheduler"):
+        text = (stack.DEPLOY / "systemd" / f"{name}.service").read_text()
+        text = text.replace(f"{stack.INSTALL_DIR}/.venv/bin", str(stack.VENV_BIN))
+        text = text.replace("/etc/integplan-portal/portal.env", str(stack.DEPLOY / "portal.env.example"))
+        text = text.replace("User=integplan", "User=root").replace("Group=integplan", "Group=root")
+        (tmp_path / f"{name}.service").write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", *sorted(map(str, tmp_path.glob("*.service")))],  # noqa: S607
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and not result.stderr.strip() and not result.stdout.strip(), result.stderr
 
 
 def _send(url: str, session, path: str, data: dict, **kw) -> int:
