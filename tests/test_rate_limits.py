@@ -188,3 +188,23 @@ def test_production_refuses_per_process_limits_with_several_workers():
     assert limiter_storage_error(prod, workers=1) is None
     assert limiter_storage_error({**prod, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379"}, workers=4) is None
     assert limiter_storage_error({**prod, "PORTAL_ENV": "development"}, workers=4) is None
+
+
+@pytest.mark.parametrize("app_overrides", [{"TRUSTED_PROXIES": 1}])
+@pytest.mark.parametrize("port", ["443", "8443"])
+def test_behind_a_tls_proxy_forms_pass_the_https_referrer_check(client, db, app_overrides, port):
+    """nginx sends X-Forwarded-Proto/-Host/-Port: the portal sees https on the public host, so Flask-WTF's
+    same-origin check of the Referer (made on https only) passes for the portal's own pages."""
+    user = make_user(db)
+    origin = "https://portal.example.org" + ("" if port == "443" else f":{port}")
+    forwarded = {"X-Forwarded-For": "203.0.113.5", "X-Forwarded-Proto": "https",
+                 "X-Forwarded-Host": "portal.example.org", "X-Forwarded-Port": port}
+    resp = client.submit("/login", {"email": user.email, "password": PASSWORD}, environ_base=PROXY,
+                         headers={**forwarded, "Referer": f"{origin}/login"})
+    assert resp.status_code == 303
+    assert client.get("/cases/", environ_base=PROXY, headers=forwarded).status_code == 200
+    # A form posted from another site is refused, as before.
+    client.submit("/logout", environ_base=PROXY, headers={**forwarded, "Referer": f"{origin}/cases/"})
+    resp = client.submit("/login", {"email": user.email, "password": PASSWORD}, environ_base=PROXY,
+                         headers={**forwarded, "Referer": "https://evil.example/login"})
+    assert resp.status_code == 400
