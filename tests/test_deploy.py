@@ -122,6 +122,7 @@ def test_two_instances_and_two_workers_share_limits_and_send_each_mail_once(tmp_
         for process in processes:
             process.stop()
         data_app.extensions["db_engine"].dispose()
+        data_app.extensions["huey"].storage.close()
         r = redis.Redis.from_url(REDIS_URL)
         for key in r.scan_iter(match=f"*{name}*"):
             r.delete(key)

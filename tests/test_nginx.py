@@ -67,16 +67,19 @@ def site(tmp_path_factory, pg_template, smtp_sink):
         TASK_QUEUE_URL=f"sqlite:///{tmp / 'tasks.db'}", RECEIPT_MAX_MB=str(MAX_MB),
         LOGIN_RATE_LIMIT="3 per minute", ACCOUNT_RATE_LIMIT="100 per minute", WEB_CONCURRENCY="2")
     port = free_port()
-    gunicorn = stack.web(tmp, port, env)
     nginx = stack.Nginx(tmp / "nginx", free_port(), f"127.0.0.1:{port}")
     data_app = create_app(app_config(db_url, tmp, smtp_sink.port))
+    gunicorn = None
     try:
+        gunicorn = stack.web(tmp, port, env)
         nginx.start()
         yield Stack(nginx.url, data_app.extensions["db_engine"], prefix, nginx, gunicorn)
     finally:
         nginx.stop()
-        gunicorn.stop()
+        if gunicorn:
+            gunicorn.stop()
         data_app.extensions["db_engine"].dispose()
+        data_app.extensions["huey"].storage.close()
         for key in list(storage.keys()):
             storage.delete(key)
         storage.client.delete_bucket(Bucket=bucket)
