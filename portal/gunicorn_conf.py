@@ -7,6 +7,7 @@ gunicorn whole anyway. Settings can be overridden with GUNICORN_CMD_ARGS or the 
 """
 
 import os
+import sys
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -15,3 +16,12 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = 30
 keepalive = 5
+
+
+def on_starting(server):
+    """Refuse to start several workers that would each count rate limits on their own (memory://)."""
+    from portal.config import limiter_storage_error, load_config
+
+    problem = limiter_storage_error(load_config(), server.cfg.workers)
+    if problem:
+        sys.exit(f"Not starting: {problem}")
