@@ -25,7 +25,19 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 
-assets: static/vendor/htmx.min.js
+# The device copy of typed forms (static/js/drafts.js): idb-keyval's UMD build, global `idbKeyval`.
+static/vendor/idb-keyval.js: node_modules/.package-lock.json
+	mkdir -p static/vendor
+	cp node_modules/idb-keyval/dist/umd.js static/vendor/idb-keyval.js
+
+# Resumable uploads (Uppy core + tus + Golden Retriever and our shrinking rules) as one minified IIFE;
+# loaded only on pages with an upload field (templates/uploads/_script.html).
+static/vendor/uploads.js: node_modules/.package-lock.json static/js/src/uploads.js
+	mkdir -p static/vendor
+	node_modules/.bin/esbuild static/js/src/uploads.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=external --log-level=warning --outfile=$@
+
+assets: static/vendor/htmx.min.js static/vendor/idb-keyval.js static/vendor/uploads.js
 
 translations-compile: venv
 	$(PYBABEL) compile -d translations >/dev/null
@@ -49,7 +61,7 @@ run: venv assets translations-compile
 test: venv assets translations-compile
 	scripts/test.sh
 
-# Not part of `make test`: about 10 minutes; writes bench-results/bench.md and bench-results/throughput.svg.
+# Not part of `make test`: about 10 minutes, plus about 18 for the uploads over 2G (BENCH_UPLOADS_PDF_MB=1: 4); writes bench-results/bench.md and bench-results/throughput.svg.
 bench: venv assets translations-compile
 	scripts/bench.sh
 

@@ -7,6 +7,7 @@ from flask_compress import Compress
 from flask_login import current_user
 
 from portal.config import ROOT, load_config
+from portal.security import BoundedIntConverter
 from portal.static_files import init_static_caching
 
 
@@ -14,6 +15,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(load_config())
     app.config.update(overrides or {})
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.debug = False  # never the interactive debugger, not even in development
 
     _init_extensions(app)
@@ -77,7 +79,7 @@ def _register_hooks(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
-    from portal import cli, errors, i18n, receipts, scanning
+    from portal import cli, errors, forms, i18n, receipts, scanning
     from portal.extensions import login_manager
     from portal.security import init_security
     from portal.uploads import cli as uploads_cli
@@ -96,10 +98,12 @@ def _register_hooks(app: Flask) -> None:
     app.jinja_env.globals.update(
         dir=i18n.text_direction,
         money=i18n.money,
+        bdi=i18n.bdi,
         country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,
         format_date=format_date,
         get_locale=get_locale,
         format_datetime=format_datetime,
+        drafts_done=forms.drafts_done,
     )

@@ -112,10 +112,16 @@ def demo_group():
 
 @demo_group.command("load")
 def demo_load():
-    """Load the demo organisations, users and cases (once; does nothing if they exist)."""
-    from portal.demo import load_demo
+    """Load the demo organisations, users and cases (once; does nothing if they exist).
+
+    Refused in production and on a database with accounts of its own: the demo passwords are published."""
+    from portal.demo import DemoRefused, check_demo_allowed, load_demo
 
     with _session() as s:
+        try:
+            check_demo_allowed(s, current_app.config["PORTAL_ENV"])
+        except DemoRefused as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(load_demo(s))
 
 
@@ -132,6 +138,17 @@ def mail_retry():
     click.echo(f"sent {sent}, waiting {waiting}")
     if waiting:
         sys.exit(1)
+
+
+@mail_group.command("digests")
+def mail_digests():
+    """Mail each user the decisions and comments that are new for them (one message an hour at most)."""
+    from portal.notifications.services import send_digests
+
+    with _session() as s:
+        queued = send_digests(s)
+        sent, waiting = mail.deliver_pending(s, limit=10_000)
+    click.echo(f"digests {queued}, sent {sent}, waiting {waiting}")
 
 
 @click.group("audit", cls=AppGroup)

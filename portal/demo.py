@@ -6,7 +6,7 @@ import io
 from datetime import date
 from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from portal.auth.models import User
 from portal.auth.services import create_user
@@ -33,6 +33,25 @@ CASES = [  # (org index, country, measure, status, return date, lines [(category
     (1, "SN", "vocational", "planned", date(2025, 2, 14),
      [("training", "Mobile phone repair course", 900), ("equipment", "Repair tool kit", 450)]),
 ]
+
+
+DEMO_EMAILS = ("admin@example.org", "staff@example.org", "staff2@example.org", "partner.a@example.org",
+               "partner.b@example.org")
+
+
+class DemoRefused(RuntimeError):
+    """Loading the demo here would put published passwords into a real portal."""
+
+
+def check_demo_allowed(db: Session, portal_env: str) -> None:
+    """Raise DemoRefused in production and on a database that has accounts other than the demo ones."""
+    if portal_env == "production":
+        raise DemoRefused("refused: PORTAL_ENV=production. The demo creates an admin account whose password "
+                          "is published in the README; load it only into a development database.")
+    others = db.exec(select(func.count()).select_from(User).where(User.email.not_in(DEMO_EMAILS))).one()
+    if others:
+        raise DemoRefused(f"refused: this database already has {others} account(s) that are not demo accounts. "
+                          "The demo adds accounts with a published password; use an empty database.")
 
 
 def load_demo(db: Session) -> str:

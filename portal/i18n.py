@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from functools import lru_cache
 
@@ -9,6 +10,7 @@ from babel import Locale
 from flask import current_app, has_request_context, request, session
 from flask_babel import format_currency, get_locale
 from flask_login import current_user
+from markupsafe import Markup
 
 from portal.config import RTL_LANGUAGES
 
@@ -34,10 +36,27 @@ def text_direction() -> str:
     return "rtl" if str(get_locale()) in RTL_LANGUAGES else "ltr"
 
 
+# CLDR's currency spacing, which Babel does not apply: a currency sign that ends (or starts) with a
+# letter, such as "GEL" or "F CFA", gets a no-break space next to the digits ("GEL 3,190.00", not
+# "GEL3,190.00"); signs such as € and $ stay attached ("€3,190.00").
+_LETTER_THEN_DIGIT = re.compile(r"(?<=[^\W\d_])(?=[-\u2212]?\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def amount(value: Decimal, currency: str) -> str:
+    """An amount in `currency`, in the current locale, with the currency spacing above."""
+    return _LETTER_THEN_DIGIT.sub("\u00a0", format_currency(value, currency))
+
+
 def money(cents: int | None, currency: str = "EUR") -> str:
     if cents is None:
         return "–"
-    return format_currency(Decimal(cents) / 100, currency)
+    return amount(Decimal(cents) / 100, currency)
+
+
+def bdi(text: object) -> Markup:
+    """`text` isolated from the surrounding direction: a reference such as "IP-2026-0003", an amount, a
+    date or a name in Latin letters inside Arabic text keeps its own order and stays in one piece."""
+    return Markup("<bdi>%s</bdi>") % text
 
 
 def parse_cents(value: Decimal) -> int:

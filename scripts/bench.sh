@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: start PostgreSQL, the Ceph S3 server and (from the Python driver) the portal and a bare
 # Flask app under gunicorn; generate the volume; measure; write bench-results/bench.md and throughput.svg.
-# Not part of `make test`. Takes about 10 minutes on a 2-core machine.
+# Not part of `make test`. Takes about 10 minutes on a 2-core machine, plus about 18 for the resumable uploads
+# over 2G (a 6 MB PDF at 50 kbit/s; BENCH_UPLOADS_PDF_MB=1 for about 4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

@@ -203,6 +203,8 @@ def axe_violations(page: Page, impacts: tuple[str, ...] = BLOCKING) -> list[dict
     loads axe from a URL of its own origin, which `script-src 'self'` allows, and Playwright answers
     that request from node_modules.
     """
+    if not AXE_JS.exists():  # else the routed request is never answered and the page waits for ever
+        pytest.fail(f"{AXE_JS} is missing: install the node packages (npm ci)")
     context = page.context
     if context not in _axe_routed:
         context.route(f"**{AXE_PATH}", lambda route: route.fulfill(

@@ -71,8 +71,10 @@ def test_partner_fills_visit_in_french_loses_page_finds_draft_and_staff_sees_fla
             ("Economic dimension", 3, "Some regular income; basic needs are mostly met"),
             ("Social dimension", 4, "Good relations; access to housing, health care and services"),
             ("Psychosocial dimension", 2, "Often distressed or anxious; copes with difficulty")):
-        autosaved(lambda field=field, step=step, descriptor=descriptor: page.get_by_label(
-            t(field), exact=True).select_option(label=f"{step} – {t(descriptor)}"))
+        # A radio button per step, its descriptor as hint (the option's description).
+        option = page.get_by_role("group", name=t(field)).get_by_role("radio", name=str(step), exact=True)
+        expect(option).to_have_accessible_description(t(descriptor))
+        autosaved(lambda option=option: option.check())
     autosaved(lambda: page.get_by_label(t("Health"), exact=True).check())
     # Typed text is saved by the keyup autosave, a few seconds after typing stops.
     concern = page.get_by_label(t("What is the concern?"), exact=True)
@@ -81,7 +83,7 @@ def test_partner_fills_visit_in_french_loses_page_finds_draft_and_staff_sees_fla
 
     # The connection drops: the page says so and keeps what was typed.
     page.context.set_offline(True)
-    notes = page.get_by_label(t("Notes"), exact=True)
+    notes = page.get_by_label(f'{t("Notes")} {t("(optional)")}', exact=True)
     notes.fill("La pompe fonctionne bien.")
     notes.press("Tab")  # change → autosave, which cannot reach the server
     offline_word = t("Not saved: there is no connection. Your entries stay on this page and are saved when "
@@ -99,7 +101,7 @@ def test_partner_fills_visit_in_french_loses_page_finds_draft_and_staff_sees_fla
     settle(page)
     expect(page.get_by_text(_prefix(live_server, "fr", "Your draft from %(when)s is restored. Check it and "
                                     "submit it, or start again.", "when"))).to_be_visible()
-    expect(page.get_by_label(t("Notes"), exact=True)).to_have_value("La pompe fonctionne bien.")
+    expect(notes).to_have_value("La pompe fonctionne bien.")
     expect(page.get_by_label(t("What is the concern?"), exact=True)).to_have_value("Douleurs au dos, pas de médecin")
     expect(page.get_by_label(t("Health"), exact=True)).to_be_checked()
     expect(page.get_by_label(t("Mode"), exact=True)).to_have_value("business")

@@ -87,3 +87,47 @@ def test_catalog_is_up_to_date_with_the_code(tmp_path):
         known = {m.id for m in read_po(fh) if m.id}
     assert now <= known, f"strings missing from the catalogs: {sorted(map(str, now - known))[:10]}"
     assert "Page %(page)s of %(pages)s" in now  # a string of templates/_macros/ui.html: the macros are read
+
+
+@pytest.mark.parametrize("locale", ["en", "de", "fr", "ar", "ru"])
+def test_a_currency_code_never_touches_the_digits(app, locale):
+    """CLDR's currency spacing: "GEL 3,190.00", never "GEL3,190.00"; € and $ stay attached."""
+    import re
+
+    from flask_babel import force_locale
+
+    from portal.i18n import money
+
+    with app.test_request_context(), force_locale(locale):
+        texts = {c: money(319_000, c) for c in ("GEL", "XOF", "USD", "EUR")} | {"neg": money(-319_000, "GEL")}
+    for text in texts.values():
+        assert not re.search(r"[A-Za-z]\d|\d[A-Za-z]", text), text
+        assert "GEL" not in text or "\xa0GEL" in text or "GEL\xa0" in text
+    if locale == "en":
+        assert texts["GEL"] == "GEL\xa03,190.00" and texts["EUR"] == "€3,190.00" and texts["neg"] == "-GEL\xa03,190.00"
+
+
+def test_receipt_amount_in_a_letter_currency_has_its_space(app):
+    """Receipt amounts (in their own currency's minor units) are formatted the same way."""
+    from flask_babel import force_locale
+
+    from portal.receipts import _minor_money
+
+    with app.test_request_context(), force_locale("en"):
+        assert _minor_money(319_000, "GEL") == "GEL\xa03,190.00"
+        assert _minor_money(983_936, "XOF") == "F\u202fCFA\xa0983,936"
+
+
+def test_russian_date_at_the_end_of_a_sentence_has_one_full_stop(client, db):
+    from datetime import date
+
+    from tests.test_workshop import make_workshop
+
+    workshop = make_workshop(db, registration_deadline=date(2027, 1, 11), starts_on=date(2027, 2, 1),
+                             ends_on=date(2027, 2, 3))
+    page = client.get(f"/workshops/join/{workshop.public_key}",
+                      headers={"Accept-Language": "ru"}).get_data(as_text=True)
+    import re
+
+    assert re.search(r"<p>Регистрация закрывается 11\s+янв\.\s+2027\s+г\.</p>", page)
+    assert "г.." not in page

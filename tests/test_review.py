@@ -195,11 +195,13 @@ def test_reject_needs_a_reason_and_keeps_what_was_typed(htmx_client, db, desk):
         "Not an eligible purchase"
 
 
-def test_request_correction_inline_tells_the_partner(htmx_client, db, desk, mails):
+def test_request_correction_inline_tells_the_partner(app, htmx_client, db, desk, mails):
     htmx_client.login(desk["staff"])
     resp = decide(htmx_client, desk["new"], "correction", comment="The invoice date is unreadable")
     assert resp.status_code == 200
     assert load(db, desk["new"].id).status == "correction_requested"
+    # The partner hears in the next digest (`mail digests`, hourly), with every other decision of the hour.
+    assert app.test_cli_runner().invoke(args=["mail", "digests"]).exit_code == 0
     assert any("The invoice date is unreadable" in m.get_body().get_content() for m in mails.to(desk["partner"].email))
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
+from portal.visits import services
 from portal.visits.models import Visit, VisitComment, VisitDraft, VisitPhoto
 from tests.factories import make_case, make_org, make_user
 
@@ -76,9 +77,14 @@ def test_partner_records_visit_and_second_submit_returns_the_same_visit(client, 
     _org, _staff, case, partner = partner_with_case(db)
     client.login(partner)
     key, page = open_form(client, case)
-    # Every step of every dimension has its descriptor, so partners score alike.
-    assert "3 – Some regular income; basic needs are mostly met" in page
-    assert "5 – Feels well, safe and confident about the future" in page
+    # Every step of every dimension is a radio button with its descriptor as hint, so partners score alike.
+    assert re.search(r'<input type="radio" id="score_economic-3" name="score_economic" value="3" '
+                     r'aria-describedby="score_economic-3-hint">\s*<label for="score_economic-3"><span>3</span> '
+                     r'<span class="hint" id="score_economic-3-hint" aria-hidden="true">Some regular income; '
+                     r'basic needs are mostly met</span>', page)
+    assert 'id="score_psychosocial-5-hint" aria-hidden="true">Feels well, safe and confident about the future' in page
+    assert page.count('type="radio"') == 3 * 6  # five steps and "No score" per dimension
+    assert re.search(rf'<input [^>]*name="visit_date"[^>]*value="{date.today().isoformat()}"', page)  # today
     resp = client.submit(f"/cases/{case.id}/visits/new", visit_form(key))
     assert resp.status_code == 303
     visit = db.exec(select(Visit)).one()
@@ -182,7 +188,7 @@ def test_autosave_restore_cycle(htmx_client, db):
     assert key_again == key
     assert "is restored" in page
     assert "Half-typed observation" in page and 'value="Gardabani"' in page
-    assert re.search(r'<option selected value="2">2 –', page)
+    assert '<input type="radio" id="score_economic-2" name="score_economic" value="2" checked' in page
     assert re.search(r'<input checked id="flag_health"', page)
     # The case page offers to continue it.
     assert "Continue your draft visit" in htmx_client.get(f"/cases/{case.id}", headers={"HX-Boosted": "true"}).get_data(
@@ -390,10 +396,14 @@ def test_case_page_shows_trend_svg_with_table_and_timeline(client, db):
     assert 'role="img"' in svg and "<title" in svg
     assert svg.count("<polyline") == 3
     assert "style=" not in page and "<script>" not in page  # the CSP allows neither
-    table = page[page.index('class="trend-table"'):]
+    # The drawing is about phone-sized, so its labels keep their size on a phone; the legend is HTML.
+    assert 'viewBox="0 0 360 220"' in svg and 'font-size="13"' in svg and 'direction="ltr"' in svg
+    assert 'class="trend-legend"' in page
+    table = page[page.index('class="trend-table'):]
     table = table[:table.index("</table>")]
     assert "Scores per visit" in table and table.count("<tr>") == 4
-    assert re.search(r"<td class=\"num\">4</td><td class=\"num\">5</td><td class=\"num\">4</td>", table)
+    assert re.search(r'<td class="num" data-label="Economic">4</td><td class="num" data-label="Social">5</td>'
+                     r'<td class="num" data-label="Psychosocial">4</td>', table)
     timeline = page[page.index('id="timeline"'):]
     assert "Status changed to Active" in timeline and "commented on a visit" in timeline
     assert timeline.count("Visit: Home visit") == 3
@@ -474,4 +484,41 @@ def test_goods_state_per_receipt_and_receipts_on_the_timeline(client, db):
     assert "Agro Dakar – Motor pump" in page and "Sold" in page
     timeline = client.get(f"/cases/{case.id}").get_data(as_text=True)
     timeline = timeline[timeline.index('id="timeline"'):]
-    assert f"Receipt {pump.reference} submitted" in timeline and f"Receipt {pump.reference} approved" in timeline
+    assert f"Receipt <bdi>{pump.reference}</bdi> submitted" in timeline
+    assert f"Receipt <bdi>{pump.reference}</bdi> approved" in timeline
+
+
+# Timeline order ---------------------------------------------------------------------------------
+
+def test_timeline_orders_a_visit_recorded_today_above_the_case_opened_this_morning(app, client, db):
+    from portal import audit
+
+    _org, staff, case, partner = partner_with_case(db)
+    audit.record(db, staff, "case.created", case)  # the case is opened now
+    db.commit()
+    today = date.today()
+    # Recorded today without a time: it happened today, after the case was opened (it is recorded after).
+    make_visit(db, case, visit_date=today, notes="today")
+    make_visit(db, case, visit_date=today - timedelta(days=3), mode="call")  # before the case was opened here
+    client.login(partner)
+    page = client.get(f"/cases/{case.id}").get_data(as_text=True)
+    timeline = page[page.index('id="timeline"'):]
+    assert timeline.index("Visit: Home visit") < timeline.index("Case opened") < timeline.index(
+        "Visit: Phone or video call")
+    with app.test_request_context():
+        entries = services.timeline(db, case)
+    keys = [e.order_key for e in entries]
+    assert keys == sorted(keys, reverse=True) and [e.kind for e in entries] == ["visit", "status", "visit"]
+
+
+
+def test_photo_input_opens_the_camera_and_the_receipt_input_does_not(client, db):
+    _org, _staff, case, partner = partner_with_case(db)
+    visit = make_visit(db, case)
+    client.login(partner)
+    page = client.get(f"/visits/{visit.id}").get_data(as_text=True)
+    photo = re.search(r'<input [^>]*name="photo"[^>]*>', page).group(0)
+    assert 'accept="image/*"' in photo and 'capture="environment"' in photo
+    receipt_form = client.get(f"/cases/{case.id}/receipts/new").get_data(as_text=True)
+    files = re.search(r'<input [^>]*name="files"[^>]*>', receipt_form).group(0)
+    assert "capture" not in files and "pdf" in files.lower()  # a receipt may be a PDF scan

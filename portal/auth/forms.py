@@ -59,6 +59,12 @@ class InviteForm(FlaskForm):
     submit = SubmitField(_l("Send invitation"))
 
 
+class DigestForm(FlaskForm):
+    mail_digest = BooleanField(_l("E-mail me about decisions and comments"), description=_l(
+        "Decisions on receipts and staff comments on visits of your cases, in one message an hour at most."))
+    save_digest = SubmitField(_l("Save e-mail setting"))  # not "submit": the page has the password form's
+
+
 class LanguageForm(FlaskForm):
     lang = SelectField(_l("Language"), choices=language_choices)
     submit = SubmitField(_l("Change language"))
@@ -78,3 +84,13 @@ class EnrolForm(FlaskForm):
                                    Length(max=40)],
                        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
     submit = SubmitField(_l("Turn on two-factor sign-in"))
+
+
+class ConfirmIdentityForm(FlaskForm):
+    """Asked before two-factor sign-in is changed: a session left open on a shared computer is not enough."""
+
+    proof = PasswordField(_l("Your password or a current code from the app"),
+                          description=_l("Needed to change two-factor sign-in."),
+                          validators=[DataRequired(_l("Enter your password or a code from your authenticator "
+                                                      "app.")), Length(max=256)],
+                          render_kw={"autocomplete": "current-password"})

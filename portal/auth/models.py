@@ -33,9 +33,13 @@ class User(UserMixin, SQLModel, table=True):
     totp_last_step: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
+    # Digests of decisions and comments by e-mail (portal.notifications); the user may turn them off.
+    mail_digest: bool = True
+    last_digest_at: datetime | None = None
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        # The session id (see UserSession) is set on the object at sign-in and by the user loader.
+        return f"{self.id}:{self.session_version}:{getattr(self, '_session_id', '')}"
 
     @property
     def is_active(self) -> bool:
@@ -74,3 +78,15 @@ class RecoveryCode(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True)
     code_hash: str = Field(max_length=64)
     used_at: datetime | None = None
+
+
+class UserSession(SQLModel, table=True):
+    """One signed-in browser: its id is in the session and remember-me cookies (only the hash is stored).
+    Signing out deletes the row, so a copy of those cookies is worth nothing afterwards."""
+
+    __tablename__ = "user_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)

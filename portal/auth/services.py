@@ -13,13 +13,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
-from sqlmodel import Session, func, select
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlmodel import Session, delete, func, select
 from zxcvbn import zxcvbn
 
 from portal import audit, db, mail
 from portal.audit import utcnow
-from portal.auth.models import AccountToken, Role, User
+from portal.auth.models import AccountToken, Role, User, UserSession
 from portal.orgs.models import Organisation
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -51,8 +51,43 @@ def password_problem(password: str, user_inputs: list[str] | None = None) -> str
 def set_password(db_: Session, user: User, password: str) -> None:
     """Store a new password and end every session the user had."""
     user.password_hash = hasher.hash(password)
-    user.session_version += 1
+    _end_sessions_of(db_, [user])
     db_.add(user)
+
+
+def _end_sessions_of(db_: Session, users: list[User]) -> None:
+    """Every session and remember-me cookie of these users stops working (not committed)."""
+    for user in users:
+        user.session_version += 1
+        db_.add(user)
+    ids = [u.id for u in users]
+    if ids:
+        db_.exec(delete(UserSession).where(UserSession.user_id.in_(ids)))
+
+
+def sign_in(db_: Session, session, user: User, remember: bool = False) -> None:
+    """Sign the user in on this browser with a new server-side session: its random id goes into the
+    session and remember-me cookies, only its hash into the database. Sessions older than the absolute
+    lifetime are cleared out on the way."""
+    max_age = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    db_.exec(delete(UserSession).where(UserSession.created_at < utcnow() - max_age))
+    raw = secrets.token_urlsafe(32)
+    db_.add(UserSession(user_id=user.id, token_hash=_hash_token(raw)))
+    db_.commit()
+    user._session_id = raw
+    login_user(user, remember=remember)
+    start_session(session, user)
+
+
+def sign_out(db_: Session, session, user: User | None) -> None:
+    """End this browser's session on the server too: a copy of its cookies no longer signs anyone in.
+    The user's other sessions (other devices) go on."""
+    raw = getattr(user, "_session_id", None) if user is not None else None
+    if raw:
+        db_.exec(delete(UserSession).where(UserSession.token_hash == _hash_token(raw)))
+        db_.commit()
+    logout_user()
+    session.clear()
 
 
 def start_session(session, user: User) -> None:
@@ -83,8 +118,7 @@ def session_expired(session, config) -> bool:
 
 def end_all_sessions(db_: Session, user: User) -> None:
     """Sign the user out everywhere: every session cookie and remember-me cookie stops working."""
-    user.session_version += 1
-    db_.add(user)
+    _end_sessions_of(db_, [user])
     audit.record(db_, user, "user.signed_out_everywhere", user)
     db_.commit()
 
@@ -94,17 +128,34 @@ def pending_two_factor_user(db_: Session, pending: dict | None) -> User | None:
     if not pending or int(time.time()) - pending.get("at", 0) > 300:
         return None
     user = db_.get(User, pending.get("user"))
-    return user if user is not None and user.is_active else None
+    return user if may_sign_in(db_, user) else None
+
+
+def may_sign_in(db_: Session, user: User | None) -> bool:
+    """An enabled account with a password, of an active organisation (or of none: staff)."""
+    if user is None or not user.is_active:
+        return False
+    if user.organisation_id is None:
+        return True
+    org = db_.get(Organisation, user.organisation_id)
+    return org is not None and org.active
 
 
 def load_user(user_id: str) -> User | None:
-    """Flask-Login loader: the id carries the session version, so old sessions stop working."""
-    uid, _sep, version = user_id.partition(":")
-    if not (uid.isdigit() and version.isdigit()):
+    """Flask-Login loader: the id carries the session version ("sign out everywhere") and the server-side
+    session id (this browser's sign-out), so old cookies stop working."""
+    uid, version, sid = (user_id.split(":") + ["", ""])[:3]
+    if not (uid.isdigit() and version.isdigit() and sid) or len(sid) > 100:
         return None
-    user = db.session().get(User, int(uid))
-    if user is None or not user.is_active or user.session_version != int(version):
+    db_ = db.session()
+    user = db_.get(User, int(uid))
+    if not may_sign_in(db_, user) or user.session_version != int(version):
         return None
+    row = db_.exec(select(UserSession).where(UserSession.token_hash == _hash_token(sid))).first()
+    max_age = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    if row is None or row.user_id != user.id or row.created_at < utcnow() - max_age:
+        return None
+    user._session_id = sid
     return user
 
 
@@ -116,7 +167,7 @@ def authenticate(db_: Session, email: str, password: str) -> User | None:
         hasher.verify(hashed, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or not user.is_active:
+    if not may_sign_in(db_, user):
         return None
     if hasher.check_needs_rehash(hashed):
         user.password_hash = hasher.hash(password)
@@ -198,10 +249,10 @@ def _link_mail(db_: Session, user: User, purpose: str, raw: str) -> None:
     link = current_app.config["BASE_URL"].rstrip("/") + url_for(endpoint, token=raw)
     with force_locale(user.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
         if purpose == INVITE:
-            subject = _("Your invitation to the IntegPlan portal")
+            subject = _("Your invitation: %(portal)s", portal=current_app.config["PORTAL_NAME"])
             hours = current_app.config["INVITATION_HOURS"]
         else:
-            subject = _("Reset your IntegPlan portal password")
+            subject = _("%(portal)s: reset your password", portal=current_app.config["PORTAL_NAME"])
             hours = max(1, current_app.config["RESET_MINUTES"] // 60)
         body = render_template(f"auth/mail_{purpose}.txt", user=user, link=link, hours=hours)
     mail.queue(db_, user.email, subject, body)
@@ -242,13 +293,37 @@ def resend_invitation(db_: Session, actor: User, user: User) -> None:
 
 
 def request_reset(db_: Session, email: str) -> None:
-    """Send a reset link if the account exists; the caller says the same thing either way."""
+    """Queue a reset link in the outbox if the account exists; the caller says the same thing either way.
+    Nothing is sent during the request, and an unknown address costs the same work (a token made and
+    hashed, the mail written), so neither the answer nor its time tells whether the address has an
+    account."""
     user = db_.exec(select(User).where(User.email == normalise_email(email))).first()
-    if user is None or not user.is_active:
+    if user is None or not may_sign_in(db_, user):
+        raw = secrets.token_urlsafe(32)
+        _hash_token(raw)
+        with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+            render_template("auth/mail_reset.txt", user=User(email=normalise_email(email)[:254], name="",
+                            role=Role.PARTNER), link=current_app.config["BASE_URL"] + raw, hours=1)
+        db_.rollback()
         return
     raw = issue_token(db_, user, RESET, timedelta(minutes=current_app.config["RESET_MINUTES"]))
     _link_mail(db_, user, RESET, raw)
     db_.commit()
+
+
+def confirm_identity(db_: Session, user: User, proof: str) -> bool:
+    """The current password, or a code of the user's second factor (used up like at sign-in)."""
+    from portal.auth import totp
+
+    proof = (proof or "").strip()
+    if not proof or user.password_hash is None:
+        return False
+    if len(proof) < MIN_PASSWORD and totp.verify(db_, user, proof):
+        return True
+    try:
+        return hasher.verify(user.password_hash, proof)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def change_password(db_: Session, user: User, current: str, new: str) -> None:
@@ -272,10 +347,16 @@ def set_active(db_: Session, actor: User, user: User, active: bool) -> None:
         raise AccountError(_("Only an administrator can change staff accounts."))
     before = {"active": user.active}
     user.active = active
-    user.session_version += 1
-    db_.add(user)
+    _end_sessions_of(db_, [user])
     audit.record(db_, actor, "user.enabled" if active else "user.disabled", user, before, {"active": active})
     db_.commit()
+
+
+def end_sessions_of_organisation(db_: Session, org_id: int) -> int:
+    """Sign out every user of an organisation (it was deactivated); not committed."""
+    users = list(db_.exec(select(User).where(User.organisation_id == org_id)))
+    _end_sessions_of(db_, users)
+    return len(users)
 
 
 def set_locale(db_: Session, user: User, locale: str) -> None:

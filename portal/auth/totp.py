@@ -23,7 +23,6 @@ from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import RecoveryCode, User
 
-ISSUER = "IntegPlan portal"
 RECOVERY_CODES = 10
 STEP = 30
 
@@ -57,7 +56,7 @@ def new_secret() -> str:
 
 def qr_data_uri(user: User, secret: str) -> str:
     """The enrolment QR code as an SVG data URI (an <img>, allowed by the CSP's img-src data:)."""
-    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=str(current_app.config["PORTAL_NAME"]))
     out = io.BytesIO()
     qrcode.make(uri, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2).save(out)
     return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()

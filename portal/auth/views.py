@@ -6,13 +6,15 @@ import time
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
 from portal import db, mail
 from portal.auth import services, totp
 from portal.auth.forms import (
     ChangePasswordForm,
     CodeForm,
+    ConfirmIdentityForm,
+    DigestForm,
     EnrolForm,
     InviteForm,
     LanguageForm,
@@ -22,8 +24,11 @@ from portal.auth.forms import (
 )
 from portal.auth.models import Role
 from portal.extensions import limiter
+from portal.forms import device_drafts_forget_all
 from portal.htmx import render
+from portal.notifications import services as notifications
 from portal.orgs import services as orgs
+from portal.security import safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -33,9 +38,7 @@ def _login_limit() -> str:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("index")
+    return safe_next(target) or url_for("index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -53,8 +56,7 @@ def login():
                 session["2fa"] = {"user": user.id, "remember": bool(form.remember.data), "at": int(time.time()),
                                   "next": _safe_next(request.args.get("next"))}
                 return redirect(url_for("auth.login_code"), code=303)
-            login_user(user, remember=form.remember.data)
-            services.start_session(session, user)
+            services.sign_in(db.session(), session, user, remember=bool(form.remember.data))
             return redirect(_safe_next(request.args.get("next")), code=303)
         form.form_errors.append(_("The email address or password is not right."))
     status = 422 if form.errors or form.form_errors else 200
@@ -75,9 +77,8 @@ def login_code():
     if form.validate_on_submit():
         if totp.verify(db.session(), user, form.code.data):
             session.clear()
-            login_user(user, remember=pending["remember"])
-            services.start_session(session, user)
-            return redirect(pending["next"], code=303)
+            services.sign_in(db.session(), session, user, remember=bool(pending.get("remember")))
+            return redirect(_safe_next(pending.get("next")), code=303)
         form.code.errors.append(_("This code is not right or was already used. Wait for the next code and "
                                   "try again."))
     status = 422 if form.errors else 200
@@ -90,8 +91,7 @@ def two_factor():
     """Set up (or renew the recovery codes of) two-factor sign-in."""
     user = current_user._get_current_object()
     if totp.enabled(user):
-        return render("auth/two_factor.html", "auth/two_factor.html", enabled=True,
-                      remaining=totp.remaining_recovery_codes(db.session(), user))
+        return _two_factor_on(user, ConfirmIdentityForm(formdata=None))
     secret = session.get("2fa_new_secret") or totp.new_secret()
     session["2fa_new_secret"] = secret
     form = EnrolForm()
@@ -107,27 +107,50 @@ def two_factor():
                   qr=totp.qr_data_uri(user, secret), required=totp.required(user))
 
 
+def _two_factor_on(user, form, status: int = 200):
+    return render("auth/two_factor.html", "auth/two_factor.html", status, enabled=True, form=form,
+                  remaining=totp.remaining_recovery_codes(db.session(), user))
+
+
+def _identity_confirmed(user, form) -> bool:
+    """The password or a current code was given (checked after the form itself is valid)."""
+    if not form.validate_on_submit():
+        return False
+    if services.confirm_identity(db.session(), user, form.proof.data):
+        return True
+    form.proof.errors.append(_("This is neither your password nor a current code. Try again."))
+    return False
+
+
 @bp.post("/account/two-factor/recovery-codes")
 @login_required
+@limiter.limit(_login_limit)
 def new_recovery_codes():
-    """Replace the recovery codes (the old ones stop working)."""
+    """Replace the recovery codes (the old ones stop working); needs the password or a current code."""
     user = current_user._get_current_object()
     if not totp.enabled(user):
         return redirect(url_for("auth.two_factor"), code=303)
+    form = ConfirmIdentityForm()
+    if not _identity_confirmed(user, form):
+        return _two_factor_on(user, form, 422)
     return render("auth/recovery_codes.html", "auth/recovery_codes.html",
                   codes=totp.regenerate_recovery_codes(db.session(), user))
 
 
 @bp.post("/account/two-factor/off")
 @login_required
+@limiter.limit(_login_limit)
 def two_factor_off():
-    """Switch two-factor sign-in off, where the role allows it."""
+    """Switch two-factor sign-in off, where the role allows it; needs the password or a current code."""
     user = current_user._get_current_object()
     if totp.required(user):
         abort(404)
+    form = ConfirmIdentityForm()
+    if not _identity_confirmed(user, form):
+        return _two_factor_on(user, form, 422)
     totp.disable(db.session(), user, user)
-    logout_user()
-    session.clear()
+    services.sign_out(db.session(), session, user)
+    device_drafts_forget_all()
     flash(_("Two-factor sign-in is off. Please sign in again."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -135,9 +158,9 @@ def two_factor_off():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Sign out of this browser."""
-    logout_user()
-    session.clear()
+    """Sign out of this browser (its session ends on the server too; other devices stay signed in)."""
+    services.sign_out(db.session(), session, current_user._get_current_object())
+    device_drafts_forget_all()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -162,7 +185,7 @@ def _password_link(purpose: str, token: str, title: str):
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
     """Accept an invitation by choosing a password."""
-    return _password_link(services.INVITE, token, _("Welcome to the IntegPlan portal"))
+    return _password_link(services.INVITE, token, _("Welcome – %(portal)s", portal=current_app.config["PORTAL_NAME"]))
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
@@ -178,8 +201,9 @@ def request_reset():
     """Ask for a password reset link."""
     form = ResetRequestForm()
     if form.validate_on_submit():
+        # Queued only: the outbox is sent by the mail job, never in this request (its time would tell
+        # whether the address has an account).
         services.request_reset(db.session(), form.email.data)
-        mail.deliver_pending(db.session())
         flash(_("If an account exists for this address, we have sent a link to reset the password. "
                 "It works for one hour."), "info")
         return redirect(url_for("auth.login"), code=303)
@@ -209,8 +233,7 @@ def _end_expired_session():
     if not current_user.is_authenticated:
         return None
     if services.session_expired(session, current_app.config):
-        logout_user()
-        session.clear()
+        services.sign_out(db.session(), session, current_user._get_current_object())
         flash(_("Your session has ended. Please sign in again."), "info")
         return None
     if totp.required(current_user) and not totp.enabled(current_user) \
@@ -225,8 +248,7 @@ def _end_expired_session():
 def sign_out_everywhere():
     """End every session of this account, on every device, this one included."""
     services.end_all_sessions(db.session(), current_user._get_current_object())
-    logout_user()
-    session.clear()
+    services.sign_out(db.session(), session, None)
     flash(_("You are signed out on every device."), "info")
     return redirect(url_for("auth.login"), code=303)
 
@@ -243,12 +265,27 @@ def account():
         except services.AccountError as exc:
             form.form_errors.append(str(exc))
         else:
-            login_user(user, remember=False)  # the new session version, for this browser only
-            services.start_session(session, user)
+            services.sign_in(db.session(), session, user)  # a new session, for this browser only
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200
-    return render("auth/account.html", "auth/account.html", status, form=form)
+    return render("auth/account.html", "auth/account.html", status, form=form, digest_form=_digest_form())
+
+
+def _digest_form() -> DigestForm:
+    return DigestForm(data={"mail_digest": current_user.mail_digest})
+
+
+@bp.post("/account/mail-digest")
+@login_required
+def mail_digest():
+    """Turn the e-mails about decisions and comments on or off."""
+    form = DigestForm()
+    if form.validate_on_submit():
+        notifications.set_mail_digest(db.session(), current_user._get_current_object(), bool(form.mail_digest.data))
+        flash(_("E-mails about decisions and comments are on.") if form.mail_digest.data
+              else _("E-mails about decisions and comments are off."), "success")
+    return redirect(url_for("auth.account", _anchor="mail-digest"), code=303)
 
 
 # User management (admin: everyone; staff: partner accounts) ---------------------------------------

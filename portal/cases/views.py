@@ -14,6 +14,7 @@ from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
 from portal.receipts.views import receipts_context
+from portal.security import parse_id
 from portal.storage import StorageError, get_storage
 from portal.visits.views import visits_context
 
@@ -26,7 +27,7 @@ def _filter_from_args() -> services.CaseFilter:
     page = args.get("page", "1")
     return services.CaseFilter(q=args.get("q", "")[:100], status=args.get("status", ""),
                                country=args.get("country", "")[:2],
-                               organisation_id=int(org) if org.isdigit() else None,
+                               organisation_id=parse_id(org),
                                page=int(page) if page.isdigit() and len(page) < 7 else 1)
 
 

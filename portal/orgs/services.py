@@ -52,5 +52,10 @@ def save_org(db: Session, actor, org: Organisation | None, data: dict) -> Organi
         raise OrgError(_("An organisation with this name exists already.")) from None
     audit.record(db, actor, "organisation.updated" if before else "organisation.created", org,
                  before, audit.snapshot(org, FIELDS))
+    if before and before["active"] and not org.active:
+        from portal.auth.services import end_sessions_of_organisation
+
+        # Its people are signed out now; the user loader refuses them while the organisation is inactive.
+        end_sessions_of_organisation(db, org.id)
     db.commit()
     return org

@@ -21,13 +21,12 @@ def _receipt_budget(case):
 
 def _minor_money(amount_minor: int | None, currency: str) -> str:
     """An amount in minor units of its currency (JPY has none, KWD three), in the user's locale."""
-    from flask_babel import format_currency
-
+    from portal.i18n import amount
     from portal.receipts.services import from_minor
 
     if amount_minor is None:
         return "–"
-    return format_currency(from_minor(amount_minor, currency), currency)
+    return amount(from_minor(amount_minor, currency), currency)
 
 
 def _rate_text(micro: int | None) -> str:

@@ -2,7 +2,7 @@
 
 The type is read from the first bytes and must agree with the extension and the allowed list.
 Images are decoded and re-encoded with Pillow: what is stored is fresh pixels without EXIF (GPS!),
-comments or trailing data. PDFs that carry scripts, launch actions or embedded files are refused.
+comments, colour profiles (converted to sRGB) or trailing data. PDFs that carry scripts, launch actions or embedded files are refused.
 HEIC/HEIF photos (iPhones) are decoded with pillow-heif and stored as JPEG, also without metadata.
 """
 
@@ -18,7 +18,7 @@ from typing import BinaryIO
 from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from pillow_heif import register_heif_opener
 
 from portal.storage import CHUNK_SIZE, Digest, safe_download_name
@@ -159,6 +159,10 @@ def reencode_image(stream: BinaryIO, kind: Kind) -> BinaryIO:
                 icc = img.info.get("icc_profile")
                 # Keep the photo the right way up once the EXIF orientation tag is gone.
                 pixels = ImageOps.exif_transpose(img)
+                pixels = _to_srgb(pixels, icc)
+                # Pillow's writers copy what `info` holds (JPEG comments, the ICC profile, EXIF, XMP):
+                # nothing of it is kept but a palette image's transparent colour.
+                pixels.info = {k: v for k, v in pixels.info.items() if k == "transparency"}
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise FileProblem(str(MSG_PIXELS)) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -166,17 +170,35 @@ def reencode_image(stream: BinaryIO, kind: Kind) -> BinaryIO:
             raise
         raise FileProblem(str(MSG_UNREADABLE)) from None
     out = io.BytesIO()  # at most ~50 MP of pixels, encoded: kept in memory until stored
-    options: dict = {"icc_profile": icc} if icc else {}
     if fmt in ("JPEG", "HEIF"):
         if pixels.mode not in ("RGB", "L", "CMYK"):
             pixels = pixels.convert("RGB")
-        pixels.save(out, "JPEG", quality=90, optimize=True, **options)
+        pixels.save(out, "JPEG", quality=90, optimize=True, comment=b"")
     elif fmt == "PNG":
-        pixels.save(out, "PNG", **options)
+        pixels.save(out, "PNG")
     else:
-        pixels.save(out, "WEBP", quality=90, **options)
+        pixels.save(out, "WEBP", quality=90, exif=b"", xmp=b"")
     out.seek(0)
     return out
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """The pixels converted from the image's own colour profile to sRGB (what browsers assume without
+    one), so the profile's bytes (which can carry text: a device or place name) need not be kept. An
+    unreadable profile is dropped and the pixels kept as they are."""
+    if not icc:
+        return img
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if img.mode not in ("RGB", "RGBA", "CMYK", "L"):
+            img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+        mode = "RGBA" if img.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(img, source, _SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
+
+
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 # PDFs -------------------------------------------------------------------------------------------
@@ -257,20 +279,71 @@ def pdf_names_in_bytes(data: bytes) -> set[str]:
     return pdf_names_in_stream(io.BytesIO(data))
 
 
+# Markup that makes a PDF also a web page (a polyglot), wherever in the file it is: some viewers and
+# browsers sniff past the first kilobyte.
+_HTML_MARKERS = (b"<html", b"<script", b"<svg", b"<!doctype html", b"<iframe", b"<body", b"<object", b"<embed")
+_HTML = re.compile(b"|".join(re.escape(m) for m in _HTML_MARKERS), re.IGNORECASE)
+_HTML_CARRY = max(len(m) for m in _HTML_MARKERS) - 1
+
+
+class _MarkupScan:
+    """Sees every chunk of the file once (in the same pass as the name scan and the hash), without
+    copying it: the chunk is searched as it is, and the few bytes around each boundary on their own."""
+
+    def __init__(self, on_chunk=None):
+        self.on_chunk, self.tail, self.found = on_chunk, b"", False
+
+    def __call__(self, chunk: bytes) -> None:
+        if self.on_chunk:
+            self.on_chunk(chunk)
+        if not self.found and (_HTML.search(chunk) or _HTML.search(self.tail + chunk[:_HTML_CARRY])):
+            self.found = True
+        self.tail = chunk[-_HTML_CARRY:]
+
+
 def check_pdf(stream: BinaryIO, on_chunk=None) -> None:
-    """Refuse PDFs with active content, found in the raw bytes or in the parsed object tree.
+    """Refuse PDFs with active content, found in the raw bytes or in the parsed object tree; PDFs that
+    are also web pages; and PDFs so damaged that qpdf would have to repair them to read them.
 
     Memory stays small whatever the file's size: the bytes are read in chunks, and the object tree is
     read by qpdf (pikepdf), which parses dictionaries without loading stream data (a scanned page's
     image of many megabytes is never read into memory).
     """
-    if pdf_names_in_stream(stream, on_chunk):
+    markup = _MarkupScan(on_chunk)
+    if pdf_names_in_stream(stream, markup):
         raise FileProblem(str(MSG_ACTIVE_PDF))
-    head = stream.read(1024).lower()
-    stream.seek(0)
-    if b"<html" in head or b"<script" in head or b"<svg" in head:
+    if markup.found:
         raise FileProblem(str(MSG_UNREADABLE))  # a polyglot that is also a web page
     _check_pdf_tree(stream)
+
+
+_SAFE_URI_SCHEMES = frozenset({"http", "https", "mailto", "tel"})
+_URI_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+# Actions a viewer runs by itself (on opening the file or a page) may only go to a place in the file.
+_AUTOMATIC = ("/OpenAction", "/AA")
+
+
+def _unsafe_uri(value) -> bool:
+    """A link to javascript:, data:, file: and the like (browsers drop spaces and control characters)."""
+    try:
+        text = bytes(value).decode("latin-1") if not isinstance(value, str) else value
+    except (TypeError, ValueError):
+        return True
+    text = "".join(ch for ch in text if ord(ch) > 0x20).lower()
+    match = _URI_SCHEME.match(text)
+    return bool(match) and match.group(1) not in _SAFE_URI_SCHEMES
+
+
+def _unsafe_automatic_action(value, pikepdf) -> bool:
+    """An /OpenAction or /AA entry that does anything but go to a place in the document."""
+    if isinstance(value, pikepdf.Array):
+        return False  # a destination: a page to show
+    if not isinstance(value, pikepdf.Dictionary):
+        return False
+    if "/S" in value:
+        return value.get("/S") != pikepdf.Name.GoTo
+    # /AA: a dictionary of triggers, each an action
+    return any(isinstance(v, pikepdf.Dictionary) and v.get("/S") != pikepdf.Name.GoTo for v in value.values())
 
 
 def _forbidden_object(obj, pikepdf) -> bool:
@@ -290,11 +363,21 @@ def _forbidden_object(obj, pikepdf) -> bool:
                 if key[1:] in FORBIDDEN_PDF_NAMES:
                     return True
                 value = item.get(key)
+                if key == "/URI" and isinstance(value, pikepdf.String) and _unsafe_uri(value):
+                    return True
+                if key in _AUTOMATIC and _unsafe_automatic_action(value, pikepdf):
+                    return True
                 if not getattr(value, "is_indirect", False):
                     todo.append(value)
         elif isinstance(item, pikepdf.Array):
             todo.extend(v for v in item if not getattr(v, "is_indirect", False))
     return False
+
+
+# qpdf's words for a file it had to repair (it also "repairs" harmless things, such as a page without
+# /Resources, which are not refused).
+_DAMAGE = ("damaged", "reconstruct", "recover", "parse error", "expected endobj", "unexpected eof",
+           "expected endstream")
 
 
 def _check_pdf_tree(stream: BinaryIO) -> None:
@@ -303,7 +386,8 @@ def _check_pdf_tree(stream: BinaryIO) -> None:
 
     stream.seek(0)
     try:
-        with pikepdf.open(stream, access_mode=pikepdf.AccessMode.stream) as pdf:
+        # No repairs: a file qpdf must reconstruct to read is read differently by every viewer.
+        with pikepdf.open(stream, access_mode=pikepdf.AccessMode.stream, attempt_recovery=False) as pdf:
             if pdf.is_encrypted:
                 raise FileProblem(str(MSG_ENCRYPTED))
             if len(pdf.pages) < 1:
@@ -313,6 +397,8 @@ def _check_pdf_tree(stream: BinaryIO) -> None:
                     raise FileProblem(str(MSG_UNREADABLE))
                 if _forbidden_object(obj, pikepdf):
                     raise FileProblem(str(MSG_ACTIVE_PDF))
+            if any(marker in warning.lower() for warning in pdf.get_warnings() for marker in _DAMAGE):
+                raise FileProblem(str(MSG_UNREADABLE))
     except pikepdf.PasswordError:
         raise FileProblem(str(MSG_ENCRYPTED)) from None
     except FileProblem:

@@ -19,13 +19,16 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields import MonthField
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, StopValidation
 
-from portal.forms import AmountField
+from portal.forms import AmountField, ChecksBeforeSending
 from portal.receipts.files import ACCEPT, max_upload_mb
 
 FILE_HINT = LazyString(lambda: gettext("PDF, JPG, PNG, HEIC or WebP, up to %(size)s MB each. You can choose "
                                         "several files.", size=max_upload_mb()))
+
+
+MISSING_FILE = _l("Select at least one file of the receipt")
 
 
 def currency_choices():
@@ -46,7 +49,7 @@ def decision_choices():
     return [("approve", _l("Approve")), ("reject", _l("Reject")), ("correction", _l("Request a correction"))]
 
 
-class ReceiptFieldsForm(FlaskForm):
+class ReceiptFieldsForm(ChecksBeforeSending, FlaskForm):
     budget_line_id = SelectField(_l("Budget line"), coerce=int,
                                  validators=[DataRequired(_l("Choose the budget line this purchase belongs to."))])
     supplier = StringField(_l("Supplier name"), validators=[
@@ -73,11 +76,27 @@ class ReceiptFieldsForm(FlaskForm):
 
 class NewReceiptForm(ReceiptFieldsForm):
     nonce = HiddenField(validators=[DataRequired(), Regexp(r"^[A-Za-z0-9_-]{16,64}$")])
-    files = MultipleFileField(_l("Receipt files"), description=FILE_HINT, render_kw={"accept": ACCEPT})
+    files = MultipleFileField(_l("Receipt files"), description=FILE_HINT,
+                              render_kw={"accept": ACCEPT, "data-msg-required": MISSING_FILE,
+                                         "data-or-field": "uploads"})
     handover = MultipleFileField(_l("Handover proof (optional)"), render_kw={"accept": ACCEPT},
                                  description=_l("A signed note or a photo of the goods with the returnee. "
                                                 "You can also add it later."))
     submit = SubmitField(_l("Submit receipt"))
+
+    def process(self, formdata=None, *args, **kwargs):
+        formdata = self.meta.wrap_formdata(self, formdata)
+        # Files uploaded ahead of the form (resumable uploads) come as repeated `uploads` tokens.
+        self.upload_tokens = [t for t in formdata.getlist("uploads") if t.strip()] if formdata is not None else []
+        super().process(formdata, *args, **kwargs)
+
+    def validate_files(self, field):
+        """At least one receipt file, chosen here or uploaded ahead: listed with every other problem at once.
+        (The service checks it again; this makes an empty submit name the file with the other fields.)"""
+        uploads = getattr(self, "uploads", None)
+        tokens = [t for t in (uploads.data or []) if t] if uploads is not None else self.upload_tokens
+        if not tokens and not any(f and getattr(f, "filename", "") for f in field.data or []):
+            raise StopValidation(str(MISSING_FILE))
 
 
 class EditReceiptForm(ReceiptFieldsForm):

@@ -17,8 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
 from babel.numbers import get_currency_precision, is_currency
-from flask import abort, current_app, render_template, url_for
-from flask_babel import force_locale
+from flask import abort, current_app
 from flask_babel import gettext as _
 from sqlalchemy import Integer, update
 from sqlalchemy import column as sa_column
@@ -26,12 +25,13 @@ from sqlalchemy import text as sa_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, func, select
 
-from portal import audit, mail
+from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
-from portal.orgs.models import Organisation
+from portal.notifications import services as notifications
+from portal.notifications.models import NoticeKind
 from portal.receipts.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 from portal.receipts.models import (
     RATE_SCALE,
@@ -57,7 +57,6 @@ RECEIPT_FIELDS = ("budget_line_id", "supplier", "invoice_number", "invoice_date"
 EDITABLE = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED)
 # What counts as "submitted" in the budget: everything handed in and not rejected.
 COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptStatus.APPROVED)
-DEFAULT_FOUR_EYES_EUR = 1000
 
 
 # Errors -----------------------------------------------------------------------------------------
@@ -359,11 +358,17 @@ def invoice_duplicates(db: Session, supplier: str, invoice_number: str,
     return list(db.exec(query))
 
 
+def may_see(user: User, case: Case) -> bool:
+    return user.is_staff or case.organisation_id == user.organisation_id
+
+
 def describe_receipt(user: User, receipt: Receipt, case: Case) -> str:
-    """The receipt's reference, with its case only if the user may see that case."""
-    if user.is_staff or case.organisation_id == user.organisation_id:
+    """The receipt and its case if the user may see that case; another organisation's receipt is not
+    named (its reference would tell what another organisation submits). Staff see every match on the
+    receipt's page."""
+    if may_see(user, case):
         return _("receipt %(ref)s of case %(case)s", ref=receipt.reference, case=case.reference)
-    return _("receipt %(ref)s", ref=receipt.reference)
+    return _("a receipt of another organisation")
 
 
 def _check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, CleanFile]]) -> None:
@@ -385,8 +390,16 @@ def _check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, 
     if hit:
         row, receipt, case = hit
         field_name = seen.get(row.sha256) or seen.get(row.original_sha256) or "files"
-        raise ReceiptError(_("This file is already in the portal: it belongs to %(where)s.",
-                             where=describe_receipt(user, receipt, case)), field_name)
+        if may_see(user, case):
+            raise ReceiptError(_("This file is already in the portal: it belongs to %(where)s.",
+                                 where=describe_receipt(user, receipt, case)), field_name)
+        # Not named to the partner; staff find the attempt, with the receipt it matched, in the audit log.
+        tried = next((c.filename for f, _k, c in files if f == field_name), "")
+        audit.record(db, user, "receipt.duplicate_file_refused", receipt,
+                     after={"organisation_id": user.organisation_id, "filename": tried})
+        db.commit()
+        raise ReceiptError(_("This file is already in the portal. If it belongs to a different purchase, "
+                             "please contact Micado staff."), field_name)
 
 
 # Files: clean, intent, store, confirm --------------------------------------------------------------
@@ -697,7 +710,7 @@ APPROVE, REJECT, CORRECTION = "approve", "reject", "correction"
 
 
 def four_eyes_cents() -> int:
-    return int(current_app.config.get("RECEIPT_FOUR_EYES_EUR", DEFAULT_FOUR_EYES_EUR)) * 100
+    return int(current_app.config["RECEIPT_FOUR_EYES_EUR"]) * 100
 
 
 def needs_four_eyes(receipt: Receipt) -> bool:
@@ -713,7 +726,7 @@ def first_approvals(db: Session, receipt: Receipt) -> list[ReceiptEvent]:
 
 def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: str,
            expected_version: int) -> str:
-    """Record a reviewer's decision; returns the event kind written. Audit and mail commit with it."""
+    """Record a reviewer's decision; returns the event kind written. Audit and notifications commit with it."""
     comment = (comment or "").strip()
     if receipt.version != expected_version:
         _claim(db, receipt, expected_version)  # raises Conflict
@@ -750,11 +763,8 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
                         comment=comment))
     audit.record(db, actor, f"receipt.{kind}", receipt, before,
                  {"status": status, "version": receipt.version, "comment": comment})
-    if decision == CORRECTION:
-        _correction_mail(db, receipt, comment)
+    _notify(db, actor, receipt, kind, comment)
     db.commit()
-    if decision == CORRECTION:
-        mail.deliver_pending(db)
     return kind
 
 
@@ -769,21 +779,23 @@ def _check_scanned(db: Session, receipt: Receipt) -> None:
                                  name=row.original_filename))
 
 
-def _correction_mail(db: Session, receipt: Receipt, comment: str) -> None:
-    uploader = db.get(User, receipt.uploaded_by_id) if receipt.uploaded_by_id else None
+NOTICES = {"approved": NoticeKind.RECEIPT_APPROVED, "rejected": NoticeKind.RECEIPT_REJECTED,
+           "correction_requested": NoticeKind.RECEIPT_CORRECTION}
+DECISIONS = ("first_approval", "approved", "rejected", "correction_requested")
+
+
+def _notify(db: Session, actor: User, receipt: Receipt, kind: str, comment: str) -> None:
+    """Tell the organisation's partners and the staff following the receipt (those who decided on it
+    before), in the decision's transaction; the hourly digest mails it."""
+    notice = NOTICES.get(kind)
+    if notice is None:
+        return  # a first approval is no decision yet
     case = case_of(db, receipt)
-    if uploader is not None and uploader.is_active:
-        to, locale = uploader.email, uploader.locale
-    else:
-        org = db.get(Organisation, case.organisation_id)
-        to, locale = org.contact_email, None
-    link = current_app.config["BASE_URL"].rstrip("/") + url_for("receipts.show", receipt_id=receipt.id)
-    with force_locale(locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
-        subject = _("Receipt %(ref)s of case %(case)s needs a correction", ref=receipt.reference,
-                    case=case.reference)
-        body = render_template("receipts/mail_correction.txt", receipt=receipt, case=case, comment=comment,
-                               link=link)
-    mail.queue(db, to, subject, body)
+    followers = db.exec(select(ReceiptEvent.actor_id).where(ReceiptEvent.receipt_id == receipt.id,
+                                                            ReceiptEvent.kind.in_(DECISIONS)).distinct()).all()
+    recipients = notifications.partners_of(db, case.organisation_id) + notifications.staff_among(db, followers)
+    notifications.notify(db, recipients, actor, notice, "receipt", receipt.id, ref=receipt.reference,
+                         case=case.reference, supplier=receipt.supplier, comment=comment)
 
 
 # Budget -----------------------------------------------------------------------------------------
@@ -944,7 +956,7 @@ def search_condition(text: str, dialect: str):
     """Receipts whose supplier, invoice number, description or translation hold every word searched.
 
     PostgreSQL: the generated tsvector column `search_vector` (GIN index, `simple` configuration);
-    SQLite: the FTS5 table `receipts_fts`, kept in step by triggers (migration 0013_desk)."""
+    SQLite: the FTS5 table `receipts_fts`, kept in step by triggers (migration 0015_desk)."""
     words = search_words(text)
     if not words:
         return None

@@ -10,6 +10,7 @@ from portal import db
 from portal.auth.services import staff_required
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
+from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
@@ -104,14 +105,22 @@ def new(case_id: int):
     duplicates = []
     valid = form.validate_on_submit()  # first: validation resets the fields' errors
     claimed, problems = _claimed_uploads(form, case.id) if request.method == "POST" else ([], False)
-    if valid and not problems:
-        sent = _uploads("files", "receipt", form.files.data) + _uploads("handover", "handover", form.handover.data)
+    files = []
+    csrf = getattr(form, "csrf_token", None)
+    if form.is_submitted() and not (csrf is not None and csrf.errors):
+        # The files are checked even when a field is wrong, so one answer lists every problem.
         try:
-            files = services.clean_uploads(sent) + claimed
+            files = services.clean_uploads(_uploads("files", "receipt", form.files.data)
+                                           + _uploads("handover", "handover", form.handover.data)) + claimed
+        except services.ReceiptError as exc:
+            _form_error(form, exc)
+            valid = False
+    if valid and not problems:
+        try:
             outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
                                               form.nonce.data, form.confirm_duplicate.data)
         except services.DuplicateInvoice as dup:
-            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.UploadFailed as exc:
@@ -120,6 +129,7 @@ def new(case_id: int):
         except services.ReceiptError as exc:
             _form_error(form, exc)
         else:
+            device_draft_done(device_draft_key("receipt-new", case.id))
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
                 return _go(url, _("This receipt was already saved."))
@@ -128,7 +138,8 @@ def new(case_id: int):
                        outcome.warnings + pending, refused)
     status = 422 if request.method == "POST" else 200
     return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
-                  duplicates=duplicates, upload_cards=_upload_cards(case.id))
+                  duplicates=duplicates, upload_cards=_upload_cards(case.id),
+                  device_draft=device_draft_key("receipt-new", case.id))
 
 
 def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None):
@@ -182,7 +193,7 @@ def edit(receipt_id: int):
             outcome = services.update_receipt(session, current_user, receipt, _data(form),
                                               int(form.version.data), form.confirm_duplicate.data)
         except services.DuplicateInvoice as dup:
-            duplicates = [services.describe_receipt(current_user, r, c) for r, c in dup.matches]
+            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.ReceiptError as exc:
@@ -190,11 +201,12 @@ def edit(receipt_id: int):
             if isinstance(exc, services.Conflict):
                 form.version.data = str(receipt.version)
         else:
+            device_draft_done(device_draft_key("receipt-edit", receipt.id))
             return _go(url_for("receipts.show", receipt_id=receipt.id),
                        _("Receipt %(ref)s submitted again.", ref=receipt.reference), outcome.warnings)
     status = 422 if request.method == "POST" else 200
     return render("receipts/edit.html", "receipts/_form.html", status, form=form, case=case, receipt=receipt,
-                  duplicates=duplicates)
+                  duplicates=duplicates, device_draft=device_draft_key("receipt-edit", receipt.id))
 
 
 @bp.post("/receipts/<int:receipt_id>/files")
@@ -270,7 +282,7 @@ def review(receipt_id: int):
         "first_approval": _("Your approval of %(ref)s is recorded. A second staff member must approve it too.",
                             ref=receipt.reference),
         "rejected": _("Receipt %(ref)s rejected.", ref=receipt.reference),
-        "correction_requested": _("Correction of %(ref)s requested; the partner has been told.",
+        "correction_requested": _("Correction of %(ref)s requested. The partner sees your comment on the receipt.",
                                   ref=receipt.reference),
     }
     return _go(url_for("receipts.show", receipt_id=receipt.id), messages[kind])

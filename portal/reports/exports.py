@@ -1,13 +1,12 @@
 """The Belegliste as XLSX and CSV, and the audit log as CSV.
 
 Numbers are written as numbers (XLSX) or plain decimals with a point (CSV), dates as dates (XLSX) or
-ISO 8601 (CSV). Text that a spreadsheet would run as a formula (=, +, -, @ at the start) is kept as text:
-suppliers and comments are typed by people outside Micado.
+ISO 8601 (CSV). Text that a spreadsheet would run as a formula is kept as text (portal.csvfile, also after
+a ";" or ","): suppliers and comments are typed by people outside Micado.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Callable, Iterable
@@ -19,11 +18,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from portal import csvfile
 from portal.receipts.models import RATE_SCALE
 from portal.receipts.services import currency_precision
 from portal.reports.services import BelegRow
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def belegliste_header() -> list[str]:
@@ -54,25 +52,8 @@ def belegliste_values(row: BelegRow, category_label: Callable[[str], str]) -> li
             ", ".join(row.approvers)]
 
 
-def _csv_cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def to_csv(header: list[str], rows: Iterable[list]) -> bytes:
-    """UTF-8 with a byte order mark (spreadsheets then read the accents right), comma-separated."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    for values in rows:
-        writer.writerow([_csv_cell(v) for v in values])
-    return out.getvalue().encode("utf-8-sig")
+    return csvfile.to_csv(header, rows)
 
 
 def belegliste_csv(rows: list[BelegRow], category_label: Callable[[str], str]) -> bytes:

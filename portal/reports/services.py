@@ -21,10 +21,6 @@ from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.receipts.services import COUNTED
 from portal.visits.models import DIMENSIONS, Visit
 
-DEFAULT_BUDGET_EUR = 400_000
-DEFAULT_FUNDING_EUR = 300_000
-
-
 # Dashboard --------------------------------------------------------------------------------------
 
 @dataclass
@@ -79,8 +75,7 @@ class Dashboard:
 def budget_cents() -> tuple[int, int]:
     """The project's total budget and its funding, in cents (configurable)."""
     config = current_app.config
-    return (int(config.get("PROJECT_BUDGET_EUR", DEFAULT_BUDGET_EUR)) * 100,
-            int(config.get("PROJECT_FUNDING_EUR", DEFAULT_FUNDING_EUR)) * 100)
+    return int(config["PROJECT_BUDGET_EUR"]) * 100, int(config["PROJECT_FUNDING_EUR"]) * 100
 
 
 def case_figures(db: Session) -> list[CaseFigures]:

@@ -17,6 +17,7 @@ from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.htmx import render
 from portal.reports import charts, exports, services
+from portal.security import parse_id
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -188,8 +189,8 @@ def _audit_filter(with_options: bool) -> tuple[AuditFilterForm, services.AuditFi
     form.object_type.choices = [("", _("All"))] + [(t, t) for t in types]
     form.validate()
     f = services.AuditFilter()
-    if not form.user.errors and (form.user.data or "").isdigit():
-        f.user_id = int(form.user.data)
+    if not form.user.errors and parse_id(form.user.data) is not None:
+        f.user_id = parse_id(form.user.data)
     if not form.object_type.errors and form.object_type.data:
         f.object_type = form.object_type.data
     if not form.object_id.errors and form.object_id.data:

@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from portal import db
 from portal.audit import utcnow
 from portal.auth.services import staff_required
-from portal.forms import AmountField
+from portal.forms import AmountField, Finite
 from portal.htmx import is_swap, render, trigger
 from portal.i18n import parse_cents
 from portal.receipts import services as receipts
@@ -153,7 +153,7 @@ def filter_args() -> dict[str, str]:
 
 class DrawForm(FlaskForm):
     share = DecimalField(_l("Share to draw"), places=3, default=0.1, validators=[
-        InputRequired(_l("Enter the share, like 0.1 for a tenth")),
+        Finite(), InputRequired(_l("Enter the share, like 0.1 for a tenth")),
         NumberRange(min=0.001, max=1, message=_l("Enter a share between 0 and 1, like 0.1 for a tenth."))],
         description=_l("A number between 0 and 1: 0.1 draws one in ten of the approved receipts, rounded up."))
     start = DateField(_l("Invoices from"), validators=[InputRequired(_l("Enter the first day of the period"))])
@@ -234,7 +234,7 @@ def decide(receipt_id: int):
         "first_approval": _("Your approval of %(ref)s is recorded. A second staff member must approve it too.",
                             ref=receipt.reference),
         "rejected": _("Receipt %(ref)s rejected.", ref=receipt.reference),
-        "correction_requested": _("Correction of %(ref)s requested; the partner has been told.",
+        "correction_requested": _("Correction of %(ref)s requested. The partner sees your comment on the receipt.",
                                   ref=receipt.reference),
     }
     return _done(messages[kind])

@@ -12,9 +12,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
-    FloatField,
     HiddenField,
-    IntegerField,
     SelectField,
     StringField,
     SubmitField,
@@ -23,6 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
+from portal.forms import ChecksBeforeSending, FloatNumberField, IntegerCountField
 from portal.visits.models import BusinessStatus, GoodsState, IncomeBand, VisitMode, VisitPurpose
 
 MODES = {
@@ -115,7 +114,7 @@ def _required(message):
     return [DataRequired(message)]
 
 
-class VisitForm(FlaskForm):
+class VisitForm(ChecksBeforeSending, FlaskForm):
     # The draft's id: the idempotency key of the submission.
     draft_key = HiddenField(validators=[Regexp(r"^[0-9a-f]{32}$")])
     visit_date = DateField(_l("Date of the visit"), validators=_required(_l("Enter the date of the visit.")))
@@ -125,8 +124,8 @@ class VisitForm(FlaskForm):
     place = StringField(_l("Place"), validators=[Length(max=200)],
                         description=_l("For example the district or the name of the business. No street address."))
     location_consent = BooleanField(_l("The returnee agrees that this device's location is recorded"))
-    latitude = FloatField(_l("Latitude"), validators=[Optional(), NumberRange(-90, 90)])
-    longitude = FloatField(_l("Longitude"), validators=[Optional(), NumberRange(-180, 180)])
+    latitude = FloatNumberField(_l("Latitude"), validators=[Optional(), NumberRange(-90, 90)])
+    longitude = FloatNumberField(_l("Longitude"), validators=[Optional(), NumberRange(-180, 180)])
     attendees = StringField(_l("Who attended"), validators=[Length(max=500)],
                             description=_l("Roles, not names: for example returnee, spouse, case worker."))
     returnee_met = SelectField(_l("Was the returnee met?"),
@@ -140,7 +139,7 @@ class VisitForm(FlaskForm):
     business_status = SelectField(_l("Business or employment"), choices=lambda: _choices(BUSINESS_STATUSES,
                                                                                            blank=False))
     income_band = SelectField(_l("Income band"), choices=lambda: _choices(INCOME_BANDS, blank=False))
-    people_employed = IntegerField(_l("People employed"), validators=[Optional(), NumberRange(0, 999)],
+    people_employed = IntegerCountField(_l("People employed"), validators=[Optional(), NumberRange(0, 999)],
                                    description=_l("Including the returnee. Leave empty if not applicable."))
     score_economic = SelectField(_l("Economic dimension"), choices=lambda: _score_choices("score_economic"),
                                  validators=[Optional()])
@@ -173,7 +172,9 @@ class AcknowledgeForm(FlaskForm):
 
 
 class PhotoForm(FlaskForm):
-    photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."))
+    # On a phone the camera opens directly (a photo of the visit is taken there and then).
+    photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."),
+                      render_kw={"accept": "image/jpeg,image/png,image/webp", "capture": "environment"})
     consent = BooleanField(_l("The returnee agreed to this photo"),
                            validators=[InputRequired(_l("A photo can only be added with the returnee's "
                                                         "consent."))])

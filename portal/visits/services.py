@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
@@ -23,6 +24,9 @@ from portal.audit import AuditEntry, utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
+from portal.i18n import bdi
+from portal.notifications import services as notifications
+from portal.notifications.models import NoticeKind
 from portal.orgs.models import Organisation
 from portal.visits.models import (
     DIMENSIONS,
@@ -53,6 +57,7 @@ class VisitError(ValueError):
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
         self.field = field
+        self.problems = [(field, message)]  # every problem found, when there are several
 
 
 def new_draft_key() -> str:
@@ -206,40 +211,49 @@ def discard_draft(db: Session, user: User, case: Case, key: str) -> None:
 
 # Recording a visit ------------------------------------------------------------------------------
 
-def _choice(value, enum, field_name: str, message: str):
-    if value not in {e.value for e in enum}:
-        raise VisitError(message, field_name)
-    return value
+def visit_problems(data: dict, today: date, met_known: bool = True) -> list[tuple[str, str]]:
+    """Every broken cross-field rule as (field, message), in the form's order. Values the form could not
+    read are None and skipped; `met_known`: the "was the returnee met?" question was answered."""
+    problems = []
+    if data.get("visit_date") and data["visit_date"] > today:
+        problems.append(("visit_date", _("The date of the visit cannot be in the future.")))
+    choices = (("mode", VisitMode, _("Choose how the visit took place.")),
+               ("purpose", VisitPurpose, _("Choose the purpose of the visit.")),
+               ("goods_state", GoodsState, _("Choose the state of the goods.")),
+               ("business_status", BusinessStatus, _("Choose the business or employment status.")),
+               ("income_band", IncomeBand, _("Choose an income band.")))
+    for name, enum, message in choices:
+        if data.get(name) not in {e.value for e in enum}:
+            problems.append((name, message))
+    if met_known and not data["returnee_met"]:
+        if not (data.get("not_met_reason") or "").strip():
+            problems.append(("not_met_reason", _("Say why the returnee was not met.")))
+    elif met_known:
+        labels = {"score_economic": _("Score the economic dimension."),
+                  "score_social": _("Score the social dimension."),
+                  "score_psychosocial": _("Score the psychosocial dimension.")}
+        problems += [(name, labels[name]) for name in DIMENSIONS if data.get(name) not in (1, 2, 3, 4, 5)]
+    if any(data.get(name) for name in FLAGS) and not (data.get("flag_details") or "").strip():
+        problems.append(("flag_details", _("Describe the concern you ticked, so staff can follow up.")))
+    if data.get("next_visit_date") and data.get("visit_date") and data["next_visit_date"] <= data["visit_date"]:
+        problems.append(("next_visit_date", _("The next visit must be after this visit.")))
+    return problems
 
 
 def _check(data: dict, receipts: list[ReceiptChoice], today: date) -> dict:
-    """Cross-field rules; returns the values to store."""
+    """Cross-field rules; returns the values to store. VisitError names the first problem, `problems` all."""
+    problems = visit_problems(data, today)
+    if problems:
+        field_name, message = problems[0]
+        error = VisitError(message, field_name)
+        error.problems = problems
+        raise error
     out = dict(data)
-    if out["visit_date"] > today:
-        raise VisitError(_("The date of the visit cannot be in the future."), "visit_date")
-    _choice(out["mode"], VisitMode, "mode", _("Choose how the visit took place."))
-    _choice(out["purpose"], VisitPurpose, "purpose", _("Choose the purpose of the visit."))
-    _choice(out["goods_state"], GoodsState, "goods_state", _("Choose the state of the goods."))
-    _choice(out["business_status"], BusinessStatus, "business_status", _("Choose the business or employment "
-                                                                         "status."))
-    _choice(out["income_band"], IncomeBand, "income_band", _("Choose an income band."))
     if not out["returnee_met"]:
-        if not out["not_met_reason"].strip():
-            raise VisitError(_("Say why the returnee was not met."), "not_met_reason")
         for name in DIMENSIONS:
             out[name] = None  # nobody to score
     else:
         out["not_met_reason"] = ""
-        labels = {"score_economic": _("Score the economic dimension."),
-                  "score_social": _("Score the social dimension."),
-                  "score_psychosocial": _("Score the psychosocial dimension.")}
-        for name in DIMENSIONS:
-            if out.get(name) not in (1, 2, 3, 4, 5):
-                raise VisitError(labels[name], name)
-    if any(out[name] for name in FLAGS) and not out["flag_details"].strip():
-        raise VisitError(_("Describe the concern you ticked, so staff can follow up."), "flag_details")
-    if out["next_visit_date"] and out["next_visit_date"] <= out["visit_date"]:
-        raise VisitError(_("The next visit must be after this visit."), "next_visit_date")
     # Coordinates only with the returnee's consent; about a metre is precise enough.
     if out["location_consent"] and out["latitude"] is not None and out["longitude"] is not None:
         out["latitude"], out["longitude"] = round(out["latitude"], 5), round(out["longitude"], 5)
@@ -326,8 +340,21 @@ def add_comment(db: Session, actor: User, visit: Visit, body: str) -> VisitComme
     db.add(comment)
     db.flush()
     audit.record(db, actor, "visit.commented", visit, after={"comment_id": comment.id})
+    _notify_comment(db, actor, visit, body)
     db.commit()
     return comment
+
+
+def _notify_comment(db: Session, actor: User, visit: Visit, body: str) -> None:
+    """Tell the organisation's partners and the staff following the visit (who commented on or
+    acknowledged it) about a staff comment; the hourly digest mails it."""
+    if not body or not actor.is_staff:
+        return
+    case = db.get(Case, visit.case_id)
+    followers = db.exec(select(VisitComment.author_id).where(VisitComment.visit_id == visit.id).distinct()).all()
+    recipients = notifications.partners_of(db, case.organisation_id) + notifications.staff_among(db, followers)
+    notifications.notify(db, recipients, actor, NoticeKind.VISIT_COMMENT, "visit", visit.id, case=case.reference,
+                         date=visit.visit_date.isoformat(), author=actor.name, comment=body)
 
 
 def acknowledge(db: Session, actor: User, visit: Visit, body: str = "") -> None:
@@ -340,6 +367,7 @@ def acknowledge(db: Session, actor: User, visit: Visit, body: str = "") -> None:
     db.add(VisitComment(visit_id=visit.id, author_id=actor.id, body=body.strip(), acknowledgement=True))
     audit.record(db, actor, "visit.acknowledged", visit, {"acknowledged_at": None},
                  {"acknowledged_at": visit.acknowledged_at.isoformat()})
+    _notify_comment(db, actor, visit, body.strip())
     db.commit()
 
 
@@ -538,10 +566,31 @@ class TimelineEntry:
     url: str | None = None
     date_only: bool = False
     detail: str = ""
+    sort_at: datetime | None = None  # when it goes in the order, if not `at` (a visit without a time)
+
+    @property
+    def order_key(self) -> datetime:
+        return _aware(self.sort_at or self.at)
 
 
 def _visit_moment(visit: Visit) -> datetime:
     return datetime.combine(visit.visit_date, visit.visit_time or time(0), tzinfo=UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _visit_sort_moment(visit: Visit) -> datetime:
+    """Where a visit goes among the case's events. A visit without a time happened some time that day:
+    when it was recorded on that day, it goes where it was recorded (after "Case opened" that morning),
+    else at the end of its day."""
+    if visit.visit_time is not None:
+        return _visit_moment(visit)
+    start = datetime.combine(visit.visit_date, time(0), tzinfo=UTC)
+    end = start + timedelta(days=1) - timedelta(microseconds=1)
+    recorded = _aware(visit.created_at) if visit.created_at else end
+    return min(max(recorded, start), end)
 
 
 def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
@@ -554,7 +603,7 @@ def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
         text = _("Visit: %(mode)s", mode=MODES.get(v.mode, v.mode))
         detail = _("Concern flagged") if v.flagged else ""
         out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
-                                 date_only=v.visit_time is None, detail=detail))
+                                 date_only=v.visit_time is None, detail=detail, sort_at=_visit_sort_moment(v)))
     ids = [v.id for v in visits]
     if ids:
         rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
@@ -591,12 +640,14 @@ def _receipt_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntr
         return []
     receipt, event = models
     texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
-             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s approved once"),
+             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s: first approval – a second reviewer must approve"),
              "rejected": _("Receipt %(ref)s rejected"),
              "correction_requested": _("Correction of receipt %(ref)s requested")}
     rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
                    .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
-    return [TimelineEntry(e.at, "receipt", texts[e.kind] % {"ref": r.reference}, detail=r.supplier)
+    # The reference stays in one piece and in its order inside right-to-left text.
+    return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
+                          detail=r.supplier)
             for e, r in rows]
 
 
@@ -612,7 +663,7 @@ def timeline(db: Session, case: Case, limit: int = 100, known: dict | None = Non
     """Everything that happened on a case, newest first."""
     known = {} if known is None else known
     entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
-    entries.sort(key=lambda e: e.at, reverse=True)
+    entries.sort(key=lambda e: e.order_key, reverse=True)
     return entries[:limit]
 
 
@@ -654,11 +705,15 @@ _STYLE = {"score_economic": ("#0b4f8a", "", "circle"), "score_social": ("#b35900
           "score_psychosocial": ("#2e7d32", "2 3", "triangle")}
 
 
-def trend(visits: list[Visit], last: int = 12, width: int = 640, height: int = 240) -> Trend:
-    """Chart geometry of the three scores over the last visits that have scores (oldest left)."""
+def trend(visits: list[Visit], last: int = 12, width: int = 360, height: int = 220) -> Trend:
+    """Chart geometry of the three scores over the last visits that have scores (oldest left).
+
+    The drawing is about as wide as a phone, so that its 13–14 px labels stay that size on a phone
+    (a wider drawing is scaled down, its labels with it); the margins leave room for half a date label
+    on either side."""
     scored = [v for v in visits if v.score_economic is not None]
     scored = sorted(scored, key=lambda v: (v.visit_date, v.id))[-last:]
-    left, right, top, bottom = 44, 16, 16, 48
+    left, right, top, bottom = 48, 44, 12, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(scored)
     xs = [left + plot_w / 2] if n == 1 else [left + i * plot_w / (n - 1) for i in range(n)]

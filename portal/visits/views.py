@@ -3,7 +3,7 @@ the staff queue of flagged visits, and the visits part of the case page."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, flash, make_response, redirect, request, url_for
 from flask_babel import format_time
@@ -14,6 +14,7 @@ from werkzeug.datastructures import MultiDict
 from portal import db, mail
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
+from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.orgs import services as orgs
 from portal.scanning import services as scanning
@@ -50,7 +51,12 @@ def _form_context(case, form, draft=None, restored=False):
     source = request.form if request.method == "POST" else MultiDict(draft.data if draft else {})
     goods = {r.id: source.get(f"goods_{r.id}", "") for r in receipts}
     return {"case": case, "form": form, "draft": draft, "restored": restored, "receipts": receipts,
-            "goods": goods}
+            "goods": goods, "device_draft": device_draft_key("visit", case.id),
+            "draft_saved_ms": _epoch_ms(draft.updated_at) if draft else 0}
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @bp.route("/cases/<int:case_id>/visits/new", methods=["GET", "POST"])
@@ -63,6 +69,8 @@ def create(case_id: int):
         draft = services.latest_draft(session, current_user, case)
         form = VisitForm(formdata=MultiDict(draft.data) if draft else None)
         form.draft_key.data = draft.key if draft else services.new_draft_key()
+        if draft is None:
+            form.visit_date.data = date.today()  # most visits are recorded on the day
         return render("visits/new.html", "visits/_form.html", **_form_context(case, form, draft, bool(draft)))
 
     form = VisitForm()
@@ -75,13 +83,19 @@ def create(case_id: int):
             done, created = services.create_visit(session, current_user, case, key,
                                                   services.data_from_form(form, request.form))
         except services.VisitError as exc:
-            getattr(form, exc.field or "visit_date").errors.append(str(exc))
+            _put_problems(form, exc.problems)
         else:
             if created:
                 mail.deliver_pending(session)
+    elif done is None:
+        # The cross-field rules too, for what the form could read: one answer lists every problem.
+        data = services.data_from_form(form, request.form)
+        _put_problems(form, services.visit_problems(data, date.today(),
+                                                    met_known=form.returnee_met.data in ("yes", "no")))
     if done is not None:
         if done.case_id != case.id:
             abort(404)
+        device_draft_done(device_draft_key("visit", case.id))
         flash(_("The visit is saved."), "success")
         url = url_for("visits.show", visit_id=done.id)
         if is_swap():
@@ -90,6 +104,13 @@ def create(case_id: int):
             return response
         return redirect(url, code=303)
     return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
+
+
+def _put_problems(form, problems) -> None:
+    for field_name, message in problems:
+        field = getattr(form, field_name or "visit_date")
+        if not field.errors:  # the form's own message for a field comes first; one message per field
+            field.errors.append(message)
 
 
 @bp.post("/cases/<int:case_id>/visits/draft")
@@ -115,6 +136,7 @@ def discard_draft(case_id: int):
     key = request.form.get("draft_key", "")
     if services.valid_key(key):
         services.discard_draft(session, current_user, case, key)
+    device_draft_done(device_draft_key("visit", case.id))  # and the device's copy
     flash(_("The draft is discarded."), "info")
     return redirect(url_for("visits.create", case_id=case.id), code=303)
 

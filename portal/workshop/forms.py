@@ -11,7 +11,6 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
-    IntegerField,
     SelectField,
     StringField,
     SubmitField,
@@ -20,6 +19,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.config import LANGUAGES
+from portal.forms import IntegerCountField
 from portal.i18n import LANGUAGE_NAMES, countries
 from portal.workshop.models import RegRole, RegStatus
 
@@ -202,7 +202,7 @@ class WorkshopForm(FlaskForm):
     ends_on = DateField(_l("Last day"), validators=[InputRequired(_l("Enter the last day."))])
     city = _text(_l("City"), 100, _l("Enter the city."))
     venue = _text(_l("Venue"), 300, _l("Enter the venue."), description=_l("Name and address."))
-    capacity = IntegerField(_l("Capacity"), validators=[
+    capacity = IntegerCountField(_l("Capacity"), validators=[
         InputRequired(_l("Enter the number of places.")),
         NumberRange(min=1, max=10_000, message=_l("Enter a number between 1 and 10,000."))])
     registration_deadline = DateField(_l("Registration deadline"), validators=[

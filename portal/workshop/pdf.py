@@ -12,14 +12,21 @@ from pathlib import Path
 
 from babel import Locale
 from babel.dates import format_date
+from flask import current_app
+from flask_babel import force_locale
 from fpdf import FPDF
 
 from portal.workshop.models import Registration, Workshop
 
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-ORGANISATION = "Micado Migration gGmbH"
-PROJECT = "IntegPlan Einzelfallförderung"
-FUNDING = "Co-funded by the European Union (AMIF)"
+
+
+def _names(lang: str) -> dict[str, str]:
+    """The grantee, project and funding names from the configuration, in the letter's language."""
+    cfg = current_app.config
+    with force_locale(lang):
+        return {"grantee": str(cfg["GRANTEE_NAME"]), "project": str(cfg["PROJECT_NAME"]),
+                "emblem": str(cfg["EU_EMBLEM_TEXT"]), "funding": str(cfg["FUNDING_LINE"])}
 
 
 def _pdf() -> tuple[FPDF, str, bool]:
@@ -53,42 +60,38 @@ TEXTS = {
     "en": {
         "subject": "Invitation letter",
         "to": "To the competent consular authorities",
-        "body": ("Micado Migration gGmbH hereby invites the person named below to take part in the "
-                 "\"{title}\", an exchange of return counsellors in the project IntegPlan "
-                 "Einzelfallförderung, co-funded by the European Union's Asylum, Migration and Integration "
-                 "Fund (AMIF)."),
+        "body": ("{grantee} hereby invites the person named below to take part in the \"{title}\", an "
+                 "exchange of return counsellors in the project {project} ({emblem} – {funding})."),
         "event": "Dates: {start} to {end}\nVenue: {venue}, {city}",
         "person": "Name as in the passport: {name}\nNationality: {nationality}\nPassport number: {number}\n"
                   "Date of birth: {born}",
         "closing": ("We kindly ask you to issue the necessary visa for the duration of the workshop. "
                     "Please do not hesitate to contact us should you need further information."),
         "regards": "Yours faithfully,",
-        "for": "for Micado Migration gGmbH",
+        "for": "for {grantee}",
     },
     "de": {
         "subject": "Einladungsschreiben",
         "to": "An die zuständige Auslandsvertretung",
-        "body": ("Die Micado Migration gGmbH lädt die unten genannte Person zur Teilnahme am "
-                 "„{title}“ ein, einem Austausch von Rückkehrberaterinnen und Rückkehrberatern im Projekt "
-                 "IntegPlan Einzelfallförderung, kofinanziert aus dem Asyl-, Migrations- und Integrationsfonds "
-                 "(AMIF) der Europäischen Union."),
+        "body": ("{grantee} lädt die unten genannte Person zur Teilnahme am „{title}“ ein, einem Austausch "
+                 "von Rückkehrberaterinnen und Rückkehrberatern im Projekt {project} ({emblem} – {funding})."),
         "event": "Termin: {start} bis {end}\nVeranstaltungsort: {venue}, {city}",
         "person": "Name laut Reisepass: {name}\nStaatsangehörigkeit: {nationality}\nPassnummer: {number}\n"
                   "Geburtsdatum: {born}",
         "closing": ("Wir bitten Sie, das erforderliche Visum für die Dauer des Workshops zu erteilen. "
                     "Für Rückfragen stehen wir gerne zur Verfügung."),
         "regards": "Mit freundlichen Grüßen",
-        "for": "für die Micado Migration gGmbH",
+        "for": "für {grantee}",
     },
 }
 
 
-def _letterhead(pdf: FPDF, font: str, clean) -> None:
+def _letterhead(pdf: FPDF, font: str, clean, names: dict[str, str]) -> None:
     pdf.set_font(font, "B", 16)
-    pdf.cell(0, 8, clean(ORGANISATION), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, clean(names["grantee"]), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(font, "", 10)
-    pdf.cell(0, 5, clean(PROJECT), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 5, clean(FUNDING), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, clean(names["project"]), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 5, clean(f"{names['emblem']} – {names['funding']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.line(pdf.l_margin, pdf.get_y() + 2, pdf.w - pdf.r_margin, pdf.get_y() + 2)
     pdf.ln(8)
 
@@ -98,8 +101,9 @@ def visa_letter(workshop: Workshop, reg: Registration, lang: str, signer: str, t
     clean = (lambda s: s or "") if unicode_ok else _latin
     t = TEXTS[lang]
     fmt = lambda d: format_date(d, "long", locale=lang) if d else ""  # noqa: E731
+    names = _names(lang)
     pdf.add_page()
-    _letterhead(pdf, font, clean)
+    _letterhead(pdf, font, clean, names)
     pdf.set_font(font, "", 11)
     pdf.cell(0, 6, clean(fmt(today or date.today())), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
@@ -109,7 +113,7 @@ def visa_letter(workshop: Workshop, reg: Registration, lang: str, signer: str, t
     pdf.cell(0, 8, clean(t["subject"]), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(font, "", 11)
     pdf.ln(2)
-    pdf.multi_cell(0, 6, clean(t["body"].format(title=workshop.title)), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 6, clean(t["body"].format(title=workshop.title, **names)), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.multi_cell(0, 6, clean(t["event"].format(start=fmt(workshop.starts_on), end=fmt(workshop.ends_on),
                                                  venue=workshop.venue, city=workshop.city)),
@@ -128,7 +132,7 @@ def visa_letter(workshop: Workshop, reg: Registration, lang: str, signer: str, t
     pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + 70, pdf.get_y())
     pdf.ln(1)
     pdf.cell(0, 6, clean(signer), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(0, 6, clean(t["for"]), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, clean(t["for"].format(**names)), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

@@ -3,7 +3,6 @@ links, staff moves, exports and the retention purge. No request objects here."""
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, delete, func, select
 
-from portal import audit, mail
+from portal import audit, csvfile, mail
 from portal.audit import utcnow
 from portal.workshop.ics import workshop_ics
 from portal.workshop.models import Registration, RegRole, RegStatus, Workshop, WorkshopStat
@@ -144,9 +143,15 @@ def make_token(reg: Registration, purpose: str) -> str:
     return _serializer(purpose).dumps([reg.id, reg.link_nonce])
 
 
+def link_days() -> int:
+    """How long a self-service link works (WORKSHOP_LINK_DAYS, 30): a new one can be asked for any time."""
+    return int(current_app.config["WORKSHOP_LINK_DAYS"])
+
+
 def registration_from_token(db: Session, token: str, purpose: str) -> Registration:
-    """The registration a signed link names, or 404 (bad signature, expired, or the data is gone)."""
-    max_age = CONFIRM_DAYS * 86400 if purpose == CONFIRM else None
+    """The registration a signed link names, or 404 (bad signature, expired, voided by a newer link, or
+    the data is gone)."""
+    max_age = (CONFIRM_DAYS if purpose == CONFIRM else link_days()) * 86400
     try:
         reg_id, nonce = _serializer(purpose).loads(token or "", max_age=max_age)
     except (BadSignature, SignatureExpired, ValueError, TypeError):
@@ -236,8 +241,11 @@ def register(db: Session, workshop: Workshop, data: dict, locale: str, today: da
 
 
 def resend_link(db: Session, reg: Registration) -> None:
-    """Send the confirmation link again, or the self-service link once the address is confirmed."""
+    """Send the confirmation link again, or the self-service link once the address is confirmed. The new
+    link voids the older ones (someone may have asked because a link went where it should not)."""
     workshop = db.get(Workshop, reg.workshop_id)
+    reg.link_nonce = secrets.token_urlsafe(16)
+    db.add(reg)
     _mail(db, reg, workshop, "confirm" if reg.status == RegStatus.UNCONFIRMED else "link")
     db.commit()
 
@@ -439,11 +447,7 @@ def export_rows(registrations: list[Registration], labels: dict) -> tuple[list[s
 
 
 def to_csv(header: list[str], rows: list[list]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")  # the BOM makes spreadsheet programs read UTF-8
+    return csvfile.to_csv(header, rows)
 
 
 def to_xlsx(header: list[str], rows: list[list], sheet_title: str) -> bytes:

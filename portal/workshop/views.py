@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, make_response, redirect, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -33,7 +33,7 @@ bp = Blueprint("workshop", __name__, url_prefix="/workshops")
 
 
 def _public_limit() -> str:
-    return current_app.config.get("WORKSHOP_RATE_LIMIT", "20 per hour")
+    return current_app.config["WORKSHOP_RATE_LIMIT"]
 
 
 def _deliver() -> None:
@@ -278,7 +278,6 @@ def register(token: str):
     session = db.session()
     workshop = services.get_public_workshop(session, token)
     form = RegistrationForm(workshop=workshop)
-    duplicate = None
     if request.method == "POST" and services.is_open(workshop) and form.validate_on_submit():
         if form.website.data:  # the honeypot: answer like a success, store nothing
             return redirect(url_for("workshop.sent", token=token), code=303)
@@ -288,15 +287,18 @@ def register(token: str):
             try:
                 services.register(session, workshop, form.data_for_service(), _locale())
             except services.Duplicate as exc:
-                duplicate = exc.registration
+                # The same answer as a new registration: the address's owner gets the link by e-mail,
+                # and nobody learns from the page that this address is registered.
+                services.resend_link(session, exc.registration)
+                _deliver()
+                return redirect(url_for("workshop.sent", token=token), code=303)
             except services.WorkshopError as exc:
                 form.form_errors.append(str(exc))
             else:
                 _deliver()
                 return redirect(url_for("workshop.sent", token=token), code=303)
-    status = 422 if (form.errors or duplicate) else 200
+    status = 422 if form.errors else 200
     return render("workshop/register.html", "workshop/_register_form.html", status, form=form,
-                  duplicate=duplicate, resend_form=ResendForm(formdata=None),
                   action=url_for("workshop.register", token=token), staff=False, **_public_ctx(workshop))
 
 
@@ -323,6 +325,13 @@ def resend(token: str):
     return redirect(url_for("workshop.sent", token=token), code=303)
 
 
+def _private(result) -> Response:
+    """A page reached through a personal link shows personal data: no browser or proxy keeps a copy."""
+    response = make_response(result)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @limiter.limit(_public_limit, methods=["POST"])
 def confirm(token: str):
@@ -335,8 +344,8 @@ def confirm(token: str):
         services.confirm_email(session, reg)
         _deliver()
         return redirect(url_for("workshop.manage", token=services.make_token(reg, services.MANAGE)), code=303)
-    return render("workshop/confirm.html", "workshop/confirm.html", form=form, reg=reg, **_public_ctx(workshop),
-                  **_labels_ctx())
+    return _private(render("workshop/confirm.html", "workshop/confirm.html", form=form, reg=reg,
+                           **_public_ctx(workshop), **_labels_ctx()))
 
 
 @bp.route("/my/<token>", methods=["GET", "POST"])
@@ -357,9 +366,9 @@ def manage(token: str):
             flash(_("Your changes are saved."), "success")
             return redirect(url_for("workshop.manage", token=token), code=303)
     status = 422 if form.errors else 200
-    return render("workshop/manage.html", "workshop/manage.html", status, form=form, reg=reg, token=token,
-                  withdraw_form=WithdrawForm(formdata=None), today=date.today(), **_public_ctx(workshop),
-                  **_labels_ctx())
+    return _private(render("workshop/manage.html", "workshop/manage.html", status, form=form, reg=reg, token=token,
+                           withdraw_form=WithdrawForm(formdata=None), today=date.today(), **_public_ctx(workshop),
+                           **_labels_ctx()))
 
 
 @bp.post("/my/<token>/withdraw")

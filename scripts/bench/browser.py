@@ -15,13 +15,15 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 TWO_G = {"offline": False, "latency": 300, "downloadThroughput": 250_000 // 8, "uploadThroughput": 50_000 // 8}
 FAST = {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
-# What upload.js hands to XMLHttpRequest.send: the form's bytes after shrinking (Chromium reports no body
-# size for a FormData upload). Injected by Playwright, outside the page's CSP.
+# What the page hands to XMLHttpRequest.send: the form's bytes (upload.js) and the file's tus pieces
+# (uploads.js), after shrinking (Chromium reports no body size for a FormData or Blob upload). Injected by
+# Playwright, outside the page's CSP.
 COUNT_SENT = """(() => { const send = XMLHttpRequest.prototype.send;
   XMLHttpRequest.prototype.send = function (body) {
     if (body instanceof FormData) { let n = 0;
       for (const [, v] of body.entries()) { n += v instanceof Blob ? v.size : String(v).length; }
       console.log("bench-sent:" + n); }
+    else if (body instanceof Blob) { console.log("bench-sent:" + body.size); }
     return send.apply(this, arguments); }; })();"""
 LOAD_MS = "(() => { const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd; })()"
 
@@ -96,7 +98,7 @@ def upload(page, cdp, base: str, case_id: int, photo: Path, network: dict,
     page.remove_listener("console", console)
     page.remove_listener("response", response)
     cdp.send("Network.emulateNetworkConditions", FAST)
-    return took, (bodies[-1] if bodies else 0), problem
+    return took, sum(bodies), problem
 
 
 def two_g(base: str, ua: str, email: str, password: str, case_id: int, out: Path) -> list[tuple[str, float, int]]:

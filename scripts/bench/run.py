@@ -562,6 +562,16 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
             for name, seconds, target in figures:
                 value = f"{seconds:.1f} s" if seconds != float("inf") else "failed"
                 res.add(name, value, "", "", f"≤ {target} s", seconds <= target)
+
+        # Its own portal (port 8092) and database: the cut and the reload must not disturb the figures above.
+        with timed("resumable uploads on emulated 2G (scripts/bench/uploads.py)"):
+            import uploads
+
+            try:
+                for what, value, target, ok in uploads.measure(float(os.environ.get("BENCH_UPLOADS_PDF_MB", "6"))):
+                    res.add(what, value, "", "", target, ok)
+            except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
+                res.notes.append(f"Uploads on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     finally:
         for server in servers:
             server.stop()

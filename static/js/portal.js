@@ -23,4 +23,29 @@
     var summary = document.querySelector(".error-summary");
     if (summary) { summary.focus(); }
   });
+  // Sign-out on a shared phone: forget the files kept on this device for resumable uploads (Uppy's
+  // Golden Retriever store in IndexedDB, tus-js-client's resume URLs and our list of finished uploads in
+  // localStorage), then sign out. At most 2 s: a stuck IndexedDB must not keep anyone signed in.
+  var cleared = false;
+  function clearUploads() {
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var key = localStorage.key(i);
+        if (key && /^(tus::|uppyState:|integplan-upload)/.test(key)) { localStorage.removeItem(key); }
+      }
+    } catch (e) { /* no storage: nothing kept */ }
+    return new Promise(function (resolve) {
+      if (!window.indexedDB) { resolve(); return; }
+      var request = window.indexedDB.deleteDatabase("uppy-blobs");
+      request.onsuccess = request.onerror = function () { resolve(); };
+      setTimeout(resolve, 2000);
+    });
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (cleared || !(form instanceof HTMLFormElement) || !form.hasAttribute("data-sign-out")) { return; }
+    event.preventDefault();
+    cleared = true;
+    clearUploads().then(function () { form.submit(); });
+  });
 })();

@@ -1,6 +1,8 @@
-// Receipt uploads on weak links: shrink big phone photos in the browser, show a progress bar, and keep
-// everything typed if the upload fails. Forms marked data-upload work without this script too (plain
-// multipart POST); with it they are sent by XMLHttpRequest. CSP-safe: no inline code, no styles.
+// Receipt forms on weak links: keep everything typed if sending fails. Forms marked data-upload work
+// without this script too (plain multipart POST); with it they are sent by XMLHttpRequest. Their file
+// fields with resumable uploads (.upload-field, static/js/src/uploads.js) have sent their files by tus
+// already (shrunk there, with their own progress); a file field without them is shrunk here and its
+// upload shown by the form's progress bar. CSP-safe: no inline code, no styles.
 (function () {
   "use strict";
   var MAX_EDGE = 2000;          // long edge of a shrunk photo, in pixels
@@ -65,7 +67,9 @@
     var data = new FormData(form);
     var jobs = [];
     Array.prototype.forEach.call(form.querySelectorAll("input[type=file]"), function (input) {
-      if (!input.name) { return; }
+      // A file field with resumable uploads (static/js/src/uploads.js): its files went by tus, already
+      // shrunk; the form sends only their ids.
+      if (!input.name || input.closest(".upload-field[data-upload-ready]")) { return; }
       data.delete(input.name);
       Array.prototype.forEach.call(input.files || [], function (file) {
         jobs.push(shrink(file).then(function (small) { return [input.name, small]; }));
@@ -113,7 +117,7 @@
   }
 
   function send(form, submitter, data) {
-    var progress = form.querySelector(".upload-progress");
+    var progress = form.querySelector(".upload-field[data-upload-ready]") ? null : form.querySelector(".upload-progress");
     var bar = progress && progress.querySelector("progress");
     var failed = form.dataset.msgFailed || document.body.dataset.msgError;
     var xhr = new XMLHttpRequest();
@@ -133,6 +137,7 @@
       var target = xhr.getResponseHeader("HX-Redirect");
       if (target) {
         if (bar) { bar.value = 100; }
+        form.dispatchEvent(new CustomEvent("upload:saved", { bubbles: true }));
         window.location.assign(target);
         return;
       }
@@ -154,12 +159,13 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-upload") || !window.FormData) { return; }
+    if (event.defaultPrevented) { return; }  // held by uploads.js until its files are uploaded
     if (form.getAttribute("aria-busy") === "true") { event.preventDefault(); return; }
     event.preventDefault();
     var submitter = event.submitter || form.querySelector("[type=submit]");
     form.setAttribute("aria-busy", "true");
     if (submitter) { submitter.disabled = true; }
-    var progress = form.querySelector(".upload-progress");
+    var progress = form.querySelector(".upload-field[data-upload-ready]") ? null : form.querySelector(".upload-progress");
     if (progress) {
       progress.hidden = false;
       var bar = progress.querySelector("progress");

@@ -1,7 +1,7 @@
 """receipt search: PostgreSQL full-text (generated tsvector, GIN) and SQLite FTS5 kept by triggers
 
-Revision ID: 0013_desk
-Revises: 0012_tus
+Revision ID: 0015_desk
+Revises: 0012_config
 Create Date: 2026-11-26 14:40:00
 
 Staff search the review queue and all receipts, partners their organisation's receipts, by supplier,
@@ -14,8 +14,8 @@ invoice number, description and translation (portal.receipts.services.search_con
 
 from alembic import op
 
-revision = '0013_desk'
-down_revision = '0012_tus'
+revision = '0015_desk'
+down_revision = '0012_config'
 branch_labels = None
 depends_on = None
 

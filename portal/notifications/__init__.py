@@ -1,0 +1,1 @@
+"""Decision and comment notifications: written with the decision, mailed as one digest per user and hour."""
