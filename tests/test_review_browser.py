@@ -148,6 +148,8 @@ def test_keys_move_open_and_approve_the_focused_item_but_not_while_typing(page: 
     sign_in(page, live_server, REVIEWER)
     page.goto(f"{live_server.url}/review/?q=Keyboard")
     expect(page.get_by_text("Keyboard: j next item")).to_be_visible()
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
     # The preview is there, small, and loaded.
     thumb = page.locator(f"#receipt-{first.id} img.desk-preview")
     expect(thumb).to_be_visible()
