@@ -17,11 +17,23 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.update(overrides or {})
     app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.debug = False  # never the interactive debugger, not even in development
+    _trust_proxies(app)
 
     _init_extensions(app)
     _register_blueprints(app)
     _register_hooks(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES proxies (nginx: 1) take the client address, scheme and host from the
+    X-Forwarded-* headers the nearest proxies set, and only from those: a client cannot forge its address
+    with a header of its own, because each trusted proxy appends the address it saw to the right."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    proxies = app.config.get("TRUSTED_PROXIES", 0)
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies, x_port=proxies)
 
 
 def _init_extensions(app: Flask) -> None:

@@ -103,6 +103,16 @@ def _dev_secret_key(instance: Path) -> str:
     return key
 
 
+def limiter_storage_error(config: dict, workers: int) -> str | None:
+    """Why this rate limit storage cannot serve a production portal with this many worker processes."""
+    if config.get("PORTAL_ENV") == "production" and workers > 1 \
+            and config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        return (f"RATELIMIT_STORAGE_URI=memory:// counts attempts in each process: with {workers} workers an "
+                "attacker gets every limit once per worker. Set RATELIMIT_STORAGE_URI to a shared store, "
+                "e.g. redis://127.0.0.1:6379 (or run a single worker).")
+    return None
+
+
 def load_config(env: dict[str, str] | None = None) -> dict:
     """Build the Flask config dict from environment variables; a bad value stops the start with its name."""
     from flask_babel import lazy_gettext as _l
@@ -182,6 +192,13 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "WORKSHOP_RATE_LIMIT": _rate(env, "WORKSHOP_RATE_LIMIT", "20 per hour"),
         "WORKSHOP_LINK_DAYS": _int(env, "WORKSHOP_LINK_DAYS", 30, minimum=1),
         "ANONYMOUS_MAX_BYTES": _int(env, "ANONYMOUS_MAX_BYTES", 128 * 1024, minimum=1024),
+        # Behind proxies: how many append to X-Forwarded-For (Werkzeug's ProxyFix); 0 ignores the headers.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        # Failed sign-in / second-factor attempts per account, and reset requests per address, from anywhere.
+        "ACCOUNT_RATE_LIMIT": _rate(env, "ACCOUNT_RATE_LIMIT", "5 per minute"),
+        # Names in a Redis shared with other installations (staging beside production, the tests).
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", ""),
+        "TASK_QUEUE_NAME": env.get("TASK_QUEUE_NAME", "integplan"),
         # Project
         "PROJECT_START": project_start,
         "PROJECT_END": project_end,

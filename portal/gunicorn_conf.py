@@ -7,6 +7,7 @@ gunicorn whole anyway. Settings can be overridden with GUNICORN_CMD_ARGS or the 
 """
 
 import os
+import sys
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -25,3 +26,12 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+
+
+def on_starting(server):
+    """Refuse to start several workers that would each count rate limits on their own (memory://)."""
+    from portal.config import limiter_storage_error, load_config
+
+    problem = limiter_storage_error(load_config(), server.cfg.workers)
+    if problem:
+        sys.exit(f"Not starting: {problem}")

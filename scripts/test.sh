@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on real services, as `make test` and CI run it:
 # PostgreSQL (a fresh database per test), a one-node Ceph RADOS Gateway as the S3 server, Debian's
-# Chromium for the browser tests, clamd (virus scanner, local EICAR signature), an SMTP sink (aiosmtpd,
-# started by the tests), then ruff, bandit, pytest.
+# Chromium for the browser tests, clamd (virus scanner, local EICAR signature), nginx (started by the
+# tests in front of gunicorn), an SMTP sink (aiosmtpd, started by the tests), then ruff, bandit, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -10,6 +10,7 @@ VENV=${VENV:-.venv}
 need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
+command -v openssl >/dev/null || need_apt+=(openssl)  # a throw-away certificate for the nginx TLS check
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs in any script
 scripts/apt-install.sh "${need_apt[@]}"
 
@@ -30,6 +31,9 @@ eval "$(scripts/s3-server.sh env)"
 # clamd with a local EICAR signature for tests/test_scanning.py (the other tests run without a scanner).
 scripts/clamd.sh start
 export TEST_CLAMD_HOST=${TEST_CLAMD_HOST:-127.0.0.1} TEST_CLAMD_PORT=${TEST_CLAMD_PORT:-${CLAMD_SERVER_PORT:-3310}}
+
+# nginx: tests/test_nginx.py starts it on loopback with deploy/nginx/portal.conf in front of gunicorn.
+scripts/nginx.sh install
 
 echo "== ruff"
 "$VENV/bin/ruff" check portal tests scripts

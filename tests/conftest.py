@@ -315,3 +315,26 @@ def app_config_s3(s3_bucket, app_overrides, app):
         storage.client.abort_multipart_upload(Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
     storage.client.delete_bucket(Bucket=s3_bucket)
     storage.close()
+
+
+class Delivered:
+    """The SMTP sink as a registrant sees it once the worker has run: every read runs the queued jobs
+    first (the requests themselves send nothing; test_tasks.py proves that for the outbox as a whole)."""
+
+    def __init__(self, sink, run_jobs):
+        self.sink, self.run_jobs, self.port = sink, run_jobs, sink.port
+
+    def to(self, address: str):
+        self.run_jobs()
+        return self.sink.to(address)
+
+    @property
+    def messages(self):
+        self.run_jobs()
+        return self.sink.messages
+
+
+@pytest.fixture
+def delivered_mails(mails, run_jobs):
+    """The SMTP sink read as a recipient would, after the queued jobs ran."""
+    return Delivered(mails, run_jobs)

@@ -433,7 +433,8 @@ def test_a_duplicate_of_another_organisations_receipt_is_not_named(client, db):
 
 # The workshop: no registered-address oracle, links that expire and void each other, no caching ------------
 
-def test_registering_an_address_again_answers_like_a_new_registration(client, db, mails):
+def test_registering_an_address_again_answers_like_a_new_registration(client, db, delivered_mails):
+    mails = delivered_mails
     from portal.workshop.models import Registration
     from tests.test_workshop import form, link_path
 
@@ -457,7 +458,8 @@ def _confirmed(client, mails, w):
     return data, link_path(mails.to(data["email"])[-1], "my")
 
 
-def test_a_new_link_voids_the_older_ones(client, db, mails):
+def test_a_new_link_voids_the_older_ones(client, db, delivered_mails):
+    mails = delivered_mails
     from tests.test_workshop import link_path
 
     w = make_workshop(db)
@@ -472,7 +474,8 @@ def test_a_new_link_voids_the_older_ones(client, db, mails):
 
 
 @pytest.mark.parametrize("app_overrides", [{"WORKSHOP_LINK_DAYS": 30}])
-def test_manage_links_expire(app, client, db, mails, monkeypatch, app_overrides):
+def test_manage_links_expire(app, client, db, delivered_mails, monkeypatch, app_overrides):
+    mails = delivered_mails
     import time
 
     from itsdangerous.timed import TimestampSigner
@@ -491,7 +494,8 @@ def test_manage_links_expire(app, client, db, mails, monkeypatch, app_overrides)
             assert client.get(f"/workshops/my/{token}").status_code == status, days
 
 
-def test_personal_link_pages_are_not_cached(client, db, mails):
+def test_personal_link_pages_are_not_cached(client, db, delivered_mails):
+    mails = delivered_mails
     from tests.test_workshop import link_path, register
 
     w = make_workshop(db)

@@ -112,3 +112,28 @@ def test_case_list_shows_only_own_cases(client, world, db):
         as_text=True)
     assert f'>{world["case_b"].reference}</a>' not in page
     assert "0 cases" in page
+
+
+def test_search_and_bulk_approval_stay_within_the_organisation(client, world, db):
+    """The routes that take a query or ids in the body: search shows only one's own organisation's receipts,
+    and the desk's bulk approval is not there for partners (404, nothing approved)."""
+    receipt_b = world["receipt_b"]
+    receipt_b.supplier, receipt_b.translation = "Unique Supplier Of B", "Sewing machine of B"
+    db.add(receipt_b)
+    db.commit()
+    client.login(world["partner_a"])
+    for words in ("Unique", "sewing", receipt_b.invoice_number):
+        for htmx in (False, True):
+            resp = client.get("/receipts/search", query_string={"q": words},
+                              headers={"HX-Request": "true"} if htmx else {})
+            assert resp.status_code == 200
+            assert "Unique Supplier Of B" not in resp.get_data(as_text=True)
+            assert f"/receipts/{receipt_b.id}" not in resp.get_data(as_text=True)
+    resp = client.submit("/review/approve-selected", {"selected": f"{receipt_b.id}:{receipt_b.version}"})
+    assert resp.status_code == 404
+    assert client.get(f"/review/?q={words}").status_code == 404
+    db.refresh(receipt_b)
+    assert receipt_b.status == "submitted"
+    client.submit("/logout")
+    client.login(world["partner_b"])  # the walk is only meaningful if B finds it
+    assert "Unique Supplier Of B" in client.get("/receipts/search?q=unique").get_data(as_text=True)

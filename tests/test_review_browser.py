@@ -104,3 +104,140 @@ def test_filters_stay_in_the_url(page: Page, live_server):
     page.reload()
     expect(page.get_by_label("Country")).to_have_value("SN")
     expect(page.locator("ol.review-items > li")).to_have_count(1)
+
+
+# The desk with the receipt in view: keys, previews, and what deciding costs ------------------------
+
+def receipts_with_pictures(live_server, count: int, supplier: str) -> list[Receipt]:
+    """`count` receipts below the four-eyes threshold, each with a stored photo of the invoice (so the desk
+    shows and fetches real previews), on the demo's last case."""
+    import hashlib
+    import io
+    import random
+
+    from PIL import Image
+
+    from portal.storage import get_storage
+    from tests.test_receipts import make_receipt_file
+
+    rnd = random.Random(7)
+    made = []
+    with live_server.app.app_context(), Session(live_server.engine(), expire_on_commit=False) as db:
+        storage = get_storage()
+        case = db.exec(select(Case).order_by(Case.id.desc())).first()
+        line = db.exec(select(BudgetLine).where(BudgetLine.case_id == case.id)).first()
+        for n in range(count):
+            receipt = make_receipt(db, case, line, supplier=f"{supplier} {n}", invoice_date=date(2024, 7, 1),
+                                   amount_minor=100_00 + n, eur_cents=100_00 + n)
+            img = Image.effect_noise((1200, 1600), 40 + n).convert("RGB")  # a phone photo's size
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=70)
+            data = buf.getvalue()
+            key = f"receipts/{case.id}/desk-{rnd.getrandbits(64):x}"
+            storage.put(key, io.BytesIO(data), content_type="image/jpeg")
+            digest = hashlib.sha256(data).hexdigest()
+            make_receipt_file(db, receipt, key=key, size=len(data), sha256=digest, original_sha256=digest,
+                              content_type="image/jpeg", original_filename=f"invoice-{n}.jpg")
+            made.append(receipt)
+    return made
+
+
+def test_keys_move_open_and_approve_the_focused_item_but_not_while_typing(page: Page, live_server):
+    first, second = receipts_with_pictures(live_server, 2, "Keyboard Supplies")
+    csp = watch_csp(page)
+    sign_in(page, live_server, REVIEWER)
+    page.goto(f"{live_server.url}/review/?q=Keyboard")
+    expect(page.get_by_text("Keyboard: j next item")).to_be_visible()
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
+    # The preview is there, small, and loaded.
+    thumb = page.locator(f"#receipt-{first.id} img.desk-preview")
+    expect(thumb).to_be_visible()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle())
+    page.evaluate(MARK_PAGE)
+
+    page.keyboard.press("j")
+    expect(page.locator(f"#receipt-{first.id}-title")).to_be_focused()
+    page.keyboard.press("j")
+    expect(page.locator(f"#receipt-{second.id}-title")).to_be_focused()
+    page.keyboard.press("k")
+    expect(page.locator(f"#receipt-{first.id}-title")).to_be_focused()
+    # o opens the larger view in place, and closes it again.
+    page.keyboard.press("o")
+    expect(page.locator(f"#receipt-{first.id} details.desk-larger img")).to_be_visible()
+    page.keyboard.press("o")
+    expect(page.locator(f"#receipt-{first.id} details.desk-larger img")).to_be_hidden()
+    # c goes to the correction text; typing there (even an "a") decides nothing.
+    page.keyboard.press("c")
+    comment = page.get_by_label(f"Reason or what to correct ({first.reference})")
+    expect(comment).to_be_focused()
+    page.keyboard.type("a date is missing")
+    expect(comment).to_have_value("a date is missing")
+    expect(page.locator(f"#receipt-{first.id}")).to_have_count(1)
+    # Back on the item, a approves it, through its form (POST with the CSRF token), in place.
+    page.locator(f"#receipt-{first.id}-title").focus()
+    page.keyboard.press("a")
+    expect(page.locator(f"#receipt-{first.id}")).to_have_count(0)
+    expect(page.locator("#flash")).to_contain_text(f"Receipt {first.reference} approved.")
+    expect(page.locator(f"#receipt-{second.id}-title")).to_be_focused()
+    assert page.evaluate(SAME_PAGE)
+    assert not csp, csp
+    with Session(live_server.engine()) as db:
+        assert db.get(Receipt, first.id).status == "approved"
+        assert db.get(Receipt, second.id).status == "submitted"
+
+
+def test_bulk_approval_in_the_browser(page: Page, live_server):
+    made = receipts_with_pictures(live_server, 3, "Bulk Buys")
+    sign_in(page, live_server, REVIEWER)
+    page.goto(f"{live_server.url}/review/?q=Bulk")
+    for receipt in made[:2]:
+        page.get_by_label(f"Select for approval {receipt.reference}").check()
+    page.get_by_role("button", name="Approve selected").click()
+    expect(page.locator(".bulk-results")).to_contain_text(f"{made[0].reference}: Approved.")
+    expect(page.locator("#flash")).to_contain_text("2 of 2 selected receipts approved.")
+    expect(page.locator("ol.review-items > li")).to_have_count(1)
+    with Session(live_server.engine()) as db:
+        assert [db.get(Receipt, r.id).status for r in made] == ["approved", "approved", "submitted"]
+
+
+def test_the_cost_of_deciding_ten_receipts(page: Page, live_server):
+    """The reviewer's time per receipt, in what the browser fetches: open the desk, decide ten receipts with
+    the keyboard (each swap brings the next one into focus), and count every request and byte."""
+    made = receipts_with_pictures(live_server, 10, "Timing Traders")
+    sign_in(page, live_server, REVIEWER)
+    traffic: list[tuple[str, str, int]] = []
+
+    def finished(request) -> None:
+        sizes = request.sizes()
+        traffic.append((request.method, request.url.removeprefix(live_server.url),
+                        sizes["responseBodySize"] + sizes["responseHeadersSize"]))
+
+    page.on("requestfinished", finished)
+    page.goto(f"{live_server.url}/review/?q=Timing")
+    expect(page.locator("ol.review-items > li")).to_have_count(10)
+    page.keyboard.press("j")
+    for n, receipt in enumerate(made):
+        expect(page.locator(f"#receipt-{receipt.id}-title")).to_be_focused()
+        page.keyboard.press("a")
+        expect(page.locator(f"#receipt-{receipt.id}")).to_have_count(0)
+        expect(page.locator("ol.review-items > li")).to_have_count(9 - n)
+    expect(page.locator("#review-empty")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    page.remove_listener("requestfinished", finished)
+
+    total = sum(size for _m, _u, size in traffic)
+    kinds = {"page": [t for t in traffic if t[0] == "GET" and t[1].startswith("/review/")],
+             "decisions": [t for t in traffic if t[0] == "POST"],
+             "previews": [t for t in traffic if t[1].endswith("/preview")],
+             "assets": [t for t in traffic if t[1].startswith("/static/")]}
+    print(f"\nDeciding 10 receipts on the desk: {len(traffic)} requests, {total / 1024:.0f} KB "
+          f"({total / 10 / 1024:.1f} KB and {len(traffic) / 10:.1f} requests per receipt)")
+    for name, rows in kinds.items():
+        print(f"  {name}: {len(rows)} requests, {sum(s for *_r, s in rows) / 1024:.0f} KB")
+    with Session(live_server.engine()) as db:
+        assert all(db.get(Receipt, r.id).status == "approved" for r in made)
+    assert len(kinds["decisions"]) == 10  # one POST per decision, nothing else per receipt but its preview
+    assert len(kinds["previews"]) <= 10
+    assert len(traffic) <= 40, traffic
+    assert total <= 1_500_000, traffic

@@ -35,26 +35,10 @@ def app_overrides():
     return {"WORKSHOP_RATE_LIMIT": "10000 per hour"}
 
 
-class Delivered:
-    """The SMTP sink as a registrant sees it once the worker has run: every read runs the queued jobs
-    first (the requests themselves send nothing; test_tasks.py proves that for the outbox as a whole)."""
-
-    def __init__(self, sink, run_jobs):
-        self.sink, self.run_jobs, self.port = sink, run_jobs, sink.port
-
-    def to(self, address: str):
-        self.run_jobs()
-        return self.sink.to(address)
-
-    @property
-    def messages(self):
-        self.run_jobs()
-        return self.sink.messages
-
-
 @pytest.fixture
-def mails(mails, run_jobs):
-    return Delivered(mails, run_jobs)
+def mails(delivered_mails):
+    """Registrants read their mail after the worker ran (see delivered_mails)."""
+    return delivered_mails
 
 
 def make_workshop(db: Session, **kw) -> Workshop:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
@@ -37,12 +38,47 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+# Two limits on sign-in, second factor and reset: per client address (LOGIN_RATE_LIMIT, the real address
+# behind TRUSTED_PROXIES), so one client cannot try many accounts; and per target account
+# (ACCOUNT_RATE_LIMIT), so many addresses cannot try one account fast. The account limit counts failed
+# attempts only and has a short window: a user under attack is slowed for a minute, not locked out, and
+# another account's failures never count against theirs.
+
+def _account_limit() -> str:
+    return current_app.config["ACCOUNT_RATE_LIMIT"]
+
+
+def _form_account() -> str:
+    # A digest, not the address itself: the limiter's store (Redis) need not hold e-mail addresses.
+    email = services.normalise_email(request.form.get("email", ""))
+    return "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _no_form_account() -> bool:
+    return not request.form.get("email", "").strip()
+
+
+def _pending_account() -> str:
+    return f"account:{(session.get('2fa') or {}).get('user')}"
+
+
+def _no_pending_account() -> bool:
+    return not (session.get("2fa") or {}).get("user")
+
+
+def _failed(response) -> bool:
+    """A failed attempt (a refusal by a limit is not counted again)."""
+    return response.status_code not in (303, 429)
+
+
 def _safe_next(target: str | None) -> str:
     return safe_next(target) or url_for("index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, methods=["POST"], key_func=_form_account, exempt_when=_no_form_account,
+               deduct_when=_failed)
 def login():
     """Show the sign-in form and sign a user in."""
     if current_user.is_authenticated:
@@ -65,6 +101,8 @@ def login():
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, methods=["POST"], key_func=_pending_account, exempt_when=_no_pending_account,
+               deduct_when=_failed)
 def login_code():
     """Second step of signing in: the code from the authenticator app (or a recovery code)."""
     pending = session.get("2fa")
@@ -197,6 +235,7 @@ def reset_password(token: str):
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(_account_limit, methods=["POST"], key_func=_form_account, exempt_when=_no_form_account)
 def request_reset():
     """Ask for a password reset link."""
     form = ResetRequestForm()

@@ -19,7 +19,9 @@ from typing import BinaryIO
 from babel.numbers import get_currency_precision, is_currency
 from flask import abort, current_app
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import Integer, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import text as sa_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, func, select
 
@@ -928,3 +930,100 @@ def sweep_job() -> str:
     if report.errors:
         log.warning("receipts sweep: %s", "; ".join(report.errors[:5]))
     return f"{report.intents} intents, {report.files} files, {report.orphans} orphans, {report.unfinished} unfinished"
+
+
+# The review desk's context and search ------------------------------------------------------------
+
+@dataclass
+class LineSummary:
+    """A budget line's figures beside a decision: planned, submitted (not rejected), approved, remaining."""
+
+    planned_cents: int
+    submitted_cents: int
+    approved_cents: int
+
+    @property
+    def remaining_cents(self) -> int:
+        return self.planned_cents - self.submitted_cents
+
+
+def line_summaries(db: Session, line_ids: Iterable[int]) -> dict[int, LineSummary]:
+    """The figures of several budget lines in one statement (a page of the review desk)."""
+    ids = sorted({i for i in line_ids if i is not None})
+    if not ids:
+        return {}
+    counted = Receipt.status.in_(COUNTED)
+    rows = db.exec(select(BudgetLine.id, BudgetLine.planned_cents,
+                          func.coalesce(func.sum(Receipt.eur_cents).filter(counted), 0),
+                          func.coalesce(func.sum(Receipt.eur_cents).filter(Receipt.status == ReceiptStatus.APPROVED),
+                                        0))
+                   .outerjoin(Receipt, Receipt.budget_line_id == BudgetLine.id)
+                   .where(BudgetLine.id.in_(ids)).group_by(BudgetLine.id, BudgetLine.planned_cents))
+    return {line_id: LineSummary(int(planned), int(submitted), int(approved))
+            for line_id, planned, submitted, approved in rows}
+
+
+def first_files(db: Session, receipt_ids: Iterable[int]) -> dict[int, ReceiptFile]:
+    """The first receipt file (not a handover proof) of each receipt, in one statement: what a preview shows."""
+    ids = sorted(set(receipt_ids))
+    if not ids:
+        return {}
+    found: dict[int, ReceiptFile] = {}
+    for row in db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id.in_(ids), ReceiptFile.confirmed.is_(True),
+                                                 ReceiptFile.kind == FileKind.RECEIPT)
+                       .order_by(ReceiptFile.receipt_id, ReceiptFile.id)):
+        found.setdefault(row.receipt_id, row)
+    return found
+
+
+def has_preview(row: ReceiptFile | None) -> bool:
+    """Whether the desk may show the file's picture: an image or PDF the virus scanner has cleared."""
+    return row is not None and scanning.is_cleared(row) and (
+        row.content_type == "application/pdf" or row.content_type.startswith("image/"))
+
+
+SEARCH_PER_PAGE = 25
+SEARCH_MAX_WORDS = 8
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, at most a few, each of a sensible length."""
+    return [w[:100] for w in (text or "").replace('"', " ").split()][:SEARCH_MAX_WORDS]
+
+
+def search_condition(text: str, dialect: str):
+    """Receipts whose supplier, invoice number, description or translation hold every word searched.
+
+    PostgreSQL: the generated tsvector column `search_vector` (GIN index, `simple` configuration);
+    SQLite: the FTS5 table `receipts_fts`, kept in step by triggers (migration 0015_desk)."""
+    words = search_words(text)
+    if not words:
+        return None
+    if dialect == "postgresql":
+        return sa_text("receipts.search_vector @@ plainto_tsquery('simple'::regconfig, :search_words)").bindparams(
+            search_words=" ".join(words))
+    match = " ".join('"' + w + '"' for w in words)  # each word a phrase: no FTS5 operators from the user
+    return Receipt.id.in_(sa_text("SELECT rowid FROM receipts_fts WHERE receipts_fts MATCH :search_match")
+                          .bindparams(search_match=match).columns(sa_column("rowid", Integer)))
+
+
+@dataclass
+class SearchPage:
+    rows: list[tuple[Receipt, Case]]
+    next_before: int | None  # the id to continue after (newest first), None on the last page
+
+
+def search(db: Session, user: User, text: str, before: int | None = None) -> SearchPage:
+    """Receipts the user may see (staff: all; partners: their organisation's) matching every word, newest
+    first, one page after `before` (keyset by id)."""
+    condition = search_condition(text, db.get_bind().dialect.name)
+    if condition is None:
+        return SearchPage([], None)
+    query = (select(Receipt, Case).join(Case, Case.id == Receipt.case_id)
+             .where(condition, Receipt.status != ReceiptStatus.PENDING, *scope(user)))
+    if before is not None:
+        query = query.where(Receipt.id < before)
+    rows = list(db.exec(query.order_by(Receipt.id.desc()).limit(SEARCH_PER_PAGE + 1)))
+    more = len(rows) > SEARCH_PER_PAGE
+    rows = rows[:SEARCH_PER_PAGE]
+    return SearchPage(rows, rows[-1][0].id if more else None)

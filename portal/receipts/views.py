@@ -304,6 +304,18 @@ def review(receipt_id: int):
     return _go(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
 
 
+@bp.get("/receipts/search")
+@login_required
+def search():
+    """Search the receipts one may see by supplier, invoice number, description and translation."""
+    text = request.args.get("q", "")[:200].strip()
+    raw = request.args.get("before", "")
+    before = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    result = services.search(db.session(), current_user, text, before)
+    return render("receipts/search.html", "receipts/_search.html", q=text, result=result,
+                  later=before is not None)
+
+
 @bp.get("/receipts/review")
 @staff_required
 def queue():

@@ -3,20 +3,37 @@
 Decisions on receipts go through portal.receipts.services.decide() and acknowledgements of visits
 through portal.visits.services.acknowledge(): the rules live there, this module only finds the work.
 
-The queue is built from a fixed number of statements whatever its length: one for receipts (waiting for
-a decision, corrected, waiting for a second approval, drawn for a sample check), one for flagged visits,
-each with the filters applied in SQL; they are merged, sorted and paged here.
+The queue is built from a fixed number of statements whatever its length: one per source (receipts
+waiting for a decision, receipts drawn for a sample check, flagged visits, workshop registrations), each
+with the filters applied in SQL, sorted by its index and cut after one page; they are merged here and
+paged by keyset (the sort key of the last item shown), never by OFFSET or a count of every waiting row.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import math
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import BigInteger, and_, cast, exists, literal, union, union_all
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    literal,
+    or_,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
@@ -25,13 +42,13 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
 from portal.orgs.models import Organisation
-from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
+from portal.receipts import services as receipts
+from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.visits.models import Visit
 from portal.visits.services import _flagged_condition
 
 PER_PAGE = 25
-MAX_PAGE = 400  # 10,000 items: a queue longer than this is a problem no page can show anyway
 
 # Item types, in the order the counts are shown.
 NEW, CORRECTED, SECOND, SAMPLE, VISIT, REGISTRATION = "receipt", "corrected", "second", "sample", "visit", \
@@ -66,7 +83,8 @@ class QueueFilter:
     min_eur_cents: int | None = None
     max_eur_cents: int | None = None
     sort: str = "oldest"
-    page: int = 1
+    q: str = ""  # words searched in supplier, invoice number, description and translation
+    after: str = ""  # the keyset cursor: the sort key of the last item of the previous page
 
     @property
     def amount_filtered(self) -> bool:
@@ -88,6 +106,9 @@ class QueueItem:
     new_supplier: bool = False
     # For workshop registrations: what the item shows and links to.
     extra: dict = field(default_factory=dict)
+    sort_key: tuple = ()  # the item's place in the queue's order, as the database sorted it
+    line: receipts.LineSummary | None = None  # the receipt's budget line, beside the decision
+    file: ReceiptFile | None = None  # the receipt's first file, for its preview
 
     @property
     def key(self) -> str:
@@ -123,9 +144,9 @@ class QueueItem:
 @dataclass
 class QueuePage:
     items: list[QueueItem]
-    total: int
-    page: int
-    pages: int
+    total: int | None  # None when filters narrow the queue: only the desk's counts are kept
+    next_after: str | None  # the cursor of the next page, None on the last
+    later: bool  # a page after the first
 
 
 def _naive(moment: datetime) -> datetime:
@@ -162,55 +183,121 @@ def _cutoff(f: QueueFilter, now: datetime) -> datetime | None:
     return now - timedelta(days=f.min_age_days) if f.min_age_days else None
 
 
-def _order(sort: str, since, row_id, case_ref, org_name, eur=None) -> list:
-    """ORDER BY for one source, the same order as _sort_key gives in Python: each source sends only the
-    rows up to the page asked for, and the merge of those is exact."""
+# Sorting and keyset paging -------------------------------------------------------------------------
+#
+# Every source (waiting receipts, receipts drawn for a sample check, flagged visits, registrations) sorts
+# by its own columns (for the default order, the index order: receipts by (status, updated_at, id), open
+# flags by (created_at, id)) and sends at most one page and one row; the merge of those is exact because
+# each row carries its sort key, read from the database, ending in (source rank, id). The next page starts
+# after the last key shown (keyset paging): decisions taken meanwhile move nothing on the next page, and
+# no page reads or counts the rows before it.
+
+RANK_WAITING, RANK_SAMPLE, RANK_VISIT, RANK_REGISTRATION = 0, 1, 2, 3
+
+
+def _text_key(expr, dialect: str):
+    """Strings compare by code point on both databases, as Python compares them in the merge."""
+    return expr.collate("C") if dialect == "postgresql" else expr
+
+
+def _keys(sort: str, dialect: str, since, rank: int, row_id, case_ref=None, org_name=None, eur=None,
+          has_eur: bool = True) -> list[tuple[object, bool]]:
+    """(expression or constant, descending) per element of a source's sort key; the rank is a constant."""
     if sort == "newest":
-        return [since.desc(), row_id.desc()]
-    if sort in ("amount_desc", "amount_asc") and eur is not None:
-        return [eur.is_(None), eur.desc() if sort == "amount_desc" else eur.asc(), since, row_id]
-    if sort == "case" and case_ref is not None:
-        return [case_ref, since, row_id]
+        return [(since, True), (rank, True), (row_id, True)]
+    tail = [(since, False), (rank, False), (row_id, False)]
+    if sort in ("amount_desc", "amount_asc"):
+        if not has_eur:  # no amount: after every receipt, like a receipt without a rate
+            return [(literal(1, Integer), False), (literal(0, BigInteger), False), *tail]
+        return [(case((eur.is_(None), 1), else_=0), False), (func.coalesce(eur, 0), sort == "amount_desc"),
+                *tail]
+    if sort == "case":
+        return [(_text_key(case_ref if case_ref is not None else literal("", String), dialect), False), *tail]
     if sort == "organisation":
-        return [func.lower(org_name), since, row_id]
-    return [since, row_id]
+        return [(_text_key(func.lower(org_name), dialect), False), *tail]
+    return tail
 
 
-def _total(rows: list) -> int:
-    """The filtered count the window function put on every row (0 when no row came)."""
-    return int(rows[0][-1]) if rows else 0
+def _is_sql(expr) -> bool:
+    """A column or expression of the query (the rank is a plain int, the same for the whole source)."""
+    return not isinstance(expr, int)
 
 
-def _receipt_items(db: Session, f: QueueFilter, now: datetime, limit: int) -> tuple[list[QueueItem], int]:
-    wants_receipts = f.type in ("", NEW, CORRECTED, SECOND, SAMPLE) and f.status in ("", "submitted", "approved")
-    if not wants_receipts:
-        return [], 0
-    first = _first_approver()
-    new_supplier = _new_supplier()
-    open_sample = and_(SampleItem.receipt_id == Receipt.id, SampleItem.checked_at.is_(None))
-    waiting = Receipt.status == ReceiptStatus.SUBMITTED
-    sampled = SampleItem.id.is_not(None)
+def _after(keys: list[tuple[object, bool]], values: list) -> list:
+    """WHERE conditions: the row's key comes after `values` in the order of `keys`.
+
+    Written out lexicographically; the first element's bound is repeated on its own so that the database
+    starts its index range there instead of filtering the rows before the cursor."""
+    def later(i: int):
+        if i == len(keys):
+            return false()
+        expr, desc = keys[i]
+        value = values[i]
+        if not _is_sql(expr):  # the source's rank: decided here
+            if expr == value:
+                return later(i + 1)
+            return true() if (expr > value) != desc else false()
+        beyond = expr < value if desc else expr > value
+        return or_(beyond, and_(expr == value, later(i + 1)))
+
+    conditions = [later(0)]
+    first, desc = keys[0]
+    if _is_sql(first):
+        conditions.append(first <= values[0] if desc else first >= values[0])
+    return conditions
+
+
+def _select_keys(keys) -> list:
+    return [expr.label(f"k{i}") for i, (expr, _d) in enumerate(keys) if _is_sql(expr)]
+
+
+def _key_values(keys, row_tail) -> tuple:
+    """The item's whole sort key: the values read from the database with the constants put back."""
+    found = iter(row_tail)
+    return tuple(next(found) if _is_sql(expr) else expr for expr, _d in keys)
+
+
+def _order_by(keys) -> list:
+    return [expr.desc() if desc else expr.asc() for expr, desc in keys if _is_sql(expr)]
+
+
+def encode_cursor(values: tuple) -> str:
+    """The URL form of a sort key: JSON, dates tagged, base64 so it survives any URL."""
+    plain = [{"d": v.isoformat()} if isinstance(v, datetime) else v for v in values]
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str, length: int) -> list | None:
+    """The sort key in a URL, or None when it is missing or not one of ours (then: the first page)."""
+    if not text or len(text) > 600:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        values = [datetime.fromisoformat(v["d"]) if isinstance(v, dict) else v for v in raw]
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        return None
+    if len(values) != length or not all(isinstance(v, (int, str, datetime)) for v in values):
+        return None
+    # Moments are stored in UTC and the columns want them with their time zone.
+    return [v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
+
+
+def _key_length(sort: str) -> int:
+    return {"amount_desc": 5, "amount_asc": 5, "case": 4, "organisation": 4}.get(sort, 3)
+
+
+def _paged(query, keys, cursor, limit: int):
+    if cursor is not None:
+        query = query.where(*_after(keys, cursor))
+    return query.order_by(*_order_by(keys)).limit(limit)
+
+
+def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
     conditions = _common_conditions(f)
-    # Waiting or drawn for the sample, as a list of ids: an OR across the sample join would make the database
-    # read every receipt ever made; these two lists come from indexes and stay as short as the queue.
-    in_queue = Receipt.id.in_(union(select(Receipt.id).where(waiting),
-                                    select(SampleItem.receipt_id).where(SampleItem.checked_at.is_(None))))
-    type_condition = {
-        "": in_queue,
-        NEW: and_(waiting, Receipt.revision == 1, first.is_(None)),
-        CORRECTED: and_(waiting, Receipt.revision > 1, first.is_(None)),
-        SECOND: and_(waiting, first.is_not(None)),
-        SAMPLE: sampled,
-    }[f.type]
-    conditions.append(type_condition)
-    if f.status == "submitted":
-        conditions.append(waiting)
-    elif f.status == "approved":
-        conditions.append(sampled)
     warning_condition = {
         "duplicate": Receipt.duplicate_suspected.is_(True), "over_budget": Receipt.over_budget.is_(True),
         "outside_period": Receipt.outside_period.is_(True), "rate_missing": Receipt.rate_missing.is_(True),
-        "new_supplier": new_supplier,
+        "new_supplier": _new_supplier(),
     }.get(f.warning)
     if warning_condition is not None:
         conditions.append(warning_condition)
@@ -218,47 +305,72 @@ def _receipt_items(db: Session, f: QueueFilter, now: datetime, limit: int) -> tu
         conditions.append(Receipt.eur_cents >= f.min_eur_cents)
     if f.max_eur_cents is not None:
         conditions.append(Receipt.eur_cents <= f.max_eur_cents)
-    since = func.coalesce(SampleDraw.created_at, Receipt.updated_at)
+    found = receipts.search_condition(f.q, dialect) if f.q else None
+    if found is not None:
+        conditions.append(found)
+    return conditions
+
+
+def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
+    """Receipts waiting for a decision (new, corrected, or for a second approval), from the status index."""
+    if f.type not in ("", NEW, CORRECTED, SECOND) or f.status not in ("", "submitted"):
+        return []
+    first = _first_approver()
+    conditions = [Receipt.status == ReceiptStatus.SUBMITTED, *_receipt_conditions(f, dialect)]
+    conditions += {"": [], NEW: [Receipt.revision == 1, first.is_(None)],
+                   CORRECTED: [Receipt.revision > 1, first.is_(None)], SECOND: [first.is_not(None)]}[f.type]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
-        conditions.append(since <= cutoff)
-    query = (select(Receipt, Case, Organisation.name, SampleItem, SampleDraw.created_at, first.label("first"),
-                    new_supplier.label("new_supplier"), func.count().over().label("total"))
-             .join(Case, Case.id == Receipt.case_id)
-             .join(Organisation, Organisation.id == Case.organisation_id)
-             .outerjoin(SampleItem, open_sample)
-             .outerjoin(SampleDraw, SampleDraw.id == SampleItem.draw_id)
-             .where(*conditions)
-             .order_by(*_order(f.sort, since, Receipt.id, Case.reference, Organisation.name, Receipt.eur_cents))
-             .limit(limit))
-    rows = db.exec(query).all()
+        conditions.append(Receipt.updated_at <= cutoff)
+    keys = _keys(f.sort, dialect, Receipt.updated_at, RANK_WAITING, Receipt.id, Case.reference, Organisation.name,
+                 Receipt.eur_cents)
+    query = (select(Receipt, Case, Organisation.name, first.label("first"), _new_supplier().label("new_supplier"),
+                    *_select_keys(keys))
+             .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
+             .where(*conditions))
     items = []
-    for receipt, case, org, sample, drawn_at, first_id, is_new, _total_rows in rows:
-        if sample is not None:
-            kind, since_at = SAMPLE, drawn_at
-        elif first_id is not None:
-            kind, since_at = SECOND, receipt.updated_at
-        else:
-            kind, since_at = (CORRECTED if receipt.revision > 1 else NEW), receipt.updated_at
-        items.append(QueueItem(kind, since_at, case, org, receipt=receipt, sample=sample,
-                               first_approver_id=first_id, new_supplier=bool(is_new)))
-    return items, _total(rows)
+    for receipt, case_, org, first_id, is_new, *tail in db.exec(_paged(query, keys, cursor, limit)).all():
+        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
+        items.append(QueueItem(kind, receipt.updated_at, case_, org, receipt=receipt, first_approver_id=first_id,
+                               new_supplier=bool(is_new), sort_key=_key_values(keys, tail)))
+    return items
 
 
-def _visit_items(db: Session, f: QueueFilter, now: datetime, limit: int) -> tuple[list[QueueItem], int]:
-    if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered:
-        return [], 0
+def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
+    """Approved receipts drawn for a sample check and not yet checked, from the open items' index."""
+    if f.type not in ("", SAMPLE) or f.status not in ("", "approved"):
+        return []
+    conditions = [SampleItem.checked_at.is_(None), *_receipt_conditions(f, dialect)]
+    cutoff = _cutoff(f, now)
+    if cutoff is not None:
+        conditions.append(SampleDraw.created_at <= cutoff)
+    keys = _keys(f.sort, dialect, SampleDraw.created_at, RANK_SAMPLE, SampleItem.id, Case.reference,
+                 Organisation.name, Receipt.eur_cents)
+    query = (select(SampleItem, SampleDraw.created_at, Receipt, Case, Organisation.name,
+                    _new_supplier().label("new_supplier"), *_select_keys(keys))
+             .join(SampleDraw, SampleDraw.id == SampleItem.draw_id)
+             .join(Receipt, Receipt.id == SampleItem.receipt_id)
+             .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
+             .where(*conditions))
+    return [QueueItem(SAMPLE, drawn_at, case_, org, receipt=receipt, sample=sample, new_supplier=bool(is_new),
+                      sort_key=_key_values(keys, tail))
+            for sample, drawn_at, receipt, case_, org, is_new, *tail
+            in db.exec(_paged(query, keys, cursor, limit)).all()]
+
+
+def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
+    if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered or f.q:
+        return []
     conditions = [_flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Visit.created_at <= cutoff)
-    query = (select(Visit, Case, Organisation.name, func.count().over()).join(Case, Case.id == Visit.case_id)
-             .join(Organisation, Organisation.id == Case.organisation_id)
-             .where(*conditions)
-             .order_by(*_order(f.sort, Visit.created_at, Visit.id, Case.reference, Organisation.name))
-             .limit(limit))
-    rows = db.exec(query).all()
-    return [QueueItem(VISIT, v.created_at, c, o, visit=v) for v, c, o, _n in rows], _total(rows)
+    keys = _keys(f.sort, dialect, Visit.created_at, RANK_VISIT, Visit.id, Case.reference, Organisation.name,
+                 has_eur=False)
+    query = (select(Visit, Case, Organisation.name, *_select_keys(keys)).join(Case, Case.id == Visit.case_id)
+             .join(Organisation, Organisation.id == Case.organisation_id).where(*conditions))
+    return [QueueItem(VISIT, v.created_at, c, o, visit=v, sort_key=_key_values(keys, tail))
+            for v, c, o, *tail in db.exec(_paged(query, keys, cursor, limit)).all()]
 
 
 def workshop_models():
@@ -270,14 +382,14 @@ def workshop_models():
     return Registration, RegStatus, Workshop
 
 
-def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int,
-                        limit: int) -> tuple[list[QueueItem], int]:
+def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int, cursor, limit: int,
+                        dialect: str):
     """Workshop registrations awaiting a staff decision (moderated workshops). The decision itself is taken on
     the registration's page (portal.workshop), which the item links to."""
     models = workshop_models()
     if models is None or not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
-            or f.amount_filtered or f.organisation_id or f.case:
-        return [], 0
+            or f.amount_filtered or f.organisation_id or f.case or f.q:
+        return []
     Registration, RegStatus, Workshop = models  # noqa: N806 - classes
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
@@ -285,48 +397,104 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Registration.created_at <= cutoff)
-    rows = db.exec(select(Registration, Workshop.title, func.count().over())
-                   .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions)
-                   .order_by(*_order(f.sort, Registration.created_at, Registration.id, None,
-                                     Registration.organisation))
-                   .limit(limit)).all()
+    keys = _keys(f.sort, dialect, Registration.created_at, RANK_REGISTRATION, Registration.id, None,
+                 Registration.organisation, has_eur=False)
+    query = (select(Registration, Workshop.title, *_select_keys(keys))
+             .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions))
     return [QueueItem(REGISTRATION, reg.created_at, None, reg.organisation,  # type: ignore[arg-type]
                       extra={"id": reg.id, "workshop_id": reg.workshop_id, "workshop": title, "name": reg.name,
-                             "country": reg.country, "role": reg.role})
-            for reg, title, _n in rows], _total(rows)
+                             "country": reg.country, "role": reg.role}, sort_key=_key_values(keys, tail))
+            for reg, title, *tail in db.exec(_paged(query, keys, cursor, limit)).all()]
 
 
-def _sort_key(sort: str):
-    if sort == "newest":
-        return lambda i: -_naive(i.since).timestamp()
-    if sort in ("amount_desc", "amount_asc"):
-        sign = -1 if sort == "amount_desc" else 1
-        return lambda i: (i.eur_cents is None, sign * (i.eur_cents or 0), _naive(i.since))
-    if sort == "case":
-        return lambda i: (i.case.reference if i.case else "", _naive(i.since))
-    if sort == "organisation":
-        return lambda i: (i.organisation.casefold(), _naive(i.since))
-    return lambda i: _naive(i.since)
+def _merge_key(sort: str):
+    """Python's order of the merged sort keys, the same as each source's ORDER BY."""
+    if sort == "amount_desc":
+        return lambda item: (item.sort_key[0], -item.sort_key[1], *item.sort_key[2:])
+    return lambda item: item.sort_key
 
 
-def queue(db: Session, f: QueueFilter, now: datetime | None = None, registrations_waiting: int = 1) -> QueuePage:
-    """One page of everything waiting for staff, filtered and sorted as asked.
+def _only_sorted(f: QueueFilter) -> bool:
+    """No filter but the type (and the order): the desk's counts are the total."""
+    return not (f.country or f.organisation_id or f.case or f.status or f.warning or f.min_age_days
+                or f.amount_filtered or f.q)
 
-    `registrations_waiting` (from counts()) saves the registrations' statement when none wait.
-    Each source sorts and cuts in SQL and sends at most the rows up to the page asked for, with its
-    filtered count: the cost follows the page, not the length of the queue.
+
+def queue(db: Session, f: QueueFilter, now: datetime | None = None,
+          counts: dict[str, int] | None = None) -> QueuePage:
+    """One page of everything waiting for staff, filtered and sorted as asked, after the cursor `f.after`.
+
+    `counts` (the desk's counts per type) give the total when only the type is chosen, and save the
+    registrations' statement when none wait. Each source sorts by its index and sends at most one page and
+    one row after the cursor: the cost follows the page, not the length of the queue.
     """
     now = now or utcnow()
     f = replace(f, sort=f.sort if f.sort in SORTS else "oldest")
-    limit = min(max(1, f.page), MAX_PAGE) * PER_PAGE
-    sources = (_receipt_items(db, f, now, limit), _visit_items(db, f, now, limit),
-               _registration_items(db, f, now, registrations_waiting, limit))
-    items = [item for found, _n in sources for item in found]
-    items.sort(key=_sort_key(f.sort))
-    total = sum(n for _found, n in sources)
-    pages = max(1, min(math.ceil(total / PER_PAGE), MAX_PAGE))
-    page = min(max(1, f.page), pages)
-    return QueuePage(items[(page - 1) * PER_PAGE: page * PER_PAGE], total, page, pages)
+    cursor = decode_cursor(f.after, _key_length(f.sort))
+    dialect = db.get_bind().dialect.name
+    limit = PER_PAGE + 1
+    waiting_registrations = (counts or {}).get(REGISTRATION, 1)
+    items = [*_waiting_items(db, f, now, cursor, limit, dialect), *_sample_items(db, f, now, cursor, limit, dialect),
+             *_visit_items(db, f, now, cursor, limit, dialect),
+             *_registration_items(db, f, now, waiting_registrations, cursor, limit, dialect)]
+    items.sort(key=_merge_key(f.sort), reverse=f.sort == "newest")
+    more = len(items) > PER_PAGE
+    items = items[:PER_PAGE]
+    total = None
+    if counts is not None and _only_sorted(f):
+        total = counts.get(f.type, 0) if f.type else sum(counts.values())
+    return QueuePage(items, total, encode_cursor(items[-1].sort_key) if more else None, cursor is not None)
+
+
+def add_details(db: Session, items: list[QueueItem]) -> None:
+    """Each receipt's budget line figures and first file, two statements for the whole page."""
+    shown = [item for item in items if item.receipt is not None]
+    lines = receipts.line_summaries(db, [item.receipt.budget_line_id for item in shown])
+    files = receipts.first_files(db, [item.receipt.id for item in shown])
+    for item in shown:
+        item.line = lines.get(item.receipt.budget_line_id)
+        item.file = files.get(item.receipt.id)
+
+
+# Approving several at once ----------------------------------------------------------------------
+
+@dataclass
+class BulkResult:
+    reference: str
+    approved: bool
+    message: str
+
+
+def approve_selected(db: Session, actor: User, selected: list[tuple[int, int]]) -> list[BulkResult]:
+    """Approve each selected receipt (id, version seen) that passes every rule, through receipts.decide()
+    (each one audited on its own); the others are skipped with the reason.
+
+    A receipt above the four-eyes threshold that nobody else approved yet is skipped: one reviewer's tick
+    in a list must not stand in for the first of two careful looks."""
+    results = []
+    for receipt_id, version in selected[:PER_PAGE * 4]:
+        receipt = db.exec(select(Receipt).where(Receipt.id == receipt_id,
+                                                Receipt.status != ReceiptStatus.PENDING)).first()
+        if receipt is None:
+            continue
+        if receipts.needs_four_eyes(receipt) and receipt.status == ReceiptStatus.SUBMITTED and not any(
+                e.actor_id != actor.id for e in receipts.first_approvals(db, receipt)):
+            if any(e.actor_id == actor.id for e in receipts.first_approvals(db, receipt)):
+                reason = _("You have already approved this receipt. A second, different staff member must "
+                           "approve it.")
+            else:
+                reason = _("Above the four-eyes threshold: approve it on its own; a second staff member must "
+                           "approve it too.")
+            results.append(BulkResult(receipt.reference, False, reason))
+            continue
+        try:
+            receipts.decide(db, actor, receipt, receipts.APPROVE, "", version)
+        except receipts.ReceiptError as exc:
+            db.rollback()
+            results.append(BulkResult(receipt.reference, False, str(exc)))
+        else:
+            results.append(BulkResult(receipt.reference, True, _("Approved.")))
+    return results
 
 
 def _count_subqueries() -> list[tuple[str, object]]:

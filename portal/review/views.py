@@ -97,6 +97,8 @@ class QueueFilterForm(FlaskForm):
     max_eur = AmountField(_l("EUR up to"), validators=[
         Optional(), NumberRange(min=0, message=_l("Enter an amount of 0 or more, like 250 or 250.50"))])
     sort = SelectField(_l("Sort by"), validators=[Optional()])
+    q = StringField(_l("Search receipts"), validators=[Optional(), Length(max=200)],
+                    description=_l("Supplier, invoice number, description or translation"))
 
 
 def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[QueueFilterForm, services.QueueFilter]:
@@ -127,6 +129,8 @@ def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[Que
         f.organisation_id = int(form.organisation.data)
     if ok(form.case):
         f.case = form.case.data.strip()
+    if ok(form.q):
+        f.q = form.q.data.strip()
     for name in ("type", "status", "warning", "sort"):
         if ok(getattr(form, name)):
             setattr(f, name, getattr(form, name).data)
@@ -136,15 +140,14 @@ def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[Que
         f.min_eur_cents = parse_cents(form.min_eur.data)
     if ok(form.max_eur):
         f.max_eur_cents = parse_cents(form.max_eur.data)
-    page = request.args.get("page", "1")
-    f.page = int(page) if page.isdigit() and len(page) < 7 else 1
+    f.after = request.args.get("after", "")[:600]
     return form, f
 
 
 def filter_args() -> dict[str, str]:
     """The queue's current filters and page, to keep them across a decision."""
     keep = ("country", "organisation", "case", "type", "status", "warning", "age", "min_eur", "max_eur", "sort",
-            "page")
+            "q", "after")
     return {k: v for k, v in request.args.items() if k in keep and v}
 
 
@@ -161,18 +164,20 @@ class DrawForm(FlaskForm):
 # The queue --------------------------------------------------------------------------------------
 
 def _queue(status: int = 200, message: str | None = None, problems: dict | None = None,
-           typed: dict | None = None, focus: int | None = None):
+           typed: dict | None = None, focus: int | None = None, results: list | None = None):
     session = db.session()
     counts, orgs, countries = services.desk_summary(session)
     _remember(counts)
     form, f = _filter_form(countries, orgs)
-    result = services.queue(session, f, registrations_waiting=_counts().get(services.REGISTRATION, 0))
+    result = services.queue(session, f, counts=counts)
+    services.add_details(session, result.items)
     if focus is not None and result.items:
         focus = min(focus, len(result.items) - 1)
     return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result,
                   counts=_counts(), type_labels=type_labels(), warning_labels=warning_labels(),
                   args=filter_args(), now=utcnow(), message=message, problems=problems or {},
-                  typed=typed or {}, focus=focus, four_eyes_cents=receipts.four_eyes_cents(), swap=is_swap())
+                  typed=typed or {}, focus=focus, four_eyes_cents=receipts.four_eyes_cents(), swap=is_swap(),
+                  results=results or [], has_preview=receipts.has_preview)
 
 
 @bp.get("/")
@@ -233,6 +238,39 @@ def decide(receipt_id: int):
                                   ref=receipt.reference),
     }
     return _done(messages[kind])
+
+
+def _selected() -> list[tuple[int, int]]:
+    """The ticked receipts as (id, version seen), from values like "12:3"; anything else is ignored."""
+    found = []
+    for value in request.form.getlist("selected")[:100]:
+        receipt_id, _sep, version = value.partition(":")
+        if receipt_id.isdigit() and version.isdigit() and len(receipt_id) < 12 and len(version) < 9:
+            found.append((int(receipt_id), int(version)))
+    return found
+
+
+@bp.post("/approve-selected")
+@staff_required
+def approve_selected():
+    """Approve the ticked receipts that pass every rule; say per receipt what was approved or skipped why."""
+    selected = _selected()
+    if not selected:
+        return _problem("bulk", _("Select the receipts to approve."))
+    results = services.approve_selected(db.session(), current_user, selected)
+    approved = sum(r.approved for r in results)
+    message = _("%(approved)d of %(selected)d selected receipts approved.", approved=approved,
+                selected=len(results))
+    if is_swap():
+        g.pop("review_counts", None)
+        body, status = _queue(message=message, results=results, focus=0)
+        response = make_response(body, status)
+        trigger(response, {"reviewQueueChanged": {"open": sum(_counts().values())}})
+        return response
+    flash(message, "success")
+    for r in results:
+        flash(f"{r.reference}: {r.message}", "success" if r.approved else "error")
+    return redirect(url_for("review.index", **filter_args()), code=303)
 
 
 @bp.post("/visits/<int:visit_id>/acknowledge")

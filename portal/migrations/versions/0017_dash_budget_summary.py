@@ -1,7 +1,7 @@
 """budget summary tables for the dashboard
 
 Revision ID: 0014_dash
-Revises: 0012_queue
+Revises: 0015_desk
 Create Date: 2026-11-26 14:40:00
 
 The dashboard read every receipt on every request (125–222 ms at 100,000 receipts, plus `to_char` on
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014_dash'
-down_revision = '0012_queue'
+down_revision = '0015_desk'
 branch_labels = None
 depends_on = None
 
