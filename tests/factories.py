@@ -66,3 +66,17 @@ def pdf_of_objects(objects: list[bytes], header: bytes = b"%PDF-1.7\n") -> bytes
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def big_pdf(padding: int) -> bytes:
+    """A valid one-page PDF of about `padding` more bytes (random data in an unused stream), unique each time.
+    Bytes after %%EOF would make qpdf repair the file, which the upload checks refuse."""
+    import os
+
+    data = os.urandom(padding)
+    return pdf_of_objects([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+        b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream",
+    ])
