@@ -94,9 +94,9 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
     _ready(phone, "#visit-form")
 
     phone.context.set_offline(True)  # nothing typed from here reaches the server
-    phone.get_by_label(t("Who attended"), exact=True).fill("returnee, spouse")
+    phone.get_by_label(f'{t("Who attended")} {t("(optional)")}', exact=True).fill("returnee, spouse")
     phone.get_by_label(t("Mode"), exact=True).select_option(label=t("Home visit"))
-    phone.get_by_label(t("Notes"), exact=True).fill("Atelier ouvert, deux apprentis.")
+    phone.get_by_label(f'{t("Notes")} {t("(optional)")}', exact=True).fill("Atelier ouvert, deux apprentis.")
     phone.get_by_label(t("Health"), exact=True).check()
     _kept(phone, "#visit-form")
 
@@ -104,8 +104,8 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
     _ready(page, "#visit-form")
     expect(page.get_by_role("status").filter(has_text=t("What you typed on this device before is back in the "
                                                           "form. Check it before you submit."))).to_be_visible()
-    expect(page.get_by_label(t("Notes"), exact=True)).to_have_value("Atelier ouvert, deux apprentis.")
-    expect(page.get_by_label(t("Who attended"), exact=True)).to_have_value("returnee, spouse")
+    expect(page.get_by_label(f'{t("Notes")} {t("(optional)")}', exact=True)).to_have_value("Atelier ouvert, deux apprentis.")
+    expect(page.get_by_label(f'{t("Who attended")} {t("(optional)")}', exact=True)).to_have_value("returnee, spouse")
     expect(page.get_by_label(t("Mode"), exact=True)).to_have_value("home")
     expect(page.get_by_label(t("Health"), exact=True)).to_be_checked()
     violations = axe_violations(page)
@@ -116,11 +116,11 @@ def test_visit_form_typed_offline_survives_closing_the_tab_and_goes_at_sign_out(
 
     # Closed while offline and reopened later: still there.
     page.context.set_offline(True)
-    page.get_by_label(t("Notes"), exact=True).fill("Atelier ouvert, trois apprentis.")
+    page.get_by_label(f'{t("Notes")} {t("(optional)")}', exact=True).fill("Atelier ouvert, trois apprentis.")
     _kept(page, "#visit-form")
     page = _reopen(page, url)
     _ready(page, "#visit-form")
-    expect(page.get_by_label(t("Notes"), exact=True)).to_have_value("Atelier ouvert, trois apprentis.")
+    expect(page.get_by_label(f'{t("Notes")} {t("(optional)")}', exact=True)).to_have_value("Atelier ouvert, trois apprentis.")
     assert [k for k in _device_keys(page) if k.startswith("visit:")]
 
     # A shared phone: signing out removes every device copy.
@@ -146,7 +146,7 @@ def test_visit_empty_submit_is_checked_in_the_browser_and_a_saved_visit_clears_t
     phone.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/visits/new")
              else None)
     phone.get_by_label(t("Date of the visit"), exact=True).fill("")
-    phone.get_by_label(t("People employed"), exact=True).fill("12O")
+    phone.get_by_label(f'{t("People employed")} {t("(optional)")}', exact=True).fill("12O")
     phone.get_by_role("button", name=t("Submit visit")).click()
     summary = phone.get_by_role("alert").filter(has_text=t("There is a problem"))
     expect(summary).to_be_focused()
@@ -163,7 +163,7 @@ def test_visit_empty_submit_is_checked_in_the_browser_and_a_saved_visit_clears_t
     phone.get_by_label(t("Purpose"), exact=True).select_option(label=t("Monitoring visit"))
     phone.get_by_label(t("Was the returnee met?"), exact=True).select_option(label=t("No"))
     phone.get_by_label(t("If not, why not?"), exact=True).fill("Parti au marché")
-    phone.get_by_label(t("People employed"), exact=True).fill("١٢")
+    phone.get_by_label(f'{t("People employed")} {t("(optional)")}', exact=True).fill("١٢")
     _kept(phone, "#visit-form")
     assert [k for k in _device_keys(phone) if k.startswith("visit:")]
     phone.get_by_role("button", name=t("Submit visit")).click()
@@ -275,7 +275,7 @@ def test_leaving_with_typed_text_not_on_the_server_asks_first(phone: Page, live_
     phone.goto(f"{live_server.url}/cases/{case_id}/visits/new")
     _ready(phone, "#visit-form")
     with phone.expect_response(lambda r: r.url.endswith("/visits/draft") and r.status == 200):
-        phone.get_by_label("Notes", exact=True).click()
+        phone.get_by_label("Notes (optional)", exact=True).click()
         phone.keyboard.type("Workshop open")
         phone.keyboard.press("Tab")
     phone.get_by_role("link", name=re.compile("Back to the case")).click()

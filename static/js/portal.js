@@ -25,8 +25,9 @@
   });
   // Sign-out on a shared phone: forget the files kept on this device for resumable uploads (Uppy's
   // Golden Retriever store in IndexedDB, tus-js-client's resume URLs and our list of finished uploads in
-  // localStorage), then sign out. At most 2 s: a stuck IndexedDB must not keep anyone signed in.
-  var cleared = false;
+  // localStorage). Started when the sign-out form is sent (never holding it up) and done again by the
+  // page that follows, which the server marks with data-drafts-done="*" (as static/js/drafts.js does for
+  // typed forms), so a deletion cut short by the navigation is finished there.
   function clearUploads() {
     try {
       for (var i = localStorage.length - 1; i >= 0; i--) {
@@ -34,18 +35,20 @@
         if (key && /^(tus::|uppyState:|integplan-upload)/.test(key)) { localStorage.removeItem(key); }
       }
     } catch (e) { /* no storage: nothing kept */ }
-    return new Promise(function (resolve) {
-      if (!window.indexedDB) { resolve(); return; }
-      var request = window.indexedDB.deleteDatabase("uppy-blobs");
-      request.onsuccess = request.onerror = function () { resolve(); };
-      setTimeout(resolve, 2000);
-    });
+    try {
+      if (window.indexedDB) { window.indexedDB.deleteDatabase("uppy-blobs"); }
+    } catch (e) { /* nothing kept */ }
   }
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (cleared || !(form instanceof HTMLFormElement) || !form.hasAttribute("data-sign-out")) { return; }
-    event.preventDefault();
-    cleared = true;
-    clearUploads().then(function () { form.submit(); });
+    if (form instanceof HTMLFormElement && form.hasAttribute("data-sign-out")) { clearUploads(); }
   });
+  function afterSignOut() {
+    if ((document.body.dataset.draftsDone || "").split(/\s+/).indexOf("*") >= 0) { clearUploads(); }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", afterSignOut);
+  } else {
+    afterSignOut();
+  }
 })();
