@@ -29,6 +29,7 @@ from portal import db as dbm
 from portal.mail import OutboxMail
 from portal.receipts.models import Receipt, ReceiptFile
 from portal.storage import get_storage
+from tests import factories
 from tests.conftest import PortalClient, app_config
 from tests.factories import make_case, make_line, make_org, make_user
 from tests.test_receipt_files import plain_pdf
@@ -40,9 +41,8 @@ TRY_AGAIN = "could not be uploaded – try again"
 
 
 def big_pdf(megabytes: int) -> bytes:
-    """A valid PDF of about this size (a comment pads it), unique per call."""
-    body = plain_pdf()
-    return body + b"%" + uuid4().hex.encode() + b"\n" + (b"%" + b"x" * 1022 + b"\n") * (megabytes * 1024)
+    """A valid PDF of about this size, unique per call."""
+    return factories.big_pdf(megabytes * 1024 * 1024)
 
 
 def _world(db):
