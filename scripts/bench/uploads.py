@@ -351,6 +351,44 @@ def leg(browser, portal: Portal, case_id: int, file: Path, cap_s: float) -> dict
             "progress": [s for i, s in enumerate(samples) if i == 0 or s[1] != samples[i - 1][1]]}
 
 
+# Partner and public pages for the widest-page measure (the full walk, with every page, is the browser test
+# tests/test_phone_browser.py; this is the figure for the bench table).
+PUBLIC_PAGES = ("/login", "/reset", "/workshops/privacy")
+PARTNER_PAGES = ("/cases/", "/cases/{case}", "/cases/{case}/receipts/new", "/cases/{case}/visits/new",
+                 "/visits/due", "/receipts/search?q=a", "/account")
+LANGS = ("en", "de", "fr", "ar", "ru")
+
+
+def widest(browser, portal: Portal, case_id: int) -> dict[int, tuple[int, str]]:
+    """The widest partner or public page (document scroll width) at 360 and 390 px, in every language."""
+    import sqlalchemy as sa
+
+    found: dict[int, tuple[int, str]] = {}
+    for width in (360, 390):
+        for lang in LANGS:
+            with portal.engine().begin() as conn:  # a signed-in partner sees their own language
+                conn.execute(sa.text("UPDATE users SET locale = :l WHERE email = :e"), {"l": lang, "e": PARTNER})
+            context = browser.new_context(user_agent=UA, locale=lang, viewport={"width": width, "height": 740})
+            page = context.new_page()
+            for path in PUBLIC_PAGES:
+                page.goto(BASE + path, wait_until="load")
+                wide = page.evaluate("() => document.documentElement.scrollWidth")
+                if wide > found.get(width, (0, ""))[0]:
+                    found[width] = (wide, f"{lang} {path}")
+            page.goto(BASE + "/login")
+            page.fill("input[name=email]", PARTNER)
+            page.fill("input[name=password]", _password())
+            with page.expect_navigation():
+                page.click("form [type=submit]:not(.secondary)")
+            for path in PARTNER_PAGES:
+                page.goto(BASE + path.format(case=case_id), wait_until="load")
+                wide = page.evaluate("() => document.documentElement.scrollWidth")
+                if wide > found.get(width, (0, ""))[0]:
+                    found[width] = (wide, f"{lang} {path}")
+            context.close()
+    return found
+
+
 def measure(pdf_mb: float = 6.0, photo_mb: float = 4.0, only: str | None = None,
             keep: bool = False) -> list[tuple[str, str, str, bool | None]]:
     """Start the portal, measure, stop it. Rows of (what, value, target, met or None); `make bench` adds them
@@ -388,6 +426,8 @@ def measure(pdf_mb: float = 6.0, photo_mb: float = 4.0, only: str | None = None,
             files.append((pdf, 1.5 * pdf_mb * 8_000_000 / 50_000 + 120))
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            wide = widest(browser, portal, case_id)
+            log(f"widest page: {wide}")
             for file, cap in files:
                 log(f"{file.name}: {file.stat().st_size / 1e6:.1f} MB over 2G (cap {cap:.0f} s)")
                 r = leg(browser, portal, case_id, file, cap)
@@ -404,6 +444,9 @@ def measure(pdf_mb: float = 6.0, photo_mb: float = 4.0, only: str | None = None,
     rows: list[tuple[str, str, str, bool | None]] = [
         ("2G uploads: first load of the receipt form with its scripts, compressed", f"{weight / 1024:.1f} KB",
          "≤ 60 KB", weight <= 60 * 1024)]
+    for width, (px, where) in sorted(wide.items()):
+        rows.append((f"widest partner or public page at {width} px (5 languages)", f"{px} px ({where})",
+                     f"≤ {width} px", px <= width))
     for name, n in parts:
         if name.startswith("on demand"):
             rows.append((f"2G uploads: {name} (when a file field is used)", f"{n / 1024:.1f} KB", "", None))
