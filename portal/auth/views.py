@@ -29,6 +29,7 @@ from portal.forms import device_drafts_forget_all
 from portal.htmx import render
 from portal.notifications import services as notifications
 from portal.orgs import services as orgs
+from portal.rules import put_on_form
 from portal.security import safe_next
 
 bp = Blueprint("auth", __name__)
@@ -212,7 +213,7 @@ def _password_link(purpose: str, token: str, title: str):
         try:
             services.use_token(db.session(), token, purpose, form.password.data)
         except services.AccountError as exc:
-            form.password.errors.append(str(exc))
+            put_on_form(form, exc, field="password")
         else:
             flash(_("Your password is saved. You can sign in now."), "success")
             return redirect(url_for("auth.login"), code=303)
@@ -302,7 +303,7 @@ def account():
         try:
             services.change_password(db.session(), user, form.current.data, form.password.data)
         except services.AccountError as exc:
-            form.form_errors.append(str(exc))
+            put_on_form(form, exc, field="")
         else:
             services.sign_in(db.session(), session, user)  # a new session, for this browser only
             flash(_("Your password is changed. Other devices are signed out."), "success")
@@ -351,7 +352,7 @@ def invite():
                                  role=form.role.data, organisation_id=form.organisation_id.data or None,
                                  locale=form.locale.data)
         except services.AccountError as exc:
-            form.form_errors.append(str(exc))
+            put_on_form(form, exc, field="")
         else:
             flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("auth.users"), code=303)

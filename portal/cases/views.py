@@ -14,6 +14,7 @@ from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
 from portal.receipts.views import receipts_context
+from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.storage import StorageError, get_storage
 from portal.visits.views import visits_context
@@ -64,7 +65,7 @@ def _case_form(case=None):
                     services.update_case(db.session(), current_user, case, _case_data(form))
                     flash(_("Case %(ref)s saved.", ref=case.reference), "success")
             except services.CaseError as exc:
-                getattr(form, exc.field or "country").errors.append(str(exc))
+                put_on_form(form, exc, "country")
             else:
                 return redirect(url_for("cases.show", case_id=case.id), code=303)
     status = 422 if form.errors else 200

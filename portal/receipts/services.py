@@ -43,6 +43,7 @@ from portal.receipts.models import (
     ReceiptStatus,
 )
 from portal.receipts.previews import make_preview, preview_key
+from portal.rules import RuleError
 from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
 from portal.storage import Storage, StorageError, new_key
@@ -61,12 +62,8 @@ COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptS
 
 # Errors -----------------------------------------------------------------------------------------
 
-class ReceiptError(ValueError):
+class ReceiptError(RuleError):
     """A rule was broken; `field` names the form field the message belongs to (None: the whole form)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class UploadFailed(ReceiptError):

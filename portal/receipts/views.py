@@ -14,6 +14,7 @@ from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
+from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
@@ -69,14 +70,6 @@ def _upload_cards(case_id: int) -> list:
     return uploads.listed(db.session(), current_user, case_id, request.form.getlist("uploads"))
 
 
-def _form_error(form, exc: services.ReceiptError) -> None:
-    target = getattr(form, exc.field, None) if exc.field else None
-    if target is None:
-        form.form_errors.append(str(exc))
-    else:
-        target.errors = [*target.errors, str(exc)]
-
-
 def _go(url: str, message: str | None = None, warnings: list[str] | None = None, errors: list[str] | None = None):
     """After a change: 303 for a plain form post, HX-Redirect for an htmx/upload.js request."""
     if message:
@@ -113,7 +106,7 @@ def new(case_id: int):
             files = services.clean_uploads(_uploads("files", "receipt", form.files.data)
                                            + _uploads("handover", "handover", form.handover.data)) + claimed
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             valid = False
     if valid and not problems:
         try:
@@ -124,10 +117,10 @@ def new(case_id: int):
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.UploadFailed as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             device_draft_done(device_draft_key("receipt-new", case.id))
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
@@ -209,7 +202,7 @@ def edit(receipt_id: int):
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             if isinstance(exc, services.Conflict):
                 form.version.data = str(receipt.version)
         else:
@@ -235,7 +228,7 @@ def add_files(receipt_id: int):
             files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data)) + claimed
             rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             refused, pending = scanning.messages_for(rows)
             added = _("Files added.") if len(refused) < len(rows) else None
@@ -287,7 +280,7 @@ def review(receipt_id: int):
     except services.Conflict as exc:
         return _show(receipt, 409, problem=str(exc))
     except services.ReceiptError as exc:
-        _form_error(form, exc)
+        put_on_form(form, exc)
         return _show(receipt, 422, review_form=form)
     messages = {
         "approved": _("Receipt %(ref)s approved.", ref=receipt.reference),
@@ -338,7 +331,7 @@ def rates():
             rate = services.save_rate(db.session(), current_user, form.currency.data, form.month.data,
                                       form.rate.data, form.source.data)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             return _go(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
     return _rates_page(422, form=form)
@@ -363,7 +356,7 @@ def import_rates():
                 raise services.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
             count = services.import_rates_csv(db.session(), current_user, text)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             return _go(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
     return _rates_page(422, import_form=form)

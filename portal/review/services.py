@@ -45,6 +45,7 @@ from portal.orgs.models import Organisation
 from portal.receipts import services as receipts
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
+from portal.rules import RuleError
 from portal.visits.models import Visit
 from portal.visits.services import _flagged_condition
 
@@ -61,12 +62,8 @@ SORTS = ("oldest", "newest", "amount_desc", "amount_asc", "case", "organisation"
 AGES = (1, 3, 7, 14, 30)
 
 
-class ReviewError(ValueError):
+class ReviewError(RuleError):
     """A rule of the review desk was broken; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 # Filters ----------------------------------------------------------------------------------------

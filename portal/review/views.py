@@ -23,6 +23,7 @@ from portal.receipts import services as receipts
 from portal.receipts.forms import ReviewForm
 from portal.review import services
 from portal.review.models import SampleDraw
+from portal.rules import put_on_form
 from portal.visits import services as visits
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -326,7 +327,7 @@ def samples():
             draw = services.draw_sample(db.session(), current_user, float(form.share.data), form.start.data,
                                         form.end.data)
         except services.ReviewError as exc:
-            getattr(form, exc.field or "share").errors.append(str(exc))
+            put_on_form(form, exc, "share")
         else:
             flash(_("%(drawn)d of %(population)d approved receipts drawn for a second check.",
                     drawn=draw.drawn, population=draw.population), "success")

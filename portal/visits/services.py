@@ -28,6 +28,7 @@ from portal.i18n import bdi
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
 from portal.orgs.models import Organisation
+from portal.rules import RuleError
 from portal.visits.models import (
     DIMENSIONS,
     FLAGS,
@@ -51,12 +52,11 @@ VISIT_FIELDS = ("case_id", "visit_date", "mode", "purpose", "returnee_met", "goo
                 *DIMENSIONS, *FLAGS, "next_visit_date", "location_consent")
 
 
-class VisitError(ValueError):
+class VisitError(RuleError):
     """A rule about visits was broken; `field` names the form field the message belongs to."""
 
     def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
         self.problems = [(field, message)]  # every problem found, when there are several
 
 

@@ -17,6 +17,7 @@ from portal.cases.services import get_case_for
 from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import is_swap, redirect_htmx, render
 from portal.orgs import services as orgs
+from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
@@ -84,11 +85,11 @@ def create(case_id: int):
             done, _created = services.create_visit(session, current_user, case, key,
                                                    services.data_from_form(form, request.form))
         except services.VisitError as exc:
-            _put_problems(form, exc.problems)
+            put_problems(form, exc.problems, "visit_date")
     elif done is None:
         # The cross-field rules too, for what the form could read: one answer lists every problem.
         data = services.data_from_form(form, request.form)
-        _put_problems(form, services.visit_problems(data, date.today(),
+        put_problems(form, services.visit_problems(data, date.today(),
                                                     met_known=form.returnee_met.data in ("yes", "no")))
     if done is not None:
         if done.case_id != case.id:
@@ -102,13 +103,6 @@ def create(case_id: int):
             return response
         return redirect(url, code=303)
     return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
-
-
-def _put_problems(form, problems) -> None:
-    for field_name, message in problems:
-        field = getattr(form, field_name or "visit_date")
-        if not field.errors:  # the form's own message for a field comes first; one message per field
-            field.errors.append(message)
 
 
 @bp.post("/cases/<int:case_id>/visits/draft")
@@ -198,7 +192,7 @@ def comment(visit_id: int):
         try:
             services.add_comment(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
-            form.body.errors.append(str(exc))
+            put_on_form(form, exc, field="body")
         else:
             return _followup_done(visit, _("Comment added."))
     return _visit_page(visit, 422, comment_form=form)
@@ -214,7 +208,7 @@ def acknowledge(visit_id: int):
         try:
             services.acknowledge(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
-            form.body.errors.append(str(exc))
+            put_on_form(form, exc, field="body")
         else:
             return _followup_done(visit, _("Visit acknowledged."))
     return _visit_page(visit, 422, ack_form=form)
@@ -237,7 +231,7 @@ def add_photo(visit_id: int):
                 items = services.add_uploaded_photos(session, current_user, visit, resolved.rows,
                                                      bool(form.consent.data))
             except services.VisitError as exc:
-                getattr(form, exc.field or "photo").errors.append(str(exc))
+                put_on_form(form, exc, "photo")
             else:
                 return _photos_done(visit, form, items)
         elif upload is None or not upload.filename:
@@ -247,7 +241,7 @@ def add_photo(visit_id: int):
                 item = services.add_photo(session, current_user, visit, upload.filename, upload.stream,
                                           bool(form.consent.data))
             except services.VisitError as exc:
-                getattr(form, exc.field or "photo").errors.append(str(exc))
+                put_on_form(form, exc, "photo")
             else:
                 return _photos_done(visit, form, [item])
     return _visit_page(visit, 422, photo_form=form)

@@ -15,6 +15,7 @@ from portal.config import LANGUAGES
 from portal.extensions import limiter
 from portal.htmx import render
 from portal.i18n import is_country
+from portal.rules import put_on_form
 from portal.workshop import pdf, services
 from portal.workshop.forms import (
     OTHER_LANGUAGES,
@@ -90,7 +91,7 @@ def _workshop_form(workshop=None):
             else:
                 services.update_workshop(db.session(), current_user, workshop, _workshop_data(form))
         except services.WorkshopError as exc:
-            form[exc.field or "title"].errors.append(str(exc))
+            put_on_form(form, exc, "title")
         else:
             flash(_("Workshop saved."), "success")
             return redirect(url_for("workshop.show", workshop_id=workshop.id), code=303)
@@ -194,7 +195,7 @@ def add_registration(workshop_id: int):
         try:
             services.staff_add(session, current_user, workshop, form.data_for_service(), form.locale.data)
         except services.WorkshopError as exc:
-            form[exc.field or "email"].errors.append(str(exc))
+            put_on_form(form, exc, "email")
         else:
             flash(_("Registration added."), "success")
             return redirect(url_for("workshop.show", workshop_id=workshop.id), code=303)
@@ -227,7 +228,7 @@ def move(workshop_id: int, registration_id: int):
             services.move(session, current_user, reg, form.status.data, form.message.data or "")
         except services.WorkshopError as exc:
             session.rollback()
-            form.status.errors.append(str(exc))
+            put_on_form(form, exc, field="status")
         else:
             flash(_("Status changed."), "success")
             return redirect(url_for("workshop.registration", workshop_id=workshop.id, registration_id=reg.id),
@@ -284,7 +285,7 @@ def register(token: str):
                 services.resend_link(session, exc.registration)
                 return redirect(url_for("workshop.sent", token=token), code=303)
             except services.WorkshopError as exc:
-                form.form_errors.append(str(exc))
+                put_on_form(form, exc, field="")
             else:
                 return redirect(url_for("workshop.sent", token=token), code=303)
     status = 422 if form.errors else 200
