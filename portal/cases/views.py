@@ -135,7 +135,7 @@ def privacy_erase(case_id: int):
             return redirect(url_for("cases.show", case_id=case.id), code=303)
     if status == 200 and form.errors:
         status = 422
-    return render("cases/erase.html", "cases/erase.html", status, form=form, case=case)
+    return render("cases/erase.html", status=status, form=form, case=case)
 
 
 @bp.post("/<int:case_id>/status")
@@ -160,7 +160,7 @@ def _line_data(form: BudgetLineForm) -> dict:
 
 def _budget_done(case):
     if is_swap():
-        return render("cases/_budget.html", "cases/_budget.html", **_budget_context(case))
+        return render("cases/_budget.html", **_budget_context(case))
     flash(_("Budget saved."), "success")
     return redirect(url_for("cases.show", case_id=case.id, _anchor="budget"), code=303)
 
@@ -198,7 +198,7 @@ def line(case_id: int, line_id: int):
     case, _line = services.get_line_for(db.session(), current_user, case_id, line_id)
     if not is_swap():
         return redirect(url_for("cases.show", case_id=case.id, _anchor="budget"))
-    return render("cases/_budget.html", "cases/_budget.html", **_budget_context(case))
+    return render("cases/_budget.html", **_budget_context(case))
 
 
 @bp.post("/<int:case_id>/lines/<int:line_id>/delete")
@@ -220,7 +220,7 @@ def countries():
         flash(_("Country saved."), "success")
         return redirect(url_for("cases.countries"), code=303)
     status = 422 if form.errors else 200
-    return render("cases/countries.html", "cases/countries.html", status, form=form,
+    return render("cases/countries.html", status=status, form=form,
                   rules=services.country_rules(db.session()))
 
 

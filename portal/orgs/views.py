@@ -20,7 +20,7 @@ bp = Blueprint("orgs", __name__, url_prefix="/organisations")
 @staff_required
 def index():
     """List the partner organisations."""
-    return render("orgs/index.html", "orgs/index.html", orgs=services.all_orgs(db.session()))
+    return render("orgs/index.html", orgs=services.all_orgs(db.session()))
 
 
 def _edit(org):

@@ -11,7 +11,7 @@ from portal.auth.services import staff_required
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import is_swap, redirect_htmx, render
+from portal.htmx import done, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
 from portal.rules import put_on_form
@@ -70,21 +70,6 @@ def _upload_cards(case_id: int) -> list:
     return uploads.listed(db.session(), current_user, case_id, request.form.getlist("uploads"))
 
 
-def _go(url: str, message: str | None = None, warnings: list[str] | None = None, errors: list[str] | None = None):
-    """After a change: 303 for a plain form post, HX-Redirect for an htmx/upload.js request."""
-    if message:
-        flash(message, "success")
-    for text in errors or []:
-        flash(text, "error")
-    for text in warnings or []:
-        flash(text, "warning")
-    if is_swap():
-        response = make_response("", 200)
-        redirect_htmx(response, url)
-        return response
-    return redirect(url, code=303)
-
-
 @bp.route("/cases/<int:case_id>/receipts/new", methods=["GET", "POST"])
 @login_required
 def new(case_id: int):
@@ -125,10 +110,10 @@ def new(case_id: int):
             device_draft_done(device_draft_key("receipt-new", case.id))
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
-                return _go(url, _("This receipt was already saved."))
+                return done(url, _("This receipt was already saved."))
             refused, pending = scanning.messages_for(outcome.files)
-            return _go(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference),
-                       outcome.warnings + pending, refused)
+            return done(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference),
+                        warnings=outcome.warnings + pending, errors=refused)
     status = 422 if request.method == "POST" else 200
     return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
                   duplicates=duplicates, upload_cards=_upload_cards(case.id),
@@ -207,8 +192,8 @@ def edit(receipt_id: int):
                 form.version.data = str(receipt.version)
         else:
             device_draft_done(device_draft_key("receipt-edit", receipt.id))
-            return _go(url_for("receipts.show", receipt_id=receipt.id),
-                       _("Receipt %(ref)s submitted again.", ref=receipt.reference), outcome.warnings)
+            return done(url_for("receipts.show", receipt_id=receipt.id),
+                        _("Receipt %(ref)s submitted again.", ref=receipt.reference), warnings=outcome.warnings)
     status = 422 if request.method == "POST" else 200
     return render("receipts/edit.html", "receipts/_form.html", status, form=form, case=case, receipt=receipt,
                   duplicates=duplicates, device_draft=device_draft_key("receipt-edit", receipt.id))
@@ -232,7 +217,8 @@ def add_files(receipt_id: int):
         else:
             refused, pending = scanning.messages_for(rows)
             added = _("Files added.") if len(refused) < len(rows) else None
-            return _go(url_for("receipts.show", receipt_id=receipt.id), added, pending, refused)
+            return done(url_for("receipts.show", receipt_id=receipt.id), added, warnings=pending,
+                        errors=refused)
     return _show(receipt, 422, files_form=form)
 
 
@@ -290,7 +276,7 @@ def review(receipt_id: int):
         "correction_requested": _("Correction of %(ref)s requested. The partner sees your comment on the receipt.",
                                   ref=receipt.reference),
     }
-    return _go(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
+    return done(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
 
 
 @bp.get("/receipts/search")
@@ -333,7 +319,7 @@ def rates():
         except services.ReceiptError as exc:
             put_on_form(form, exc)
         else:
-            return _go(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
+            return done(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
     return _rates_page(422, form=form)
 
 
@@ -358,5 +344,5 @@ def import_rates():
         except services.ReceiptError as exc:
             put_on_form(form, exc)
         else:
-            return _go(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
+            return done(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
     return _rates_page(422, import_form=form)

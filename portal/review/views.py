@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, DecimalField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from portal import db
+from portal import db, htmx
 from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.forms import AmountField, Finite
@@ -329,14 +329,9 @@ def samples():
         except services.ReviewError as exc:
             put_on_form(form, exc, "share")
         else:
-            flash(_("%(drawn)d of %(population)d approved receipts drawn for a second check.",
-                    drawn=draw.drawn, population=draw.population), "success")
-            url = url_for("review.sample", draw_id=draw.id)
-            if is_swap():
-                response = make_response("", 200)
-                response.headers["HX-Redirect"] = url
-                return response
-            return redirect(url, code=303)
+            return htmx.done(url_for("review.sample", draw_id=draw.id),
+                             _("%(drawn)d of %(population)d approved receipts drawn for a second check.",
+                               drawn=draw.drawn, population=draw.population))
     return _samples_page(422, form)
 
 
@@ -348,4 +343,4 @@ def sample(draw_id: int):
     draw = session.get(SampleDraw, draw_id)
     if draw is None:
         abort(404)
-    return render("review/sample.html", "review/sample.html", draw=draw, rows=services.draw_items(session, draw))
+    return render("review/sample.html", draw=draw, rows=services.draw_items(session, draw))

@@ -11,11 +11,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from portal import db
+from portal import db, htmx
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import is_swap, redirect_htmx, render
+from portal.htmx import is_swap, render
 from portal.orgs import services as orgs
 from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
@@ -95,13 +95,7 @@ def create(case_id: int):
         if done.case_id != case.id:
             abort(404)
         device_draft_done(device_draft_key("visit", case.id))
-        flash(_("The visit is saved."), "success")
-        url = url_for("visits.show", visit_id=done.id)
-        if is_swap():
-            response = make_response("", 200)
-            redirect_htmx(response, url)
-            return response
-        return redirect(url, code=303)
+        return htmx.done(url_for("visits.show", visit_id=done.id), _("The visit is saved."))
     return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
 
 
@@ -115,7 +109,7 @@ def save_draft(case_id: int):
     if not services.valid_key(key):
         abort(400)
     draft = services.save_draft(session, current_user, case, key, request.form)
-    return render("visits/_draft_status.html", "visits/_draft_status.html", draft=draft,
+    return render("visits/_draft_status.html", draft=draft,
                   submitted=draft is None)
 
 
@@ -176,7 +170,7 @@ def photos_part(visit_id: int):
 
 def _followup_done(visit, message: str):
     if is_swap():
-        return render("visits/_followup.html", "visits/_followup.html", message=message,
+        return render("visits/_followup.html", message=message,
                       **_followup_context(visit))
     flash(message, "success")
     return redirect(url_for("visits.show", visit_id=visit.id, _anchor="followup"), code=303)
@@ -252,10 +246,8 @@ def _photos_done(visit, form, items):
     if refused and len(refused) == len(items):  # quarantined: the form says why, like any other refused file
         form.photo.errors.extend(refused)
         return _visit_page(visit, 422, photo_form=form)
-    flash(_("Photo added."), "success")
-    for text in refused + pending:
-        flash(text, "warning")
-    return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
+    return htmx.done(url_for("visits.show", visit_id=visit.id, _anchor="photos"), _("Photo added."),
+                     warnings=refused + pending)
 
 
 @bp.get("/visits/<int:visit_id>/photos/<int:photo_id>")
@@ -280,7 +272,7 @@ def due():
     """Cases whose next visit is overdue or due soon: partners their organisation's, staff all."""
     today = date.today()
     rows = services.due_for(db.session(), current_user, today)
-    return render("visits/due.html", "visits/due.html", overdue=[r for r in rows if r.overdue],
+    return render("visits/due.html", overdue=[r for r in rows if r.overdue],
                   soon=[r for r in rows if not r.overdue], soon_days=services.DUE_SOON_DAYS)
 
 
@@ -290,4 +282,4 @@ def flagged():
     """The staff queue: visits with a vulnerability or protection concern not yet acknowledged."""
     show_all = request.args.get("show") == "all"
     rows = services.flagged_visits(db.session(), include_acknowledged=show_all)
-    return render("visits/flagged.html", "visits/flagged.html", rows=rows, show_all=show_all)
+    return render("visits/flagged.html", rows=rows, show_all=show_all)

@@ -59,8 +59,7 @@ def _labels_ctx() -> dict:
 @staff_required
 def index():
     """List the workshops with their counts."""
-    return render("workshop/index.html", "workshop/index.html",
-                  workshops=services.list_workshops(db.session()), **_labels_ctx())
+    return render("workshop/index.html", workshops=services.list_workshops(db.session()), **_labels_ctx())
 
 
 def _workshop_data(form: WorkshopForm) -> dict:
@@ -211,7 +210,7 @@ def registration(workshop_id: int, registration_id: int):
     session = db.session()
     workshop = services.get_workshop(session, workshop_id)
     reg = services.get_registration(session, workshop, registration_id)
-    return render("workshop/registration.html", "workshop/registration.html", workshop=workshop, reg=reg,
+    return render("workshop/registration.html", workshop=workshop, reg=reg,
                   form=MoveForm(formdata=None), **_labels_ctx())
 
 
@@ -233,7 +232,7 @@ def move(workshop_id: int, registration_id: int):
             flash(_("Status changed."), "success")
             return redirect(url_for("workshop.registration", workshop_id=workshop.id, registration_id=reg.id),
                             code=303)
-    return render("workshop/registration.html", "workshop/registration.html", 422, workshop=workshop, reg=reg,
+    return render("workshop/registration.html", status=422, workshop=workshop, reg=reg,
                   form=form, **_labels_ctx())
 
 
@@ -297,7 +296,7 @@ def register(token: str):
 def sent(token: str):
     """After registering: check your e-mail."""
     workshop = services.get_public_workshop(db.session(), token)
-    return render("workshop/sent.html", "workshop/sent.html", **_public_ctx(workshop))
+    return render("workshop/sent.html", **_public_ctx(workshop))
 
 
 @bp.post("/join/<token>/resend")
@@ -333,7 +332,7 @@ def confirm(token: str):
     if form.validate_on_submit():
         services.confirm_email(session, reg)
         return redirect(url_for("workshop.manage", token=services.make_token(reg, services.MANAGE)), code=303)
-    return _private(render("workshop/confirm.html", "workshop/confirm.html", form=form, reg=reg,
+    return _private(render("workshop/confirm.html", form=form, reg=reg,
                            **_public_ctx(workshop), **_labels_ctx()))
 
 
@@ -355,7 +354,7 @@ def manage(token: str):
             flash(_("Your changes are saved."), "success")
             return redirect(url_for("workshop.manage", token=token), code=303)
     status = 422 if form.errors else 200
-    return _private(render("workshop/manage.html", "workshop/manage.html", status, form=form, reg=reg, token=token,
+    return _private(render("workshop/manage.html", status=status, form=form, reg=reg, token=token,
                            withdraw_form=WithdrawForm(formdata=None), today=date.today(), **_public_ctx(workshop),
                            **_labels_ctx()))
 
