@@ -229,7 +229,7 @@ def _srgb_profile() -> bytes:
 def test_reencoded_images_keep_no_comment_or_colour_profile(files_ctx, name, fmt):
     from PIL import Image
 
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     icc = _srgb_profile()
     extra = {"comment": b"Taken at Kutaisi bus station"} if fmt == "JPEG" else {}
@@ -254,7 +254,7 @@ def _pdf(catalog_extra: str = "", page_extra: str = "", extra_objects: tuple[str
 
 
 def _pdf_refused(data: bytes) -> str:
-    from portal.receipts.files import FileProblem, clean_upload
+    from portal.uploads.files import FileProblem, clean_upload
 
     with pytest.raises(FileProblem) as info:
         clean_upload("invoice.pdf", io.BytesIO(data))
@@ -281,7 +281,7 @@ def test_pdf_open_action_to_a_uri_is_refused(files_ctx):
 
 
 def test_pdf_with_ordinary_links_and_a_page_to_open_is_accepted(files_ctx):
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     data = _pdf("/OpenAction [3 0 R /Fit]", LINK.format(uri="(https://shop.example/invoice/7)"))
     assert clean_upload("invoice.pdf", io.BytesIO(data)).size == len(data)
@@ -300,7 +300,7 @@ def test_pdf_with_html_after_the_first_kilobyte_is_refused(files_ctx, offset):
 
 def test_pdf_that_qpdf_must_repair_is_refused(files_ctx):
     good = _pdf()
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     assert clean_upload("invoice.pdf", io.BytesIO(good)).size == len(good)
     shifted = good.replace(b"%PDF-1.7\n", b"%PDF-1.7\n% twelve bytes\n", 1)  # every xref offset wrong

@@ -12,8 +12,8 @@ from PIL import Image
 from pypdf import PdfWriter
 
 from portal import create_app
-from portal.receipts import files as rf
-from portal.receipts.files import FileProblem, clean_upload, sniff
+from portal.uploads import files as rf
+from portal.uploads.files import FileProblem, clean_upload, sniff
 from tests.conftest import app_config
 from tests.factories import pdf_of_objects
 

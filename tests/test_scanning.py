@@ -356,7 +356,7 @@ def test_visit_photos_are_scanned(app, client, db, w, monkeypatch, run_jobs):
 
     # Re-encoding removes anything hidden in a photo; to reach the scanner on this path, the cleaner is made
     # to let the test string through, as a flaw in an image library might.
-    import portal.receipts.files as files
+    import portal.uploads.files as files
 
     real = files.clean_upload
 

@@ -433,7 +433,7 @@ def _jpeg_with_gps() -> bytes:
 
 
 def test_photo_is_stored_without_exif_and_only_with_consent(app, client, db):
-    _org, _staff, case, partner = partner_with_case(db)
+    _org, staff, case, partner = partner_with_case(db)
     visit = make_visit(db, case, created_by_id=partner.id)
     client.login(partner)
     data = _jpeg_with_gps()
@@ -455,6 +455,15 @@ def test_photo_is_stored_without_exif_and_only_with_consent(app, client, db):
         assert download.headers["Content-Disposition"].startswith("attachment")
         stored = Image.open(io.BytesIO(download.data))
     assert stored.size == (40, 30) and not stored.getexif()
+    # A partner's download is not audited; a staff download is, before the file is handed out.
+    assert not db.exec(select(AuditEntry).where(AuditEntry.action == "visit_photo.downloaded")).all()
+    client.post("/logout", data={"csrf_token": client.csrf_token()})
+    client.login(staff)
+    with client.get(f"/visits/{visit.id}/photos/{photo.id}") as download:
+        assert download.status_code == 200
+    entry = db.exec(select(AuditEntry).where(AuditEntry.action == "visit_photo.downloaded")).one()
+    assert entry.actor_id == staff.id and entry.object_id == str(photo.id)
+    assert entry.after["visit_id"] == visit.id and entry.after["sha256"] == photo.sha256
 
 
 # Receipts: the state of each purchased item, and receipts on the timeline -----------------------

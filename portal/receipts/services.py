@@ -32,7 +32,6 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
-from portal.receipts.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 from portal.receipts.models import (
     RATE_SCALE,
     ExchangeRate,
@@ -48,6 +47,7 @@ from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
 from portal.storage import Storage, StorageError, new_key
 from portal.uploads import services as uploads
+from portal.uploads.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 
 log = logging.getLogger(__name__)
 
@@ -639,14 +639,6 @@ def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
         except StorageError as exc:  # shown now, made again next time
             log.warning("preview of %s not kept: %s", row.key, exc)
     return data
-
-
-def record_download(db: Session, actor: User, receipt: Receipt, row: ReceiptFile) -> None:
-    """Staff downloads are written to the audit log before the file is handed out."""
-    if actor.is_staff:
-        audit.record(db, actor, "receipt_file.downloaded", row,
-                     after={"receipt_id": receipt.id, "key": row.key, "sha256": row.sha256})
-        db.commit()
 
 
 # Changing a receipt -------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm,
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
-from portal.storage import StorageError, get_storage
+from portal.storage import get_storage
 from portal.uploads import services as uploads
+from portal.uploads import serving
 
 bp = Blueprint("receipts", __name__)
 
@@ -228,14 +229,7 @@ def download(receipt_id: int, file_id: int):
     """Download one file as an attachment (never shown inline from the portal's origin)."""
     session = db.session()
     receipt, row = services.get_file_for(session, current_user, receipt_id, file_id)
-    if not scanning.is_cleared(row):
-        return scan_views.refused(row)
-    services.record_download(session, current_user, receipt, row)
-    try:
-        return get_storage().download_response(row.key, filename=row.original_filename,
-                                               content_type=row.content_type)
-    except (StorageError, FileNotFoundError):
-        abort(503)
+    return serving.download(session, current_user, row, "receipt_file.downloaded", receipt_id=receipt.id)
 
 
 @bp.get("/receipts/<int:receipt_id>/files/<int:file_id>/preview")

@@ -401,9 +401,9 @@ PHOTO_PREFIX = "visits"
 def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: BinaryIO,
               consent: bool) -> VisitPhoto:
     """Store a visit photo re-encoded (no EXIF or GPS): intent row, object, then confirmation."""
-    from portal.receipts.files import JPEG, PNG, WEBP, FileProblem, clean_upload, sniff
     from portal.scanning import services as scanning
     from portal.storage import StorageError, get_storage, new_key
+    from portal.uploads.files import JPEG, PNG, WEBP, FileProblem, clean_upload, sniff
 
     if not consent:
         raise VisitError(_("A photo can only be added with the returnee's consent."), "consent")

@@ -19,9 +19,8 @@ from portal.htmx import is_swap, render
 from portal.orgs import services as orgs
 from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
-from portal.scanning import views as scan_views
-from portal.storage import StorageError, get_storage
 from portal.uploads import services as uploads
+from portal.uploads import serving
 from portal.visits import services
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
 
@@ -254,14 +253,9 @@ def _photos_done(visit, form, items):
 @login_required
 def photo(visit_id: int, photo_id: int):
     """Download a visit photo."""
-    _visit, item = services.get_photo_for(db.session(), current_user, visit_id, photo_id)
-    if not scanning.is_cleared(item):  # waiting for its virus scan, or quarantined as infected
-        return scan_views.refused(item)
-    try:
-        return get_storage().download_response(item.key, filename=item.original_filename,
-                                               content_type=item.content_type)
-    except (StorageError, FileNotFoundError):
-        abort(503)
+    session = db.session()
+    visit, item = services.get_photo_for(session, current_user, visit_id, photo_id)
+    return serving.download(session, current_user, item, "visit_photo.downloaded", visit_id=visit.id)
 
 
 # Lists ------------------------------------------------------------------------------------------
