@@ -12,7 +12,7 @@ from PIL import Image
 from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
-from portal.visits import services
+from portal.cases import timeline as case_timeline
 from portal.visits.models import Visit, VisitComment, VisitDraft, VisitPhoto
 from tests.factories import make_case, make_org, make_user
 
@@ -517,7 +517,7 @@ def test_timeline_orders_a_visit_recorded_today_above_the_case_opened_this_morni
     assert timeline.index("Visit: Home visit") < timeline.index("Case opened") < timeline.index(
         "Visit: Phone or video call")
     with app.test_request_context():
-        entries = services.timeline(db, case)
+        entries = case_timeline.timeline(db, case)
     keys = [e.order_key for e in entries]
     assert keys == sorted(keys, reverse=True) and [e.kind for e in entries] == ["visit", "status", "visit"]
 

@@ -8,16 +8,16 @@ from flask_login import current_user, login_required
 
 from portal import db
 from portal.auth.services import admin_required, staff_required
-from portal.cases import privacy, services
+from portal.cases import privacy, services, timeline
 from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, EraseForm, StatusForm
 from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
-from portal.receipts.views import receipts_context
+from portal.receipts import services as receipts
 from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.storage import StorageError, get_storage
-from portal.visits.views import visits_context
+from portal.visits import services as visits
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -98,10 +98,14 @@ def show(case_id: int):
     session = db.session()
     case, org, rule = services.case_header(session, current_user, case_id)
     lines = services.budget_lines(session, case)
+    visit_part = visits.case_part(session, current_user, case)
+    known = {"visits": visit_part["visits"]}
+    entries = timeline.timeline(session, case, known=known)  # counts the comments per visit on the way
     return render("cases/show.html", "cases/_budget.html", organisation=org,
                   next_statuses=services.next_statuses(case), rule=rule,
                   status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
-                  **receipts_context(case, lines), **visits_context(case))
+                  **receipts.case_part(session, case, lines), **visit_part, timeline=entries,
+                  visit_comment_counts=known["comment_counts"])
 
 
 @bp.get("/<int:case_id>/privacy/export")

@@ -810,6 +810,14 @@ def figures_of(receipts: Iterable[Receipt]) -> dict[int | None, LineFigures]:
     return figures
 
 
+
+def case_part(db: Session, case: Case, lines: list) -> dict:
+    """What the case page needs for its receipts section (and its budget's submitted/approved columns,
+    added up from the same receipts)."""
+    receipts = receipts_of_case(db, case)
+    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
+            "receipt_figures": figures_of(receipts)}
+
 def budget_figures(db: Session, case: Case) -> dict[int | None, LineFigures]:
     """Per budget line: EUR submitted (not rejected) and approved; receipts still without a rate counted."""
     figures: dict[int | None, LineFigures] = {}

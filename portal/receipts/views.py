@@ -24,16 +24,6 @@ from portal.uploads import serving
 bp = Blueprint("receipts", __name__)
 
 
-def receipts_context(case: Case, lines=None) -> dict:
-    """What the case page needs for its receipts section (and its budget's submitted/approved columns,
-    added up from the same receipts)."""
-    session = db.session()
-    lines = budget_lines(session, case) if lines is None else lines
-    receipts = services.receipts_of_case(session, case)
-    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
-            "receipt_figures": services.figures_of(receipts)}
-
-
 def _line_choices(form, case: Case) -> None:
     form.budget_line_id.choices = [(0, "—")] + [(line.id, line.description)
                                                 for line in budget_lines(db.session(), case)]

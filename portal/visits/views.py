@@ -33,17 +33,6 @@ def _visit_globals():
     return {"visit_labels": LABELS, "format_time": format_time}
 
 
-def visits_context(case) -> dict:
-    """What the case page shows about visits: the list, the user's draft, the trend and the timeline."""
-    session = db.session()
-    visits = services.visits_of_case(session, case)
-    known = {"visits": visits}
-    timeline = services.timeline(session, case, known=known)  # counts the comments per visit on the way
-    return {"visits": visits, "visit_comment_counts": known["comment_counts"],
-            "visit_draft": services.latest_draft(session, current_user, case),
-            "trend": services.trend(visits), "timeline": timeline}
-
-
 # Recording a visit ------------------------------------------------------------------------------
 
 def _form_context(case, form, draft=None, restored=False):
