@@ -107,10 +107,9 @@ def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[Que
 
     form = QueueFilterForm(request.args)
     everything = ("", _("All"))
-    types = [t for t in services.TYPES if t != services.REGISTRATION or services.workshop_models()]
     form.country.choices = [everything] + [(c, country_name(c)) for c in countries]
     form.organisation.choices = [everything] + [(str(i), name) for i, name in orgs]
-    form.type.choices = [everything] + [(t, type_labels()[t]) for t in types]
+    form.type.choices = [everything] + [(t, type_labels()[t]) for t in services.TYPES]
     form.status.choices = [everything, ("submitted", _("Waiting for a decision")),
                            ("approved", _("Approved, drawn for a check")), ("flagged", _("Flagged visit"))]
     form.warning.choices = [("", _("Any or none"))] + list(warning_labels().items())
