@@ -32,7 +32,7 @@ from portal.config import ROOT
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.i18n import money
 from portal.storage import get_storage
-from tests.conftest import PG_URL, S3_URL, _pg_admin, _pg_url, app_config, start_consumer
+from tests.fixtures import PG_URL, S3_URL, _pg_admin, _pg_url, app_config, start_consumer
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -104,7 +104,7 @@ class LiveServer:
 
 @contextmanager
 def _fresh_database(request, tmp_path: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database from conftest's template, else a copy of the SQLite template."""
+    """A fresh PostgreSQL database from tests.fixtures' template, else a copy of the SQLite template."""
     if not PG_URL:
         path = tmp_path / "portal.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)

@@ -77,8 +77,8 @@ def create(case_id: int):
     elif done is None:
         # The cross-field rules too, for what the form could read: one answer lists every problem.
         data = services.data_from_form(form, request.form)
-        put_problems(form, services.visit_problems(data, date.today(),
-                                                    met_known=form.returnee_met.data in ("yes", "no")))
+        problems = services.visit_problems(data, date.today(), met_known=form.returnee_met.data in ("yes", "no"))
+        put_problems(form, problems, "visit_date")
     if done is not None:
         if done.case_id != case.id:
             abort(404)
