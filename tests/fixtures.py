@@ -10,6 +10,8 @@ import shutil
 import socket
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -150,22 +152,33 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
+@contextmanager
+def fresh_database(request, tmp_path: Path, backend: str, prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database from the template (dropped afterwards), or a copy of the SQLite template."""
+    if backend == "sqlite":
         path = tmp_path / "portal.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
     template = request.getfixturevalue("pg_template")
-    name = f"integplan_t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield _pg_url(name)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        try:
+            yield _pg_url(name)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request, tmp_path):
+    with fresh_database(request, tmp_path, request.param, "integplan_t_") as url:
+        yield url
 
 
 def app_config(db_url: str, tmp_path: Path, smtp_port: int, **extra) -> dict:
