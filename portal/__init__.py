@@ -42,10 +42,12 @@ def _init_extensions(app: Flask) -> None:
     from portal.db import init_db
     from portal.extensions import babel, csrf, limiter, login_manager
     from portal.htmx import init_htmx
+    from portal.reports import summary
     from portal.storage import init_storage
     from portal.tasks import init_tasks
 
     init_db(app)
+    summary.install()  # the dashboard's summary tables follow every change in the same transaction
     init_storage(app)
     init_tasks(app)
     init_htmx(app)
@@ -110,7 +112,14 @@ def _register_hooks(app: Flask) -> None:
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    from portal.cases.models import BudgetCategory, CaseStatus, MeasureType
+
+    # Registered once here; each is a cached per-locale lookup, not a dictionary built per call.
     app.jinja_env.globals.update(
+        case_status_title=CaseStatus.title,
+        measure_title=MeasureType.title,
+        category_title=BudgetCategory.title,
+        percent=i18n.percent,
         dir=i18n.text_direction,
         money=i18n.money,
         bdi=i18n.bdi,

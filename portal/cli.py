@@ -14,6 +14,7 @@ from portal import mail
 from portal.auth import services as accounts
 from portal.cases.cli import privacy_group
 from portal.orgs.models import Organisation
+from portal.reports.cli import reports_group
 from portal.review.cli import review_group
 from portal.visits.cli import visits_group
 from portal.workshop.cli import workshop_group
@@ -34,6 +35,7 @@ def init_cli(app) -> None:
     app.cli.add_command(review_group)
     app.cli.add_command(workshop_group)
     app.cli.add_command(privacy_group)
+    app.cli.add_command(reports_group)
     app.cli.add_command(worker_command)
 
 

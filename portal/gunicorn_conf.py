@@ -18,6 +18,16 @@ graceful_timeout = 30
 keepalive = 5
 
 
+def post_worker_init(worker):
+    """Freeze what loading the app allocated (modules, templates, catalogs, the metadata): gen-2 garbage
+    collections then skip those objects, which cost ~5 ms a request on the desk and ~28 ms on the
+    dashboard when every collection walked them. Runs in each worker, after the app is loaded there."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def on_starting(server):
     """Refuse to start several workers that would each count rate limits on their own (memory://)."""
     from portal.config import limiter_storage_error, load_config

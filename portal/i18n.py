@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from functools import lru_cache
 
-from babel import Locale
+from babel import Locale, numbers
 from flask import current_app, has_request_context, request, session
 from flask_babel import format_currency, get_locale
 from flask_login import current_user
@@ -47,10 +47,41 @@ def amount(value: Decimal, currency: str) -> str:
     return _LETTER_THEN_DIGIT.sub("\u00a0", format_currency(value, currency))
 
 
+@lru_cache(maxsize=16)
+def _number_formats(locale: str):
+    """The locale and its parsed currency and percent patterns: built once per locale, not per call."""
+    loc = Locale.parse(locale)
+    return loc, numbers.parse_pattern(loc.currency_formats["standard"]), loc.percent_formats[None].pattern
+
+
+@lru_cache(maxsize=64)
+def _percent_pattern(pattern: str, digits: int):
+    parsed = numbers.parse_pattern(pattern)
+    parsed.frac_prec = (digits, digits)
+    return parsed
+
+
+@lru_cache(maxsize=8192)
+def _money(locale: str, cents: int, currency: str) -> str:
+    loc, pattern, _percent = _number_formats(locale)
+    return _LETTER_THEN_DIGIT.sub("\u00a0", pattern.apply(Decimal(cents) / 100, loc, currency=currency,
+                                                           currency_digits=True))
+
+
 def money(cents: int | None, currency: str = "EUR") -> str:
+    """EUR cents (or cents of another currency) as the user's locale writes money; recent results are kept
+    per locale, since a page shows the same amounts many times (budget lines, totals, receipts)."""
     if cents is None:
         return "–"
-    return amount(Decimal(cents) / 100, currency)
+    return _money(str(get_locale()), int(cents), currency)
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    """A share (0.024) as the locale writes a percentage: "2.4%", German "2,4 %", French "2,4 %"."""
+    if share is None:
+        return "–"
+    loc, _currency, pattern = _number_formats(str(get_locale()))
+    return _percent_pattern(pattern, digits).apply(share, loc)
 
 
 def bdi(text: object) -> Markup:
@@ -76,10 +107,15 @@ def countries() -> tuple[tuple[str, str], ...]:
     return _countries(str(get_locale()))
 
 
+@lru_cache(maxsize=16)
+def _territories(locale: str) -> dict[str, str]:
+    return dict(Locale.parse(locale).territories)
+
+
 def country_name(code: str | None) -> str:
     if not code:
         return ""
-    return Locale.parse(str(get_locale())).territories.get(code, code)
+    return _territories(str(get_locale())).get(code, code)
 
 
 def is_country(code: str) -> bool:

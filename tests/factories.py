@@ -153,3 +153,17 @@ def make_sample(db, receipt) -> SampleItem:
     db.add(item)
     db.commit()
     return item
+
+
+def big_pdf(padding: int) -> bytes:
+    """A valid one-page PDF of about `padding` more bytes (random data in an unused stream), unique each time.
+    Bytes after %%EOF would make qpdf repair the file, which the upload checks refuse."""
+    import os
+
+    data = os.urandom(padding)
+    return pdf_of_objects([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
+        b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream",
+    ])

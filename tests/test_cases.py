@@ -188,4 +188,4 @@ def test_case_page_needs_the_same_few_statements_however_much_it_shows(app, clie
         page = client.get(url).get_data(as_text=True)
     assert "Supplier 14" in page and "Line 14" in page
     assert len(many) == len(few), "\n\n".join(many)
-    assert len(many) <= 10, "\n\n".join(many)
+    assert len(many) <= 6, "\n\n".join(many)

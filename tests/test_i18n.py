@@ -89,6 +89,46 @@ def test_catalog_is_up_to_date_with_the_code(tmp_path):
     assert "Page %(page)s of %(pages)s" in now  # a string of templates/_macros/ui.html: the macros are read
 
 
+def test_enum_titles_are_built_once_per_locale_and_follow_the_language(app):
+    from flask_babel import force_locale
+
+    from portal.cases.models import CaseStatus, MeasureType
+
+    with app.test_request_context():
+        with force_locale("de"):
+            german = CaseStatus.titles()
+            assert CaseStatus.titles() is german  # the same dictionary: not translated again
+            assert CaseStatus.title("active") == "Aktiv" and MeasureType.title("business") == "Existenzgründung"
+        with force_locale("fr"):
+            assert CaseStatus.titles() is not german
+            assert CaseStatus.title("active") == "Actif" and MeasureType.title("business") == "Création d'entreprise"
+        with force_locale("de"):
+            assert CaseStatus.titles() is german and CaseStatus.title("active") == "Aktiv"
+        assert CaseStatus.title("unknown") == "unknown"
+
+
+def test_the_case_list_shows_enum_titles_in_the_users_language(client, db):
+    org = make_org(db)
+    make_case(db, org, status="active", measure_type="business")
+    client.login(make_user(db, organisation=org, locale="ru"))
+    page = client.get("/cases/").get_data(as_text=True)
+    assert "Активный" in page and "Открытие бизнеса" in page
+
+
+def test_money_and_percentages_are_formatted_once_per_locale(app):
+    from flask_babel import force_locale
+
+    from portal.i18n import _number_formats, money, percent
+
+    with app.test_request_context():
+        with force_locale("de"):
+            assert money(319_000, "GEL") == "3.190,00\xa0GEL" and percent(0.024) == "2,4\xa0%"
+            formats = _number_formats("de")
+        with force_locale("en"):
+            assert money(319_000) == "€3,190.00" and percent(0.024) == "2.4%"
+        assert _number_formats("de") is formats
+
+
 @pytest.mark.parametrize("locale", ["en", "de", "fr", "ar", "ru"])
 def test_a_currency_code_never_touches_the_digits(app, locale):
     """CLDR's currency spacing: "GEL 3,190.00", never "GEL3,190.00"; € and $ stay attached."""

@@ -61,6 +61,7 @@ PARTNER_PAGES: dict[str, Callable[[dict], str]] = {
     "visits.create": lambda d: f"/cases/{d['case_id']}/visits/new",
     "visits.show": lambda d: f"/visits/{d['visit_id']}",
     "visits.due": lambda d: "/visits/due",
+    "receipts.search": lambda d: "/receipts/search?q=Tbilisi",
     "auth.account": lambda d: "/account",
     "auth.two_factor": lambda d: "/account/two-factor",
 }
@@ -75,6 +76,9 @@ EXCLUDED = {
     "static": "static files",
     "receipts.download": "a stored file (attachment)",
     "receipts.preview": "an image",
+    "receipts.files_part": "a receipt's file list, a fragment the receipt page (walked) polls while a scan runs",
+    "visits.photos_part": "a visit's photo list, a fragment the visit page (walked) polls while a scan runs",
+    "health.healthz": "a health check for the proxy and systemd (plain text)",
     "uploads.card": "an upload's card, a fragment inside the receipt and visit forms (walked with a file in tests/test_upload_resume_browser.py)",
     "visits.photo": "a stored photo",
     "cases.privacy_export": "JSON download, administrators only",

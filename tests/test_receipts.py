@@ -276,6 +276,22 @@ def test_a_bad_csv_imports_nothing(client, db, w):
     assert db.exec(select(ExchangeRate)).all() == []
 
 
+def test_rates_are_paged(client, db, w, monkeypatch):
+    from portal.receipts import services as receipt_services
+    from portal.receipts.models import ExchangeRate
+
+    monkeypatch.setattr(receipt_services, "RATES_PER_PAGE", 4)
+    for month in range(1, 11):
+        db.add(ExchangeRate(currency="XOF", month=date(2024, month, 1), units_per_eur_micro=655_957_000))
+    db.commit()
+    switch(client, w["staff"])
+    first = client.get("/receipts/rates?currency=XOF").get_data(as_text=True)
+    assert "Page 1 of 3" in first and "<td>2024-10</td>" in first and "<td>2024-06</td>" not in first
+    assert "/receipts/rates?currency=XOF&amp;page=2" in first
+    last = client.get("/receipts/rates?currency=XOF&page=3").get_data(as_text=True)
+    assert "<td>2024-02</td>" in last and "<td>2024-01</td>" in last and "<td>2024-03</td>" not in last
+
+
 def test_rates_and_the_review_queue_are_staff_only(client, w):
     switch(client, w["partner"])
     for url in ("/receipts/rates", "/receipts/review"):

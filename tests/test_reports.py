@@ -101,12 +101,12 @@ def test_charts_are_accessible_svg_without_style_attributes(client, demo):
     client.login(demo["reader"], DEMO_PASSWORD)
     page = client.get("/reports/dashboard").get_data(as_text=True)
     svgs = re.findall(r"<svg.*?</svg>", page, re.S)
-    assert len(svgs) == 4
+    assert len(svgs) == 5  # totals, spending against time, countries, organisations, months
     for svg in svgs:
         assert 'role="img"' in svg and "<title id=" in svg and "<desc id=" in svg
         assert "style=" not in svg and "<script" not in svg
     assert "Georgia – Approved: 5,500" in page  # each bar's value in its <title>
-    assert page.count("<table") >= 4  # every chart has its table
+    assert page.count("<table") >= 5  # every chart has its table (the totals' figures are the list above it)
 
 
 def test_dashboard_needs_few_statements(app, client, db, demo):
@@ -305,6 +305,13 @@ def test_audit_log_filters_pages_and_exports(client, db, demo):
     assert "60 entries" in first and "Page 1 of 2" in first and first.count("<code>test.paged</code>") == 50
     second = client.get("/reports/audit?action=test.paged&page=2").get_data(as_text=True)
     assert second.count("<code>test.paged</code>") == 10
+    # The "Next" link carries a keyset cursor (the page starts after the last row shown): the same 10 rows.
+    import html
+    next_url = html.unescape(re.search(r'<a href="([^"]+)"[^>]*rel="next"', first).group(1))
+    assert "after=" in next_url and "page=2" in next_url
+    by_cursor = client.get(next_url).get_data(as_text=True)
+    assert re.findall(r"Case (\d+)</a>", by_cursor) == re.findall(r"Case (\d+)</a>", second)
+    assert by_cursor.count("<code>test.paged</code>") == 10 and "Page 2 of 2" in by_cursor
     # The export has every matching entry, newest first, cell by cell.
     resp = client.get(f"/reports/audit.csv?object_type=Receipt&object_id={approved.id}")
     rows = list(csv.reader(io.StringIO(resp.data.decode("utf-8-sig"))))
@@ -343,3 +350,108 @@ def test_dashboard_case_table_is_paged(app, client, db, demo):
     assert "Page 1 of 3" in first and "Page 3 of 3" in last
     refs = [c.reference for c in demo["cases"]]
     assert sum(f">{r}</a>" in first for r in refs) == 2 and sum(f">{r}</a>" in last for r in refs) == 1
+
+
+# Summary tables ---------------------------------------------------------------------------------
+
+def summary_matches(db) -> list[str]:
+    """The differences between the dashboard's summary tables and a computation from scratch."""
+    from portal.reports.summary import differences, from_scratch, stored
+
+    conn = db.connection()
+    return differences(from_scratch(conn), stored(conn))
+
+
+def test_summaries_follow_every_change_in_the_same_transaction(app, db, demo):
+    from decimal import Decimal
+
+    from portal.cases import services as cases
+    from portal.receipts import services as receipts
+    from portal.reports.models import BudgetRollup
+
+    staff, staff2 = demo["staff"], demo["users"]["staff2@example.org"]
+    case, other = demo["cases"][0], demo["cases"][3]
+    assert summary_matches(db) == []
+    line = make_line(db, case, planned_cents=50_000)
+    with app.test_request_context():
+        # Created (straight through the ORM, as the upload does), in GEL without a rate for its month yet.
+        gel = make_receipt(db, case, line, currency="GEL", amount_minor=29_500, eur_cents=None,
+                           invoice_date=date(2025, 1, 10), uploaded_by_id=demo["users"]["partner.a@example.org"].id)
+        eur = make_receipt(db, case, line, eur_cents=2_000, amount_minor=2_000, invoice_date=date(2025, 2, 3),
+                           uploaded_by_id=staff.id)
+        gone = make_receipt(db, case, line, eur_cents=700, amount_minor=700, invoice_date=date(2025, 4, 1))
+        assert summary_matches(db) == []
+        # A rate arrives: the waiting receipt is reconverted.
+        receipts.save_rate(db, staff, "GEL", date(2025, 1, 1), Decimal("2.95"), "InforEuro")
+        db.refresh(gel)
+        assert gel.eur_cents == 10_000 and summary_matches(db) == []
+        # Decided: approved, then the other one sent back for correction and corrected into another month.
+        receipts.decide(db, staff, gel, receipts.APPROVE, "", gel.version)
+        receipts.decide(db, staff2, eur, receipts.CORRECTION, "Wrong date", eur.version)
+        assert summary_matches(db) == []
+        receipts.update_receipt(db, staff, eur, {"budget_line_id": line.id, "supplier": "Supplier",
+                                                 "invoice_number": "X-1", "invoice_date": date(2025, 3, 1),
+                                                 "amount_minor": 3_000, "currency": "EUR"}, eur.version, True)
+        assert summary_matches(db) == []
+        receipts.decide(db, staff2, eur, receipts.REJECT, "Not ours", eur.version)
+        # Plans change, a case moves to another organisation and country, a line goes.
+        cases.update_line(db, staff, line, {"category": "equipment", "description": "Tools", "planned_cents": 1})
+        moved = {k: getattr(case, k) for k in ("return_date", "measure_type", "notes", "eligibility_reason")}
+        cases.update_case(db, staff, case, {**moved, "country": other.country,
+                                            "organisation_id": other.organisation_id})
+        assert summary_matches(db) == []
+        cases.delete_line(db, staff, line)
+        # Erased: a receipt row removed (the sweep of an abandoned upload does this).
+        db.delete(gone)
+        db.commit()
+    assert summary_matches(db) == []
+    total = db.get(BudgetRollup, ("total", ""))
+    assert (total.submitted, total.approved) == (7_750_00 + 10_000, 7_350_00 + 10_000)  # the demo's and gel
+
+
+def test_a_change_that_rolls_back_leaves_the_summaries_as_they_were(app, db, demo):
+    from portal.reports.models import BudgetSummary
+
+    case = demo["cases"][1]
+    before = db.get(BudgetSummary, case.id).submitted
+    db.add(Receipt(case_id=case.id, supplier="S", invoice_number="R-1", invoice_date=date(2024, 3, 1),
+                   amount_minor=500, currency="EUR", eur_cents=500, description="x", status="submitted",
+                   nonce="rollback-1"))
+    db.flush()
+    assert db.get(BudgetSummary, case.id).submitted == before + 500  # in the same transaction
+    db.rollback()
+    db.expire_all()
+    assert db.get(BudgetSummary, case.id).submitted == before and summary_matches(db) == []
+
+
+def test_reconcile_names_and_fixes_a_broken_summary(app, db, demo):
+    from sqlalchemy import text
+
+    case = demo["cases"][0]
+    db.exec(text("UPDATE budget_summary SET approved = approved + 123 WHERE case_id = :id").bindparams(id=case.id))
+    db.exec(text("DELETE FROM budget_rollup WHERE kind = 'month' AND key = '2024-03'"))
+    db.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["reports", "reconcile"])
+    assert result.exit_code == 1
+    assert f"budget_summary case {case.id}: approved 240000 (stored 240123)" in result.output
+    assert "budget_rollup month '2024-03': missing" in result.output
+    assert "2 difference(s)" in result.output
+    fixed = runner.invoke(args=["reports", "reconcile", "--fix"])
+    assert fixed.exit_code == 0 and "2 difference(s) fixed" in fixed.output
+    again = runner.invoke(args=["reports", "reconcile"])
+    assert again.exit_code == 0 and "match" in again.output
+    db.expire_all()
+    assert summary_matches(db) == []
+
+
+def test_dashboard_shows_localised_percentages_and_the_time_elapsed(app, client, db, demo):
+    stefan = demo["staff"]  # reads German
+    assert stefan.locale == "de"
+    app.config.update(PROJECT_START=date(2024, 1, 1), PROJECT_END=date(2024, 12, 31))
+    client.login(stefan, DEMO_PASSWORD)
+    page = client.get("/reports/dashboard").get_data(as_text=True)
+    # 12,250.00 of 400,000.00 planned: 3.1 %; German writes "3,1 %".
+    assert "(<bdi>3,1\xa0%</bdi>)" in page and "3.1 %" not in page and "3.1%" not in page
+    assert re.search(r'id="pace-elapsed">.*?<bdi>100,0\xa0%</bdi>', page)  # the period is over
+    assert "Ausgaben im Verhältnis zur verstrichenen Zeit" in page

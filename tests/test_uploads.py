@@ -25,7 +25,7 @@ from portal.storage import get_storage
 from portal.uploads import services
 from portal.uploads.models import Upload
 from portal.visits.models import VisitPhoto
-from tests.factories import make_case, make_line, make_org, make_user, make_visit
+from tests.factories import big_pdf, make_case, make_line, make_org, make_user, make_visit
 from tests.helpers import fields, jpeg_with_gps, raw_pdf, unique_pdf
 
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
@@ -312,7 +312,7 @@ def test_two_patches_at_the_same_offset_one_wins_and_the_other_leaves_nothing(ap
 def test_a_dropped_connection_keeps_the_bytes_that_arrived(app, client, db, w, served):
     """A real socket cut mid-body: the server keeps what it got, and HEAD says where to go on."""
     session = served.login(w["partner"])
-    data = unique_pdf() + b"%" + os.urandom(60_000)
+    data = big_pdf(60_000)
     resp = session.post(served.url + "/uploads/", headers={
         "Tus-Resumable": "1.0.0", "Upload-Length": str(len(data)),
         "Upload-Metadata": metadata(filename="scan.pdf", purpose="receipt", case=w["case"].id)})
@@ -525,7 +525,7 @@ def tus_client(served, session):
 @pytest.mark.parametrize("kind", ["jpeg", "pdf"])
 def test_tuspy_uploads_and_resumes_from_the_last_byte(backend, served, db, w, kind):
     session = served.login(w["partner"])
-    data = noisy_jpeg((500, 400)) if kind == "jpeg" else unique_pdf() + b"%" + os.urandom(150_000)
+    data = noisy_jpeg((500, 400)) if kind == "jpeg" else big_pdf(150_000)
     name = "photo.jpg" if kind == "jpeg" else "scan.pdf"
     meta = {"filename": name, "filetype": "", "purpose": "receipt", "case": str(w["case"].id)}
     chunk = 16 * 1024
@@ -574,7 +574,7 @@ def _clamd_overrides():
 
 
 @pytest.mark.parametrize("app_overrides", [_clamd_overrides()])
-def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client, db, w, app_overrides):
+def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client, db, w, app_overrides, run_jobs):
     from tests.helpers import CLAMD_HOST, EICAR, clean_pdf, eicar_pdf
 
     if not CLAMD_HOST:
@@ -585,6 +585,7 @@ def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client
     resp = receipt_form(client, w, [good, bad])
     assert resp.status_code == 303, resp.get_data(as_text=True)[:2000]
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
+    run_jobs()  # the worker scans what the receipt claimed
     db.expire_all()
     rows = {r.original_filename: r for r in db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt_id))}
     assert rows["invoice.pdf"].scan_status == "clean"

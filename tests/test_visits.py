@@ -296,6 +296,29 @@ def test_due_list_is_scoped_and_uses_the_latest_visit(client, db):
     assert overdue.reference in page and soon_b.reference in page and closed.reference not in page
 
 
+def test_due_list_is_paged_overdue_first(client, db, monkeypatch):
+    from portal.visits import services as visit_services
+
+    monkeypatch.setattr(visit_services, "DUE_PER_PAGE", 3)
+    today = date.today()
+    org = make_org(db)
+    cases = []
+    for days in (-9, -8, -7, -6, 2, 3, 4):  # four overdue, three due soon
+        case = make_case(db, org)
+        make_visit(db, case, visit_date=today - timedelta(days=40), next_visit_date=today + timedelta(days=days))
+        cases.append(case)
+    client.login(make_user(db, role="staff"))
+    first = client.get("/visits/due").get_data(as_text=True)
+    assert "Page 1 of 3" in first and 'rel="next"' in first
+    assert [c.reference in first for c in cases] == [True] * 3 + [False] * 4
+    assert "Overdue <span class=\"count\">(4)</span>" in first
+    second = client.get("/visits/due?page=2").get_data(as_text=True)
+    assert [c.reference in second for c in cases] == [False] * 3 + [True] * 3 + [False]
+    assert "Due soon <span class=\"count\">(3)</span>" in second
+    last = client.get("/visits/due?page=3").get_data(as_text=True)
+    assert [c.reference in last for c in cases] == [False] * 6 + [True] and 'rel="prev"' in last
+
+
 def test_digest_mails_each_partner_in_their_language(app, db, mails):
     today = date(2025, 6, 10)
     org_a, org_b, org_c = make_org(db), make_org(db), make_org(db)

@@ -74,6 +74,22 @@ def test_staff_create_and_edit_a_workshop(client, db):
     assert actions == ["workshop.created", "workshop.updated"]
 
 
+def test_participant_list_is_paged_and_keeps_its_filter(client, db, monkeypatch):
+    from portal.workshop import services as workshop_services
+
+    monkeypatch.setattr(workshop_services, "REGISTRATIONS_PER_PAGE", 2)
+    w = make_workshop(db, capacity=50)
+    regs = [make_registration(db, w, country="GE") for _ in range(5)]
+    make_registration(db, w, country="SN")
+    client.login(make_user(db, role="staff"))
+    first = client.get(f"/workshops/{w.id}?country=GE").get_data(as_text=True)
+    assert "5 registrations" in first and "Page 1 of 3" in first
+    assert [r.name in first for r in regs] == [True, True, False, False, False]
+    assert f"/workshops/{w.id}?country=GE&amp;page=2#participants" in first
+    last = client.get(f"/workshops/{w.id}?country=GE&page=3").get_data(as_text=True)
+    assert [r.name in last for r in regs] == [False] * 4 + [True] and 'rel="prev"' in last
+
+
 def test_partners_do_not_see_workshop_management(client, db):
     w = make_workshop(db)
     client.login(make_user(db, organisation=make_org(db)))

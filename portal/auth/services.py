@@ -149,10 +149,20 @@ def load_user(user_id: str) -> User | None:
     if not (uid.isdigit() and version.isdigit() and sid) or len(sid) > 100:
         return None
     db_ = db.session()
-    user = db_.get(User, int(uid))
-    if not may_sign_in(db_, user) or user.session_version != int(version):
+    # One statement on every request: the user, this browser's session row and the organisation's state
+    # (the same checks as may_sign_in()).
+    found = db_.exec(select(User, UserSession, Organisation.active)
+                     .outerjoin(UserSession, (UserSession.user_id == User.id)
+                                & (UserSession.token_hash == _hash_token(sid)))
+                     .outerjoin(Organisation, Organisation.id == User.organisation_id)
+                     .where(User.id == int(uid))).first()
+    if found is None:
         return None
-    row = db_.exec(select(UserSession).where(UserSession.token_hash == _hash_token(sid))).first()
+    user, row, org_active = found
+    if not user.is_active or (user.organisation_id is not None and not org_active):
+        return None
+    if user.session_version != int(version):
+        return None
     max_age = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
     if row is None or row.user_id != user.id or row.created_at < utcnow() - max_age:
         return None

@@ -3,22 +3,28 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
+from flask_babel import lazy_gettext as _l
 from sqlmodel import Field, SQLModel
 
 from portal.audit import utcnow
+from portal.labels import Titled
 
 
-class MeasureType(StrEnum):
+class MeasureType(Titled, StrEnum):
     VOCATIONAL = "vocational"
     BUSINESS = "business"
     BOTH = "both"
+    __titles__ = {"vocational": _l("Vocational qualification"), "business": _l("Business start-up"),
+                  "both": _l("Both")}
 
 
-class CaseStatus(StrEnum):
+class CaseStatus(Titled, StrEnum):
     PLANNED = "planned"
     ACTIVE = "active"
     MONITORING = "monitoring"
     CLOSED = "closed"
+    __titles__ = {"planned": _l("Planned"), "active": _l("Active"), "monitoring": _l("Monitoring"),
+                  "closed": _l("Closed")}
 
 
 # Allowed status changes: forward along the path, or one step back to correct a mistake.
@@ -30,12 +36,14 @@ STATUS_FLOW = {
 }
 
 
-class BudgetCategory(StrEnum):
+class BudgetCategory(Titled, StrEnum):
     TRAINING = "training"
     EQUIPMENT = "equipment"
     STOCK = "stock"
     SERVICES = "services"
     OTHER = "other"
+    __titles__ = {"training": _l("Training and courses"), "equipment": _l("Tools and equipment"),
+                  "stock": _l("Goods and stock"), "services": _l("Services"), "other": _l("Other")}
 
 
 class Case(SQLModel, table=True):

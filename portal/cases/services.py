@@ -60,6 +60,20 @@ def case_header(db: Session, user: User, case_id: int) -> tuple[Case, Organisati
     return row[0], row[1], row[2]
 
 
+def case_header_with_lines(db: Session, user: User, case_id: int
+                           ) -> tuple[Case, Organisation, CountryRule | None, list[BudgetLine]]:
+    """case_header() and the case's budget lines in one statement (one row per line): the case page."""
+    rows = db.exec(select(Case, Organisation, CountryRule, BudgetLine)
+                   .join(Organisation, Organisation.id == Case.organisation_id)
+                   .outerjoin(CountryRule, CountryRule.code == Case.country)
+                   .outerjoin(BudgetLine, BudgetLine.case_id == Case.id)
+                   .where(Case.id == case_id, *scope(user)).order_by(BudgetLine.id)).all()
+    if not rows:
+        abort(404)
+    case, org, rule, _line = rows[0]
+    return case, org, rule, [line for *_rest, line in rows if line is not None]
+
+
 def get_line_for(db: Session, user: User, case_id: int, line_id: int) -> tuple[Case, BudgetLine]:
     case = get_case_for(db, user, case_id)
     line = db.exec(select(BudgetLine).where(BudgetLine.id == line_id, BudgetLine.case_id == case.id)).first()

@@ -72,15 +72,19 @@ def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
         out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
                                  date_only=v.visit_time is None, detail=detail, sort_at=_visit_sort_moment(v)))
     ids = [v.id for v in visits]
-    if ids:
+    if "comments" in known:
+        rows = known["comments"]
+    elif ids:
         rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
                        .where(VisitComment.visit_id.in_(ids)))
-        for c, name in rows:
-            counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
-            text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
-                    else _("%(name)s commented on a visit", name=name or "–"))
-            out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
-                                     detail=c.body))
+    else:
+        rows = []
+    for c, name in rows:
+        counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
+        text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
+                else _("%(name)s commented on a visit", name=name or "–"))
+        out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
+                                 detail=c.body))
     return out
 
 
@@ -99,13 +103,16 @@ def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry
     return out
 
 
-def _receipt_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
+def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
     texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
              "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s: first approval – a second reviewer must approve"),
              "rejected": _("Receipt %(ref)s rejected"),
              "correction_requested": _("Correction of receipt %(ref)s requested")}
-    rows = db.exec(select(ReceiptEvent, Receipt).join(Receipt, Receipt.id == ReceiptEvent.receipt_id)
-                   .where(Receipt.case_id == case.id, ReceiptEvent.kind.in_(tuple(texts))))
+    if "receipt_events" in known:
+        rows = known["receipt_events"]
+    else:
+        rows = db.exec(select(ReceiptEvent, Receipt).join(Receipt, Receipt.id == ReceiptEvent.receipt_id)
+                       .where(Receipt.case_id == case.id, ReceiptEvent.kind.in_(tuple(texts))))
     # The reference stays in one piece and in its order inside right-to-left text.
     return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
                           detail=r.supplier)

@@ -96,16 +96,18 @@ def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):
 def show(case_id: int):
     """Show one case with its budget."""
     session = db.session()
-    case, org, rule = services.case_header(session, current_user, case_id)
-    lines = services.budget_lines(session, case)
+    # Six statements in all (tests/test_cases.py): the user; the case with its organisation, rule and
+    # lines; the receipts with their history; the visits with their comments; the status history; the draft.
+    case, org, rule, lines = services.case_header_with_lines(session, current_user, case_id)
+    receipt_part = receipts.case_part(session, case, lines, with_events=True)
     visit_part = visits.case_part(session, current_user, case)
-    known = {"visits": visit_part["visits"]}
+    known = {"visits": visit_part["visits"], "comments": visit_part.pop("visit_comments"),
+             "receipt_events": receipt_part["receipt_events"]}
     entries = timeline.timeline(session, case, known=known)  # counts the comments per visit on the way
     return render("cases/show.html", "cases/_budget.html", organisation=org,
                   next_statuses=services.next_statuses(case), rule=rule,
                   status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
-                  **receipts.case_part(session, case, lines), **visit_part, timeline=entries,
-                  visit_comment_counts=known["comment_counts"])
+                  **receipt_part, **visit_part, timeline=entries, visit_comment_counts=known["comment_counts"])
 
 
 @bp.get("/<int:case_id>/privacy/export")

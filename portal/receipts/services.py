@@ -136,6 +136,25 @@ def receipts_of_case(db: Session, case: Case) -> list[Receipt]:
                         .order_by(Receipt.created_at.desc(), Receipt.id.desc())))
 
 
+TIMELINE_EVENTS = ("submitted", "resubmitted", "approved", "first_approval", "rejected", "correction_requested")
+
+
+def receipts_of_case_with_events(db: Session, case: Case) -> tuple[list[Receipt], list[tuple[ReceiptEvent, Receipt]]]:
+    """receipts_of_case() and their history's submissions and decisions, in one statement."""
+    rows = db.exec(select(Receipt, ReceiptEvent)
+                   .outerjoin(ReceiptEvent, (ReceiptEvent.receipt_id == Receipt.id)
+                              & ReceiptEvent.kind.in_(TIMELINE_EVENTS))
+                   .where(Receipt.case_id == case.id, Receipt.status != ReceiptStatus.PENDING)
+                   .order_by(Receipt.created_at.desc(), Receipt.id.desc(), ReceiptEvent.id)).all()
+    receipts: dict[int, Receipt] = {}
+    events = []
+    for receipt, event in rows:
+        receipts.setdefault(receipt.id, receipt)
+        if event is not None:
+            events.append((event, receipt))
+    return list(receipts.values()), events
+
+
 def files_of(db: Session, receipt: Receipt) -> list[ReceiptFile]:
     return list(db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt.id,
                                                   ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id)))
@@ -220,11 +239,20 @@ def apply_rate(db: Session, receipt: Receipt) -> None:
     receipt.rate_missing = False
 
 
-def list_rates(db: Session, currency: str = "") -> list[ExchangeRate]:
-    query = select(ExchangeRate).order_by(ExchangeRate.month.desc(), ExchangeRate.currency)
-    if currency:
-        query = query.where(ExchangeRate.currency == currency)
-    return list(db.exec(query.limit(500)))
+RATES_PER_PAGE = 50
+
+
+def list_rates(db: Session, currency: str = "", page: int = 1,
+               per_page: int | None = None) -> tuple[list[ExchangeRate], int, int]:
+    """One page of the rates, newest month first: (rates, page, pages), two statements."""
+    per_page = per_page or RATES_PER_PAGE
+    conditions = [ExchangeRate.currency == currency] if currency else []
+    total = db.exec(select(func.count()).select_from(ExchangeRate).where(*conditions)).one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    query = (select(ExchangeRate).where(*conditions).order_by(ExchangeRate.month.desc(), ExchangeRate.currency)
+             .offset((page - 1) * per_page).limit(per_page))
+    return list(db.exec(query)), page, pages
 
 
 def _upsert_rate(db: Session, actor: User, currency: str, month: date, micro: int, source: str) -> ExchangeRate:
@@ -811,12 +839,16 @@ def figures_of(receipts: Iterable[Receipt]) -> dict[int | None, LineFigures]:
 
 
 
-def case_part(db: Session, case: Case, lines: list) -> dict:
+def case_part(db: Session, case: Case, lines: list, with_events: bool = False) -> dict:
     """What the case page needs for its receipts section (and its budget's submitted/approved columns,
-    added up from the same receipts)."""
-    receipts = receipts_of_case(db, case)
+    added up from the same receipts); `with_events` adds their history for the timeline, read with them."""
+    context = {}
+    if with_events:
+        receipts, context["receipt_events"] = receipts_of_case_with_events(db, case)
+    else:
+        receipts = receipts_of_case(db, case)
     return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
-            "receipt_figures": figures_of(receipts)}
+            "receipt_figures": figures_of(receipts), **context}
 
 def budget_figures(db: Session, case: Case) -> dict[int | None, LineFigures]:
     """Per budget line: EUR submitted (not rejected) and approved; receipts still without a rate counted."""

@@ -284,8 +284,11 @@ def queue():
 
 def _rates_page(status: int = 200, form=None, import_form=None):
     currency = request.args.get("currency", "")[:3].upper()
+    raw = request.args.get("page", "1")
+    rates, page, pages = services.list_rates(db.session(), currency,
+                                             int(raw) if raw.isdigit() and len(raw) < 7 else 1)
     return render("receipts/rates.html", "receipts/_rates.html", status,
-                  rates=services.list_rates(db.session(), currency), currency=currency,
+                  rates=rates, currency=currency, rate_page=page, rate_pages=pages,
                   form=form or RateForm(formdata=None), import_form=import_form or RateImportForm(formdata=None))
 
 

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import case as when
-from sqlalchemy import or_, union_all
+from sqlalchemy import and_, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
@@ -18,7 +17,7 @@ from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
-from portal.receipts.services import COUNTED
+from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.visits.models import DIMENSIONS, Visit
 from portal.workshop.models import Registration, RegStatus, Workshop, WorkshopStat
 
@@ -65,12 +64,15 @@ class Dashboard:
     totals: Figures
     by_country: list[Figures]
     by_organisation: list[Figures]
-    cases: list[CaseFigures]
     months: list[Figures]
+    over_plan_count: int
+    start: date
+    end: date
+    elapsed: float  # the share of the project period that has passed, 0–1
 
-    @property
-    def over_plan(self) -> list[CaseFigures]:
-        return [c for c in self.cases if c.over_plan]
+    def share(self, cents: int) -> float | None:
+        """A part of the project budget as a share of it."""
+        return cents / self.budget if self.budget else None
 
 
 def budget_cents() -> tuple[int, int]:
@@ -79,47 +81,16 @@ def budget_cents() -> tuple[int, int]:
     return int(config["PROJECT_BUDGET_EUR"]) * 100, int(config["PROJECT_FUNDING_EUR"]) * 100
 
 
-def case_figures(db: Session) -> list[CaseFigures]:
-    """Every case with its planned, submitted and approved EUR: one statement, grouped in SQL."""
-    planned = (select(BudgetLine.case_id, func.sum(BudgetLine.planned_cents).label("planned"))
-               .group_by(BudgetLine.case_id).subquery())
-    counted = Receipt.status.in_(COUNTED)
-    spent = (select(Receipt.case_id,
-                    func.sum(when((counted, Receipt.eur_cents), else_=0)).label("submitted"),
-                    func.sum(when((Receipt.status == ReceiptStatus.APPROVED, Receipt.eur_cents), else_=0))
-                    .label("approved"),
-                    func.sum(when((counted & Receipt.eur_cents.is_(None), 1), else_=0)).label("without_rate"))
-             .group_by(Receipt.case_id).subquery())
-    rows = db.exec(select(Case.id, Case.reference, Case.country, Case.status, Case.measure_type,
-                          Organisation.id, Organisation.name, func.coalesce(planned.c.planned, 0),
-                          func.coalesce(spent.c.submitted, 0), func.coalesce(spent.c.approved, 0),
-                          func.coalesce(spent.c.without_rate, 0))
-                   .join(Organisation, Organisation.id == Case.organisation_id)
-                   .outerjoin(planned, planned.c.case_id == Case.id)
-                   .outerjoin(spent, spent.c.case_id == Case.id)
-                   .order_by(Case.reference))
-    return [CaseFigures(key=str(cid), label=ref, case_id=cid, country=country, status=status, measure_type=measure,
-                        organisation_id=org_id, organisation=org, planned=int(p), submitted=int(s), approved=int(a),
-                        without_rate=int(n), cases=1)
-            for cid, ref, country, status, measure, org_id, org, p, s, a, n in rows]
+def elapsed_share(start: date, end: date, today: date) -> float:
+    """How much of the project period [start, end] has passed on `today` (whole days), 0–1."""
+    days = (end - start).days + 1
+    if days <= 0:
+        return 1.0
+    return min(1.0, max(0.0, ((today - start).days + 1) / days))
 
 
-def _month(db: Session, column):
-    """The 'YYYY-MM' of a date column, on SQLite and PostgreSQL."""
-    if db.get_bind().dialect.name == "sqlite":
-        return func.strftime("%Y-%m", column)
-    return func.to_char(column, "YYYY-MM")
-
-
-def month_figures(db: Session) -> list[Figures]:
-    """Submitted and approved EUR by invoice month, every month from the first to the last one shown."""
-    month = _month(db, Receipt.invoice_date).label("month")
-    rows = db.exec(select(month,
-                          func.coalesce(func.sum(Receipt.eur_cents), 0),
-                          func.coalesce(func.sum(when((Receipt.status == ReceiptStatus.APPROVED, Receipt.eur_cents),
-                                                      else_=0)), 0))
-                   .where(Receipt.status.in_(COUNTED)).group_by(month).order_by(month)).all()
-    found = {m: (int(s), int(a)) for m, s, a in rows}
+def _month_span(found: dict[str, tuple[int, int]]) -> list[Figures]:
+    """Every month from the first to the last one with figures, the gaps as zero."""
     if not found:
         return []
     first, last = min(found), max(found)
@@ -134,25 +105,49 @@ def month_figures(db: Session) -> list[Figures]:
         year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
 
 
-def _roll_up(cases: list[CaseFigures], key, label) -> list[Figures]:
-    groups: dict[str, Figures] = {}
-    for c in cases:
-        k = key(c)
-        groups.setdefault(k, Figures(key=k, label=label(c))).add(c)
-    return sorted(groups.values(), key=lambda g: (-g.planned, g.label))
-
-
-def dashboard(db: Session) -> Dashboard:
-    """The budget dashboard: two statements whatever the number of cases and receipts."""
-    cases = case_figures(db)
-    totals = Figures(key="total")
-    for c in cases:
-        totals.add(c)
+def dashboard(db: Session, today: date | None = None) -> Dashboard:
+    """The budget dashboard from its summary tables (portal/reports/summary.py): two statements, however
+    many cases and receipts there are."""
+    groups: dict[str, list[Figures]] = defaultdict(list)
+    totals, over_plan, months = Figures(key="total"), 0, {}
+    for row in db.exec(select(BudgetRollup)):
+        figures = Figures(key=row.key, label=row.key, planned=row.planned, submitted=row.submitted,
+                          approved=row.approved, without_rate=row.without_rate, cases=row.cases)
+        if row.kind == "total":
+            totals, over_plan = figures, row.over_plan
+        elif row.kind == "month":
+            if row.submitted or row.approved:
+                months[row.key] = (row.submitted, row.approved)
+        elif row.cases:
+            groups[row.kind].append(figures)
+    names = dict(db.exec(select(Organisation.id, Organisation.name)).all())
+    for g in groups["org"]:
+        g.label = names.get(int(g.key), g.key)
+    order = lambda g: (-g.planned, g.label)  # noqa: E731
     budget, funding = budget_cents()
+    config = current_app.config
+    start, end = config["PROJECT_START"], config["PROJECT_END"]
     return Dashboard(budget=budget, funding=funding, totals=totals,
-                     by_country=_roll_up(cases, lambda c: c.country, lambda c: c.country),
-                     by_organisation=_roll_up(cases, lambda c: str(c.organisation_id), lambda c: c.organisation),
-                     cases=cases, months=month_figures(db))
+                     by_country=sorted(groups["country"], key=order),
+                     by_organisation=sorted(groups["org"], key=order), months=_month_span(months),
+                     over_plan_count=over_plan, start=start, end=end,
+                     elapsed=elapsed_share(start, end, today or datetime.now(UTC).date()))
+
+
+def case_page(db: Session, over_only: bool, page: int, per_page: int) -> list[CaseFigures]:
+    """One page of cases with their figures, by reference: one statement."""
+    query = (select(Case.id, Case.reference, Case.country, Case.status, Case.measure_type, Organisation.id,
+                    Organisation.name, BudgetSummary.planned, BudgetSummary.submitted, BudgetSummary.approved,
+                    BudgetSummary.without_rate)
+             .join(BudgetSummary, BudgetSummary.case_id == Case.id)
+             .join(Organisation, Organisation.id == Case.organisation_id))
+    if over_only:
+        query = query.where(BudgetSummary.submitted > BudgetSummary.planned)
+    rows = db.exec(query.order_by(Case.reference).offset((page - 1) * per_page).limit(per_page))
+    return [CaseFigures(key=str(cid), label=ref, case_id=cid, country=country, status=status, measure_type=measure,
+                        organisation_id=org_id, organisation=org, planned=int(p), submitted=int(s), approved=int(a),
+                        without_rate=int(n), cases=1)
+            for cid, ref, country, status, measure, org_id, org, p, s, a, n in rows]
 
 
 # Belegliste -------------------------------------------------------------------------------------
@@ -326,6 +321,7 @@ class AuditFilter:
     start: date | None = None
     end: date | None = None
     page: int = 1
+    after: tuple[datetime, int] | None = None  # keyset cursor: the (at, id) of the previous page's last row
 
 
 @dataclass
@@ -334,6 +330,26 @@ class AuditPage:
     total: int
     page: int
     pages: int
+
+    @property
+    def cursor(self) -> str:
+        """Where the next page starts: after this page's last row (`after` in the next link)."""
+        if not self.rows:
+            return ""
+        last = self.rows[-1][0]
+        return f"{last.at.isoformat()}~{last.id}"
+
+
+def parse_cursor(text: str) -> tuple[datetime, int] | None:
+    """'2026-11-26T14:00:00.123456+00:00~123' → (at, id); None for anything else."""
+    at, _sep, ident = (text or "").partition("~")
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    if not ident.isdigit() or len(ident) > 18:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), int(ident)
 
 
 def _audit_conditions(f: AuditFilter) -> list:
@@ -360,11 +376,18 @@ def _audit_query(f: AuditFilter):
 
 
 def audit_page(db: Session, f: AuditFilter) -> AuditPage:
-    """One page of the audit log, newest first: two statements."""
+    """One page of the audit log, newest first: two statements. With a cursor (the "Next" link's) the page
+    starts right after the previous page's last row (keyset: an index range, however deep the page);
+    without one it is counted from the start (OFFSET: a page number typed or a "Previous" link)."""
     total = db.exec(select(func.count()).select_from(AuditEntry).where(*_audit_conditions(f))).one()
     pages = max(1, math.ceil(total / AUDIT_PER_PAGE))
     page = min(max(1, f.page), pages)
-    rows = db.exec(_audit_query(f).offset((page - 1) * AUDIT_PER_PAGE).limit(AUDIT_PER_PAGE)).all()
+    if f.after and page > 1:
+        at, ident = f.after
+        query = _audit_query(f).where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < ident)))
+    else:
+        query = _audit_query(f).offset((page - 1) * AUDIT_PER_PAGE)
+    rows = db.exec(query.limit(AUDIT_PER_PAGE)).all()
     return AuditPage([(entry, name or "") for entry, name in rows], total, page, pages)
 
 

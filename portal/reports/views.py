@@ -15,6 +15,7 @@ from wtforms.validators import Length, Optional
 from portal import db
 from portal.audit import utcnow
 from portal.auth.services import staff_required
+from portal.cases.models import BudgetCategory
 from portal.htmx import render
 from portal.reports import charts, exports, services
 from portal.security import parse_id
@@ -24,9 +25,7 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def category_label(code: str) -> str:
-    return {"training": _("Training and courses"), "equipment": _("Tools and equipment"),
-            "stock": _("Goods and stock"), "services": _("Services"), "other": _("Other")}.get(code, code)
+category_label = BudgetCategory.title
 
 
 def _download(body: bytes, mimetype: str, filename: str):
@@ -111,21 +110,36 @@ def _series(*names: str) -> list[charts.Series]:
     return [charts.Series(*known[n]) for n in names]
 
 
+def _share(fraction: float | None) -> int:
+    """A share as whole hundredths of a percent, for the chart's integer geometry."""
+    return round((fraction or 0) * 10_000)
+
+
 def _charts(d: services.Dashboard) -> dict[str, charts.Chart]:
-    from portal.i18n import country_name
+    from portal.i18n import country_name, percent
 
     three = _series("planned", "submitted", "approved")
     t = d.totals
     return {
+        # Scaled to what is planned and spent: against the whole budget these bars would be hairlines.
         "totals": charts.hbar_chart(
-            "chart-totals", _("The project budget against planned, submitted and approved spending"),
-            _("Project budget %(budget)s EUR, planned %(planned)s EUR, submitted %(submitted)s EUR, approved "
-              "%(approved)s EUR.", budget=_eur(d.budget), planned=_eur(t.planned), submitted=_eur(t.submitted),
+            "chart-totals", _("Planned, submitted and approved spending"),
+            _("Planned %(planned)s EUR, submitted %(submitted)s EUR, approved %(approved)s EUR; the figures "
+              "are listed above.", planned=_eur(t.planned), submitted=_eur(t.submitted),
               approved=_eur(t.approved)),
-            [(_("Project budget"), [d.budget]), (_("Funding"), [d.funding]), (_("Planned"), [t.planned]),
-             (_("Submitted"), [t.submitted]), (_("Approved"), [t.approved])],
-            [charts.Series(_("EUR"), charts.BUDGET)], _eur,
-            row_colors=[charts.BUDGET, charts.BUDGET, charts.PLANNED, charts.SUBMITTED, charts.APPROVED]),
+            [(_("Planned"), [t.planned]), (_("Submitted"), [t.submitted]), (_("Approved"), [t.approved])],
+            [charts.Series(_("EUR"), charts.PLANNED)], _eur,
+            row_colors=[charts.PLANNED, charts.SUBMITTED, charts.APPROVED]),
+        "pace": charts.hbar_chart(
+            "chart-pace", _("Spending against the time elapsed"),
+            _("%(elapsed)s of the project period has passed; %(planned)s of the budget is planned, "
+              "%(submitted)s submitted and %(approved)s approved. The table below has the figures.",
+              elapsed=percent(d.elapsed), planned=percent(d.share(t.planned)),
+              submitted=percent(d.share(t.submitted)), approved=percent(d.share(t.approved))),
+            [(_("Project period elapsed"), [_share(d.elapsed)]), (_("Planned"), [_share(d.share(t.planned))]),
+             (_("Submitted"), [_share(d.share(t.submitted))]), (_("Approved"), [_share(d.share(t.approved))])],
+            [charts.Series(_("Share of the budget"), charts.BUDGET)], lambda v: percent(v / 10_000),
+            row_colors=[charts.BUDGET, charts.PLANNED, charts.SUBMITTED, charts.APPROVED]),
         "country": charts.hbar_chart(
             "chart-country", _("Spending by return country"),
             _("Planned, submitted and approved EUR for each return country; the table below has the figures."),
@@ -148,16 +162,17 @@ CASES_PER_PAGE = 50
 @bp.get("/dashboard")
 @staff_required
 def dashboard():
-    """The budget dashboard: the project budget against planned, submitted and approved spending."""
-    d = services.dashboard(db.session())
+    """The budget dashboard: planned, submitted and approved spending against the budget and the time."""
+    session = db.session()
+    d = services.dashboard(session)
     show = request.args.get("cases", "")
-    cases = d.over_plan if show == "over" else d.cases
+    count = d.over_plan_count if show == "over" else d.totals.cases
     # The per-case table is paged: thousands of rows would make the page heavy on a slow link.
-    pages = max(1, -(-len(cases) // CASES_PER_PAGE))
+    pages = max(1, -(-count // CASES_PER_PAGE))
     raw_page = request.args.get("page", "1")
     page = min(max(1, int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1), pages)
-    shown = cases[(page - 1) * CASES_PER_PAGE: page * CASES_PER_PAGE]
-    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=_charts(d), cases=shown,
+    cases = services.case_page(session, show == "over", page, CASES_PER_PAGE)
+    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=_charts(d), cases=cases,
                   show=show, case_page=page, case_pages=pages)
 
 
@@ -201,6 +216,7 @@ def _audit_filter(with_options: bool) -> tuple[AuditFilterForm, services.AuditFi
         f.end = form.end.data
     page = request.args.get("page", "1")
     f.page = int(page) if page.isdigit() and len(page) < 7 else 1
+    f.after = services.parse_cursor(request.args.get("after", "")[:64])
     return form, f
 
 
@@ -210,7 +226,7 @@ def audit_log():
     """The audit log: who did what to which object, filtered and paged."""
     form, f = _audit_filter(with_options=True)
     result = services.audit_page(db.session(), f)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    args = {k: v for k, v in request.args.items() if k not in ("page", "after") and v}
     return render("reports/audit.html", "reports/_audit.html", form=form, result=result, args=args)
 
 

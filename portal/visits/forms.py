@@ -174,7 +174,7 @@ class AcknowledgeForm(FlaskForm):
 class PhotoForm(FlaskForm):
     # On a phone the camera opens directly (a photo of the visit is taken there and then).
     photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."),
-                      render_kw={"accept": "image/jpeg,image/png,image/webp", "capture": "environment"})
+                      render_kw={"accept": "image/*", "capture": "environment"})
     consent = BooleanField(_l("The returnee agreed to this photo"),
                            validators=[InputRequired(_l("A photo can only be added with the returnee's "
                                                         "consent."))])

@@ -91,6 +91,22 @@ def visits_of_case(db: Session, case: Case) -> list[Visit]:
                         .order_by(Visit.visit_date.desc(), Visit.id.desc())))
 
 
+def visits_with_comments(db: Session, case: Case) -> tuple[list[Visit], list[tuple[VisitComment, str | None]]]:
+    """visits_of_case() and the comments on them (with their authors' names), in one statement."""
+    rows = db.exec(select(Visit, VisitComment, User.name)
+                   .outerjoin(VisitComment, VisitComment.visit_id == Visit.id)
+                   .outerjoin(User, User.id == VisitComment.author_id)
+                   .where(Visit.case_id == case.id)
+                   .order_by(Visit.visit_date.desc(), Visit.id.desc(), VisitComment.id)).all()
+    visits: dict[int, Visit] = {}
+    comments = []
+    for visit, comment, name in rows:
+        visits.setdefault(visit.id, visit)
+        if comment is not None:
+            comments.append((comment, name))
+    return list(visits.values()), comments
+
+
 def visit_by_key(db: Session, key: str) -> Visit | None:
     return db.exec(select(Visit).where(Visit.draft_key == key)).first()
 
@@ -477,22 +493,52 @@ class DueRow:
     days: int  # days overdue (positive) or until due
 
 
-def due_visits(db: Session, today: date, conditions: tuple = (), soon_days: int = DUE_SOON_DAYS) -> list[DueRow]:
-    """Open cases whose latest visit set a next visit date that has passed or comes within soon_days."""
+def _due_select(columns, today: date, conditions: tuple, soon_days: int):
     latest = select(
         Visit.case_id, Visit.visit_date, Visit.next_visit_date,
         func.row_number().over(partition_by=Visit.case_id,
                                order_by=(Visit.visit_date.desc(), Visit.id.desc())).label("rank"),
     ).subquery()
-    query = (select(Case, Organisation.name, latest.c.visit_date, latest.c.next_visit_date)
-             .join(latest, latest.c.case_id == Case.id)
-             .join(Organisation, Organisation.id == Case.organisation_id)
-             .where(latest.c.rank == 1, latest.c.next_visit_date.is_not(None),
-                    latest.c.next_visit_date <= today + timedelta(days=soon_days),
-                    Case.status != CaseStatus.CLOSED, *conditions)
-             .order_by(latest.c.next_visit_date, Case.reference))
+    return (select(*columns(latest)).select_from(Case)
+            .join(latest, latest.c.case_id == Case.id)
+            .join(Organisation, Organisation.id == Case.organisation_id)
+            .where(latest.c.rank == 1, latest.c.next_visit_date.is_not(None),
+                   latest.c.next_visit_date <= today + timedelta(days=soon_days),
+                   Case.status != CaseStatus.CLOSED, *conditions)), latest
+
+
+def due_visits(db: Session, today: date, conditions: tuple = (), soon_days: int = DUE_SOON_DAYS,
+               offset: int = 0, limit: int | None = None) -> list[DueRow]:
+    """Open cases whose latest visit set a next visit date that has passed or comes within soon_days."""
+    query, latest = _due_select(lambda t: (Case, Organisation.name, t.c.visit_date, t.c.next_visit_date),
+                                today, conditions, soon_days)
+    query = query.order_by(latest.c.next_visit_date, Case.reference).offset(offset).limit(limit)
     return [DueRow(case, org, last, nxt, nxt < today, abs((today - nxt).days))
             for case, org, last, nxt in db.exec(query)]
+
+
+DUE_PER_PAGE = 50
+
+
+@dataclass
+class DuePage:
+    rows: list[DueRow]
+    overdue: int  # of all pages
+    total: int
+    page: int
+    pages: int
+
+
+def due_page(db: Session, user: User, today: date, page: int, per_page: int | None = None) -> DuePage:
+    """One page of the due and overdue visits the user may see (overdue first): two statements."""
+    per_page = per_page or DUE_PER_PAGE
+    counts, latest = _due_select(lambda t: (func.count(), func.count().filter(t.c.next_visit_date < today)),
+                                 today, scope(user), DUE_SOON_DAYS)
+    total, overdue = db.exec(counts).one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    rows = due_visits(db, today, scope(user), offset=(page - 1) * per_page, limit=per_page)
+    return DuePage(rows, int(overdue or 0), int(total), page, pages)
 
 
 def due_for(db: Session, user: User, today: date) -> list[DueRow]:
@@ -550,9 +596,11 @@ def sweep_photos_job() -> str:
 # The case page's part ----------------------------------------------------------------------------
 
 def case_part(db: Session, user: User, case: Case) -> dict:
-    """What the case page shows about visits: the list, the user's draft and the trend."""
-    visits = visits_of_case(db, case)
-    return {"visits": visits, "visit_draft": latest_draft(db, user, case), "trend": trend(visits)}
+    """What the case page shows about visits: the list (with the comments, read with it, for the timeline),
+    the user's draft and the trend."""
+    visits, comments = visits_with_comments(db, case)
+    return {"visits": visits, "visit_comments": comments, "visit_draft": latest_draft(db, user, case),
+            "trend": trend(visits)}
 
 
 # Score trend ------------------------------------------------------------------------------------

@@ -253,10 +253,12 @@ def photo(visit_id: int, photo_id: int):
 @login_required
 def due():
     """Cases whose next visit is overdue or due soon: partners their organisation's, staff all."""
-    today = date.today()
-    rows = services.due_for(db.session(), current_user, today)
-    return render("visits/due.html", overdue=[r for r in rows if r.overdue],
-                  soon=[r for r in rows if not r.overdue], soon_days=services.DUE_SOON_DAYS)
+    raw = request.args.get("page", "1")
+    result = services.due_page(db.session(), current_user, date.today(),
+                               int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    return render("visits/due.html", result=result,
+                  overdue=[r for r in result.rows if r.overdue], soon=[r for r in result.rows if not r.overdue],
+                  soon_days=services.DUE_SOON_DAYS)
 
 
 @bp.get("/visits/flagged")

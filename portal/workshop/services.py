@@ -398,24 +398,54 @@ class RegFilter:
     needs: str = ""
 
 
-def list_registrations(db: Session, workshop: Workshop, f: RegFilter) -> list[Registration]:
-    q = select(Registration).where(Registration.workshop_id == workshop.id)
+def _registration_conditions(workshop: Workshop, f: RegFilter) -> list:
+    q = [Registration.workshop_id == workshop.id]
     if f.status in {s.value for s in RegStatus}:
-        q = q.where(Registration.status == f.status)
+        q.append(Registration.status == f.status)
     if len(f.country) == 2 and f.country.isalpha() and f.country.isascii():
-        q = q.where(Registration.country == f.country.upper())
+        q.append(Registration.country == f.country.upper())
     if f.role in {r.value for r in RegRole}:
-        q = q.where(Registration.role == f.role)
+        q.append(Registration.role == f.role)
     if f.needs == "dietary":
-        q = q.where(Registration.dietary_needs != "")
+        q.append(Registration.dietary_needs != "")
     elif f.needs == "accessibility":
-        q = q.where(Registration.accessibility_needs != "")
+        q.append(Registration.accessibility_needs != "")
     elif f.needs == "travel":
-        q = q.where(Registration.travel_support.is_(True))
+        q.append(Registration.travel_support.is_(True))
     elif f.needs == "visa":
-        q = q.where(Registration.visa_letter.is_(True))
+        q.append(Registration.visa_letter.is_(True))
+    return q
+
+
+def list_registrations(db: Session, workshop: Workshop, f: RegFilter, offset: int = 0,
+                       limit: int | None = None) -> list[Registration]:
     # Seated first, then the waitlist in its order, then the rest by date.
-    return db.exec(q.order_by(Registration.status, Registration.waitlisted_at, Registration.id)).all()
+    return db.exec(select(Registration).where(*_registration_conditions(workshop, f))
+                   .order_by(Registration.status, Registration.waitlisted_at, Registration.id)
+                   .offset(offset).limit(limit)).all()
+
+
+REGISTRATIONS_PER_PAGE = 100
+
+
+@dataclass
+class RegistrationPage:
+    rows: list[Registration]
+    total: int
+    page: int
+    pages: int
+
+
+def registration_page(db: Session, workshop: Workshop, f: RegFilter, page: int,
+                      per_page: int | None = None) -> RegistrationPage:
+    """One page of the participant list: two statements."""
+    per_page = per_page or REGISTRATIONS_PER_PAGE
+    total = db.exec(select(func.count()).select_from(Registration)
+                    .where(*_registration_conditions(workshop, f))).one()
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    return RegistrationPage(list_registrations(db, workshop, f, (page - 1) * per_page, per_page), total, page,
+                            pages)
 
 
 def registration_countries(db: Session, workshop: Workshop) -> list[str]:

@@ -126,8 +126,10 @@ def show(workshop_id: int):
     session = db.session()
     workshop = services.get_workshop(session, workshop_id)
     f = _filter()
-    return render("workshop/show.html", "workshop/_list.html", workshop=workshop, f=f,
-                  registrations=services.list_registrations(session, workshop, f),
+    raw = request.args.get("page", "1")
+    result = services.registration_page(session, workshop, f, int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    return render("workshop/show.html", "workshop/_list.html", workshop=workshop, f=f, result=result,
+                  registrations=result.rows,
                   counts=services.status_counts(session, workshop),
                   countries=services.registration_countries(session, workshop),
                   stats=services.stats(session, workshop),
