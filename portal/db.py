@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 from flask import current_app, g
@@ -73,17 +72,6 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = Session(engine(), expire_on_commit=False)
     return g.db_session
-
-
-@contextmanager
-def transaction(db: Session):
-    """Commit what the block did, or roll all of it back."""
-    try:
-        yield db
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
 
 
 def alembic_config(url: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import render_template, request
+from flask import flash, make_response, redirect, render_template, request
 from htmx_flask import Htmx
 
 htmx = Htmx()
@@ -24,9 +24,9 @@ def is_swap() -> bool:
     return bool(request.htmx) and not request.htmx.boosted and not request.htmx.history_restore_request
 
 
-def render(page: str, fragment: str, status: int = 200, **ctx):
-    """Full page for normal and boosted requests, the fragment for an htmx swap."""
-    return render_template(fragment if is_swap() else page, **ctx), status
+def render(page: str, fragment: str | None = None, status: int = 200, **ctx):
+    """Full page for normal and boosted requests, the fragment (if any) for an htmx swap."""
+    return render_template(fragment if fragment and is_swap() else page, **ctx), status
 
 
 def trigger(response, events: dict) -> None:
@@ -36,3 +36,19 @@ def trigger(response, events: dict) -> None:
 
 def redirect_htmx(response, url: str) -> None:
     response.headers["HX-Redirect"] = url
+
+
+def done(url: str, message: str | None = None, *, warnings=(), errors=()):
+    """After a change: flash what happened, then 303 for a plain form post or HX-Redirect for an htmx
+    (or upload.js) request, so the browser loads `url` as a whole page."""
+    if message:
+        flash(message, "success")
+    for text in errors or ():
+        flash(text, "error")
+    for text in warnings or ():
+        flash(text, "warning")
+    if is_swap():
+        response = make_response("", 200)
+        redirect_htmx(response, url)
+        return response
+    return redirect(url, code=303)

@@ -8,13 +8,12 @@ Loaded as a plugin by tests/conftest.py (`pytest_plugins`), so its fixtures are 
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -32,7 +31,7 @@ from portal.config import ROOT
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.i18n import money
 from portal.storage import get_storage
-from tests.conftest import PG_URL, S3_URL, _pg_admin, _pg_url, app_config, start_consumer
+from tests.fixtures import PG_URL, S3_URL, app_config, fresh_database, start_consumer
 
 CHROMIUM = "/usr/bin/chromium"
 AXE_JS = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -102,29 +101,6 @@ class LiveServer:
             return money(cents)
 
 
-@contextmanager
-def _fresh_database(request, tmp_path: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database from conftest's template, else a copy of the SQLite template."""
-    if not PG_URL:
-        path = tmp_path / "portal.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    template = request.getfixturevalue("pg_template")
-    name = f"integplan_b_{uuid.uuid4().hex[:12]}"
-    admin = _pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        try:
-            yield _pg_url(name)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 def _drop_bucket(storage) -> None:
     """Remove what the test stored, then the bucket."""
     client = storage.client
@@ -147,7 +123,8 @@ def _drop_bucket(storage) -> None:
 def live_server(request, tmp_path, smtp_sink) -> Iterator[LiveServer]:
     """The real portal with the demo data, served over HTTP on 127.0.0.1 from a background thread."""
     with ExitStack() as cleanup:
-        db_url = cleanup.enter_context(_fresh_database(request, tmp_path))
+        db_url = cleanup.enter_context(fresh_database(request, tmp_path, "postgresql" if PG_URL else "sqlite",
+                                                              "integplan_b_"))
         storage_config = {}
         if S3_URL:
             storage_config = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT_URL": S3_URL,

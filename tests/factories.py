@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import secrets
+from datetime import date, timedelta
+from uuid import uuid4
 
 from sqlmodel import Session
 
@@ -10,6 +13,10 @@ from portal.auth.models import User
 from portal.auth.services import hasher
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
+from portal.receipts.models import Receipt, ReceiptFile
+from portal.review.models import SampleDraw, SampleItem
+from portal.visits.models import Visit, VisitPhoto
+from portal.workshop.models import Registration, Workshop
 
 PASSWORD = "a long test password 2025"  # noqa: S105
 _seq = itertools.count(1)
@@ -66,6 +73,86 @@ def pdf_of_objects(objects: list[bytes], header: bytes = b"%PDF-1.7\n") -> bytes
     out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
+
+
+def make_receipt(db: Session, case, line=None, **kw) -> Receipt:
+    """A submitted receipt written straight to the database (for tests that need one, e.g. isolation)."""
+    receipt = Receipt(**{"case_id": case.id, "budget_line_id": line.id if line else None, "supplier": "Supplier",
+                         "invoice_number": uuid4().hex[:8], "invoice_date": date(2024, 3, 1), "amount_minor": 1000,
+                         "currency": "EUR", "eur_cents": 1000, "description": "Goods", "status": "submitted",
+                         "nonce": uuid4().hex, "paid_directly_confirmed": True, **kw})
+    db.add(receipt)
+    db.commit()
+    return receipt
+
+
+def make_receipt_file(db: Session, receipt: Receipt, **kw) -> ReceiptFile:
+    row = ReceiptFile(**{"receipt_id": receipt.id, "key": f"receipts/{receipt.case_id}/{uuid4().hex}", "size": 3,
+                         "sha256": uuid4().hex * 2, "original_sha256": uuid4().hex * 2,
+                         "content_type": "application/pdf", "original_filename": "x.pdf", "confirmed": True, **kw})
+    db.add(row)
+    db.commit()
+    return row
+
+
+TODAY = date.today()
+
+
+def make_workshop(db: Session, **kw) -> Workshop:
+    w = Workshop(**{"public_key": secrets.token_urlsafe(12), "title": "Advisor exchange",
+                    "description": "Three days of exchange.", "starts_on": TODAY + timedelta(days=30),
+                    "ends_on": TODAY + timedelta(days=32), "city": "Berlin", "venue": "Haus der Kulturen",
+                    "capacity": 2, "registration_deadline": TODAY + timedelta(days=20),
+                    "working_languages": "English, French", "travel_support": True, "visa_letters": True,
+                    "moderated": False, **kw})
+    db.add(w)
+    db.commit()
+    return w
+
+
+def make_registration(db: Session, workshop: Workshop, **kw) -> Registration:
+    n = next(_seq)
+    reg = Registration(**{"workshop_id": workshop.id, "status": "confirmed", "email": f"reg{n}@example.org",
+                          "name": f"Registrant {n}", "organisation": "Caritas", "country": "GE",
+                          "role": "return_country", "consent_processing": True, "locale": "en",
+                          "link_nonce": secrets.token_urlsafe(16), **kw})
+    db.add(reg)
+    db.commit()
+    return reg
+
+
+def make_visit(db: Session, case, **kw) -> Visit:
+    import uuid
+
+    visit = Visit(**{"case_id": case.id, "draft_key": uuid.uuid4().hex, "visit_date": date(2025, 3, 1),
+                     "mode": "home", "purpose": "monitoring", "score_economic": 3, "score_social": 3,
+                     "score_psychosocial": 3, **kw})
+    db.add(visit)
+    db.commit()
+    return visit
+
+
+def make_visit_photo(db: Session, visit: Visit, **kw) -> VisitPhoto:
+    import uuid
+
+    photo = VisitPhoto(**{"visit_id": visit.id, "key": f"visits/{visit.case_id}/{uuid.uuid4().hex}",
+                          "content_type": "image/jpeg", "original_filename": "p.jpg", "consent": True,
+                          "confirmed": True, **kw})
+    db.add(photo)
+    db.commit()
+    return photo
+
+
+def make_sample(db, receipt) -> SampleItem:
+    """A draw with one item: the receipt (for tests that need a sample, e.g. isolation)."""
+    draw = SampleDraw(period_start=date(2024, 1, 1), period_end=date(2024, 12, 31), share_permille=100,
+                      population=1, drawn=1)
+    db.add(draw)
+    db.commit()
+    item = SampleItem(draw_id=draw.id, receipt_id=receipt.id)
+    db.add(item)
+    db.commit()
+    return item
 
 
 def big_pdf(padding: int) -> bytes:

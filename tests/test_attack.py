@@ -16,10 +16,18 @@ from portal.cases.models import Case
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.receipts.models import Receipt
 from portal.security import safe_next
-from tests.factories import PASSWORD, make_case, make_line, make_org, make_user, pdf_of_objects
-from tests.test_receipts import make_receipt
-from tests.test_two_factor import enrol, next_code
-from tests.test_workshop import make_registration, make_workshop, staff_client
+from tests.factories import (
+    PASSWORD,
+    make_case,
+    make_line,
+    make_org,
+    make_receipt,
+    make_registration,
+    make_user,
+    make_workshop,
+    pdf_of_objects,
+)
+from tests.helpers import enrol, next_code, staff_client
 
 EVIL = ["/%09/evil.example", "/%0A/evil.example", "/%0D%0A/evil.example", "//evil.example", "/\\evil.example",
         "https://evil.example/", "/%5Cevil.example", "javascript:alert(1)", "/%00/x"]
@@ -144,7 +152,7 @@ def test_audit_csv_has_no_formula_after_a_separator(app, client, db):
 # Sign-out ends the session on the server; a deactivated organisation's people lose access --------------
 
 def _clients(app, n):
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     return [app.test_client() for _ in range(n)]
@@ -171,7 +179,7 @@ def test_signing_out_ends_the_copied_cookies_but_not_other_devices(app, db):
 
 
 def test_deactivating_an_organisation_ends_its_users_access(app, db):
-    from tests.test_receipts import fields, unique_pdf
+    from tests.helpers import fields, unique_pdf
 
     org = make_org(db, country="GE")
     case = make_case(db, org, country="GE")
@@ -204,7 +212,7 @@ def test_deactivating_an_organisation_ends_its_users_access(app, db):
 def files_ctx(tmp_path_factory):
     """A request context for the translated messages; these checks need no database."""
     from portal import create_app
-    from tests.conftest import app_config
+    from tests.fixtures import app_config
 
     app = create_app(app_config("sqlite:///:memory:", tmp_path_factory.mktemp("files"), 1025))
     with app.test_request_context():
@@ -229,7 +237,7 @@ def _srgb_profile() -> bytes:
 def test_reencoded_images_keep_no_comment_or_colour_profile(files_ctx, name, fmt):
     from PIL import Image
 
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     icc = _srgb_profile()
     extra = {"comment": b"Taken at Kutaisi bus station"} if fmt == "JPEG" else {}
@@ -254,7 +262,7 @@ def _pdf(catalog_extra: str = "", page_extra: str = "", extra_objects: tuple[str
 
 
 def _pdf_refused(data: bytes) -> str:
-    from portal.receipts.files import FileProblem, clean_upload
+    from portal.uploads.files import FileProblem, clean_upload
 
     with pytest.raises(FileProblem) as info:
         clean_upload("invoice.pdf", io.BytesIO(data))
@@ -281,7 +289,7 @@ def test_pdf_open_action_to_a_uri_is_refused(files_ctx):
 
 
 def test_pdf_with_ordinary_links_and_a_page_to_open_is_accepted(files_ctx):
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     data = _pdf("/OpenAction [3 0 R /Fit]", LINK.format(uri="(https://shop.example/invoice/7)"))
     assert clean_upload("invoice.pdf", io.BytesIO(data)).size == len(data)
@@ -300,7 +308,7 @@ def test_pdf_with_html_after_the_first_kilobyte_is_refused(files_ctx, offset):
 
 def test_pdf_that_qpdf_must_repair_is_refused(files_ctx):
     good = _pdf()
-    from portal.receipts.files import clean_upload
+    from portal.uploads.files import clean_upload
 
     assert clean_upload("invoice.pdf", io.BytesIO(good)).size == len(good)
     shifted = good.replace(b"%PDF-1.7\n", b"%PDF-1.7\n% twelve bytes\n", 1)  # every xref offset wrong
@@ -347,7 +355,7 @@ def test_id_filters_in_query_strings_beyond_64_bits_are_ignored(client, db):
 
 @pytest.mark.parametrize("amount", ["sNaN", "NaN", "Infinity", "-Infinity", "inf", "-sNaN"])
 def test_not_a_number_as_an_amount_is_a_form_error(client, db, amount):
-    from tests.test_receipts import upload
+    from tests.helpers import upload
 
     org = make_org(db, country="GE")
     case = make_case(db, org, country="GE")
@@ -377,7 +385,7 @@ def test_not_a_number_in_amount_filters_and_the_sample_share(client, db, amount)
 @pytest.mark.parametrize("lang,message", [("en", "not allowed (a null character)"),
                                           ("de", "nicht erlaubt")])
 def test_a_nul_character_is_a_clear_400_in_the_users_language(client, db, lang, message):
-    from tests.test_receipts import fields, unique_pdf
+    from tests.helpers import fields, unique_pdf
 
     org = make_org(db, country="GE")
     case = make_case(db, org, country="GE")
@@ -398,7 +406,7 @@ def test_a_nul_character_is_a_clear_400_in_the_users_language(client, db, lang, 
 
 def test_a_duplicate_of_another_organisations_receipt_is_not_named(client, db):
     from portal.audit import AuditEntry
-    from tests.test_receipts import load, new_receipt, switch, unique_pdf, upload
+    from tests.helpers import load, new_receipt, switch, unique_pdf, upload
 
     org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
     case_a, case_b = make_case(db, org_a, country="GE"), make_case(db, org_b, country="SN")
@@ -436,7 +444,7 @@ def test_a_duplicate_of_another_organisations_receipt_is_not_named(client, db):
 def test_registering_an_address_again_answers_like_a_new_registration(client, db, delivered_mails):
     mails = delivered_mails
     from portal.workshop.models import Registration
-    from tests.test_workshop import form, link_path
+    from tests.helpers import form, link_path
 
     w = make_workshop(db)
     first = form()
@@ -452,7 +460,7 @@ def test_registering_an_address_again_answers_like_a_new_registration(client, db
 
 
 def _confirmed(client, mails, w):
-    from tests.test_workshop import link_path, register_and_confirm
+    from tests.helpers import link_path, register_and_confirm
 
     data = register_and_confirm(client, mails, w)
     return data, link_path(mails.to(data["email"])[-1], "my")
@@ -460,7 +468,7 @@ def _confirmed(client, mails, w):
 
 def test_a_new_link_voids_the_older_ones(client, db, delivered_mails):
     mails = delivered_mails
-    from tests.test_workshop import link_path
+    from tests.helpers import link_path
 
     w = make_workshop(db)
     data, old = _confirmed(client, mails, w)
@@ -496,7 +504,7 @@ def test_manage_links_expire(app, client, db, delivered_mails, monkeypatch, app_
 
 def test_personal_link_pages_are_not_cached(client, db, delivered_mails):
     mails = delivered_mails
-    from tests.test_workshop import link_path, register
+    from tests.helpers import link_path, register
 
     w = make_workshop(db)
     data = register(client, w)
@@ -544,7 +552,7 @@ def test_a_large_chunked_anonymous_post_is_cut_off(client):
 
 
 def test_signed_in_uploads_keep_the_large_limit(client, db):
-    from tests.test_receipts import upload
+    from tests.helpers import upload
 
     org = make_org(db, country="GE")
     case = make_case(db, org, country="GE")
@@ -579,7 +587,7 @@ def test_turning_two_factor_off_needs_the_password_or_a_code(client, db):
 
 
 def test_new_recovery_codes_need_the_password_or_a_code(client, db):
-    from tests.test_two_factor import CODES_RE
+    from tests.helpers import CODES_RE
 
     user = make_user(db)
     client.login(user)

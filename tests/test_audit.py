@@ -13,28 +13,11 @@ from portal import audit
 from portal import db as dbm
 from portal.audit import AuditEntry
 from tests.factories import make_org, make_user
-
-
-def _write_entries(app, n: int, actor=None):
-    with Session(app.extensions["db_engine"]) as s:
-        for i in range(n):
-            audit.record(s, actor, "test.action", ("Thing", i), None, {"i": i, "text": "Grüße, مرحبا"})
-            s.commit()
+from tests.helpers import _drop_guard, _write_entries
 
 
 def _verify(app):
     return app.test_cli_runner().invoke(args=["audit", "verify"])
-
-
-def _drop_guard(db):
-    """What an attacker with database admin rights could do: switch the append-only guard off."""
-    conn = db.connection()
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
-    else:
-        conn.execute(sa.text("DROP TRIGGER audit_log_no_update"))
-        conn.execute(sa.text("DROP TRIGGER audit_log_no_delete"))
-    db.commit()
 
 
 def test_entries_are_chained_and_verify(app, client, db):

@@ -140,7 +140,7 @@ def test_password_reset(client, db, mails, run_jobs):
 
 
 def test_password_change_ends_other_sessions(app, db):
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     user = make_user(db)
@@ -155,7 +155,7 @@ def test_password_change_ends_other_sessions(app, db):
 
 
 def test_disabling_a_user_ends_their_session(app, db):
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     admin, partner = make_user(db, role="admin"), make_user(db)
@@ -221,7 +221,7 @@ def test_session_cookie_is_new_at_sign_in(client, db):
 
 
 def test_sign_out_everywhere_refuses_old_cookies(app, db):
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     user = make_user(db)
@@ -242,7 +242,7 @@ def test_sign_out_everywhere_refuses_old_cookies(app, db):
 
 
 def test_remember_me_cookie_stops_working_after_a_password_change(app, db):
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     user = make_user(db)

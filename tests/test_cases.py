@@ -162,9 +162,8 @@ def test_case_page_needs_the_same_few_statements_however_much_it_shows(app, clie
     visits, their comments, the timeline's history, the draft, the navigation's counts): the same
     number of statements for a bare case and for one with many receipts, visits and comments."""
     from portal.visits.models import VisitComment
-    from tests.test_receipts import make_receipt
-    from tests.test_review import count_statements
-    from tests.test_visits import make_visit
+    from tests.factories import make_receipt, make_visit
+    from tests.helpers import count_statements
 
     org = make_org(db)
     staff = make_user(db, role="staff")

@@ -165,7 +165,8 @@ def test_budget_and_funding_from_the_environment_show_on_the_dashboard(client, d
 
 @pytest.mark.parametrize("app_overrides", [{"WORKSHOP_RATE_LIMIT": "1 per hour"}], indirect=True)
 def test_workshop_rate_limit_from_the_environment(client, db, app_overrides):
-    from tests.test_workshop import form, make_workshop
+    from tests.factories import make_workshop
+    from tests.helpers import form
 
     w = make_workshop(db)
     codes = [client.submit(f"/workshops/join/{w.public_key}", form(name="")).status_code for _ in range(2)]

@@ -20,8 +20,8 @@ from sqlmodel import Session, select
 from portal import create_app, tasks
 from portal.mail import OutboxMail
 from tests import deploy_stack as stack
-from tests.conftest import PG_URL, S3_URL, app_config, free_port
 from tests.factories import make_user
+from tests.fixtures import PG_URL, S3_URL, app_config, free_port
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 needs_services = pytest.mark.skipif(not (PG_URL and S3_URL and REDIS_URL),

@@ -14,9 +14,8 @@ from sqlmodel import select
 from portal.audit import AuditEntry, utcnow
 from portal.receipts.models import Receipt, ReceiptEvent
 from tests import test_review
-from tests.factories import make_case, make_line, make_org, make_user
-from tests.test_receipts import load, make_receipt, make_receipt_file
-from tests.test_review import item_ids, key
+from tests.factories import make_case, make_line, make_org, make_receipt, make_receipt_file, make_user
+from tests.helpers import item_ids, key, load
 
 desk = test_review.desk  # the review desk's fixture: one item of every kind waiting
 

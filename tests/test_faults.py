@@ -30,10 +30,9 @@ from portal.mail import OutboxMail
 from portal.receipts.models import Receipt, ReceiptFile
 from portal.storage import get_storage
 from tests import factories
-from tests.conftest import PortalClient, app_config
 from tests.factories import make_case, make_line, make_org, make_user
-from tests.test_receipt_files import plain_pdf
-from tests.test_receipts import S3_ENDPOINT, fields, stored_keys, sweep
+from tests.fixtures import PortalClient, app_config
+from tests.helpers import S3_ENDPOINT, fields, plain_pdf, stored_keys, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 S3_SERVER = ROOT / "scripts" / "s3-server.sh"
@@ -310,7 +309,7 @@ def test_postgresql_restarted_under_load(pg_cluster, tmp_path, smtp_sink):
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_smtp_down_keeps_the_mail_until_it_is_back(app, client, db, mails, run_jobs):
-    from tests.conftest import free_port
+    from tests.fixtures import free_port
 
     user = make_user(db, role="partner", organisation=make_org(db))
     app.config["MAIL_PORT"] = free_port()  # nobody listens there: the SMTP server is down
@@ -355,7 +354,7 @@ def test_preview_while_the_storage_is_down_says_try_again_not_missing(app, clien
 def test_photo_sweep_removes_objects_no_row_refers_to(app, db):
     """A photo stored whose row was removed when the clean-up could not reach the storage: the sweep
     finds it by listing, and leaves the photos that have their row."""
-    from tests.test_visits import make_visit, make_visit_photo
+    from tests.factories import make_visit, make_visit_photo
 
     case = make_case(db, make_org(db))
     visit = make_visit(db, case)

@@ -20,7 +20,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt
 from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
-from tests.test_receipts import unique_pdf
+from tests.helpers import unique_pdf
 
 pytestmark = pytest.mark.browser
 

@@ -161,7 +161,7 @@ def test_receipt_amount_in_a_letter_currency_has_its_space(app):
 def test_russian_date_at_the_end_of_a_sentence_has_one_full_stop(client, db):
     from datetime import date
 
-    from tests.test_workshop import make_workshop
+    from tests.factories import make_workshop
 
     workshop = make_workshop(db, registration_deadline=date(2027, 1, 11), starts_on=date(2027, 2, 1),
                              ends_on=date(2027, 2, 3))

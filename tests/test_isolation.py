@@ -8,13 +8,20 @@ import pytest
 
 from portal.audit import utcnow
 from portal.uploads.models import Upload
-from tests.factories import make_case, make_line, make_org, make_user
-from tests.test_receipts import make_receipt, make_receipt_file
-from tests.test_review import make_sample
-from tests.test_visits import make_visit, make_visit_photo
-from tests.test_workshop import make_registration, make_workshop
+from tests.factories import (
+    make_case,
+    make_line,
+    make_org,
+    make_receipt,
+    make_receipt_file,
+    make_registration,
+    make_sample,
+    make_user,
+    make_visit,
+    make_visit_photo,
+    make_workshop,
+)
 
-# How to fill each URL argument with an object that belongs to organisation B. A new route with an
 # argument missing here fails test_every_argument_is_known: add the argument with B's object.
 ARGUMENTS = {
     "case_id": lambda w: w["case_b"].id,

@@ -27,9 +27,9 @@ from portal import create_app
 from portal.receipts.models import ReceiptFile
 from portal.uploads.models import Upload
 from tests import deploy_stack as stack
-from tests.conftest import PG_URL, S3_URL, app_config, free_port
 from tests.factories import big_pdf, make_case, make_line, make_org, make_user
-from tests.test_receipts import fields
+from tests.fixtures import PG_URL, S3_URL, app_config, free_port
+from tests.helpers import fields
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

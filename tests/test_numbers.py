@@ -16,7 +16,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional
 from portal.forms import AmountField, FloatNumberField, IntegerCountField
 from portal.numbers import NumberProblem, parse_number
 from portal.receipts.models import Receipt
-from tests.test_receipts import fields, unique_pdf, w  # noqa: F401 - the `w` fixture
+from tests.helpers import fields, unique_pdf
 
 # Parser -----------------------------------------------------------------------------------------
 
@@ -205,7 +205,7 @@ def test_uploads_ahead_of_the_form_count_as_the_receipt_file(app):
 
 def test_visit_form_lists_field_and_cross_field_problems_at_once(client, db):
     from portal.visits.models import Visit
-    from tests.test_visits import open_form, partner_with_case, visit_form
+    from tests.helpers import open_form, partner_with_case, visit_form
 
     _org, _staff, case, partner = partner_with_case(db)
     client.login(partner)

@@ -28,7 +28,7 @@ from portal.receipts.models import Receipt
 from portal.visits.models import Visit
 from portal.workshop import services as workshop_services
 from tests.browser_fixtures import axe_violations, format_violations
-from tests.test_workshop import make_registration, make_workshop
+from tests.factories import make_registration, make_workshop
 
 pytestmark = pytest.mark.browser
 

@@ -11,9 +11,15 @@ from portal.audit import AuditEntry
 from portal.receipts.models import Receipt, ReceiptFile
 from portal.storage import get_storage
 from portal.visits.models import Visit, VisitComment, VisitPhoto
-from tests.factories import make_case, make_org, make_user
-from tests.test_receipts import make_receipt, make_receipt_file
-from tests.test_visits import make_visit, make_visit_photo
+from tests.factories import (
+    make_case,
+    make_org,
+    make_receipt,
+    make_receipt_file,
+    make_user,
+    make_visit,
+    make_visit_photo,
+)
 
 
 def _world(app, db):

@@ -10,8 +10,8 @@ import pytest
 
 from portal import create_app
 from portal.config import ConfigError, limiter_storage_error, load_config
-from tests.conftest import PortalClient, app_config
 from tests.factories import PASSWORD, make_user
+from tests.fixtures import PortalClient, app_config
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -123,7 +123,7 @@ def test_the_e_mail_is_normalised_for_the_account_limit(client, db, app_override
 def test_second_factor_is_limited_per_account(app, db, app_overrides):
     import pyotp
 
-    from tests.test_two_factor import enrol
+    from tests.helpers import enrol
 
     user = make_user(db)
     app.test_client_class = PortalClient
@@ -155,7 +155,8 @@ def test_reset_requests_are_limited_per_account(client, db, mails, run_jobs, app
 
 @pytest.mark.parametrize("app_overrides", [{"TRUSTED_PROXIES": 1, "WORKSHOP_RATE_LIMIT": "1 per hour"}])
 def test_workshop_registration_is_limited_per_forwarded_client(client, db, app_overrides):
-    from tests.test_workshop import form, make_workshop
+    from tests.factories import make_workshop
+    from tests.helpers import form
 
     w = make_workshop(db)
 

@@ -12,10 +12,10 @@ from PIL import Image
 from pypdf import PdfWriter
 
 from portal import create_app
-from portal.receipts import files as rf
-from portal.receipts.files import FileProblem, clean_upload, sniff
-from tests.conftest import app_config
-from tests.factories import pdf_of_objects
+from portal.uploads import files as rf
+from portal.uploads.files import FileProblem, clean_upload, sniff
+from tests.fixtures import app_config
+from tests.helpers import jpeg_with_gps, plain_pdf, raw_pdf
 
 
 @pytest.fixture(scope="module")
@@ -28,42 +28,11 @@ def ctx(tmp_path_factory):
 
 # Generators -------------------------------------------------------------------------------------
 
-def jpeg_with_gps(size=(64, 48)) -> bytes:
-    img = Image.new("RGB", size, "red")
-    exif = Image.Exif()
-    exif[0x010F] = "PhoneMaker"
-    exif[0x0112] = 1  # orientation
-    gps = exif.get_ifd(0x8825)
-    gps.update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 0.0)})
-    out = io.BytesIO()
-    img.save(out, "JPEG", exif=exif)
-    return out.getvalue()
-
 
 def image_bytes(fmt: str, size=(40, 30), mode="RGB") -> bytes:
     out = io.BytesIO()
     Image.new(mode, size, "blue").save(out, fmt)
     return out.getvalue()
-
-
-def plain_pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(200, 200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def raw_pdf(catalog_extra: str, extra_objects: str = "") -> bytes:
-    """A small hand-written PDF (with a correct-enough xref) whose catalog carries catalog_extra."""
-    objs = [
-        f"<< /Type /Catalog /Pages 2 0 R {catalog_extra} >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
-    ]
-    if extra_objects:
-        objs.append(extra_objects)
-    return pdf_of_objects([body.encode("latin-1") for body in objs])
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import re
 import threading
 import time
@@ -20,56 +19,20 @@ from portal.receipts import services
 from portal.receipts.models import ExchangeRate, Receipt, ReceiptEvent, ReceiptFile
 from portal.storage import get_storage
 from tests.factories import make_case, make_line, make_org, make_user
-from tests.test_receipt_files import jpeg_with_gps, plain_pdf
-
-S3_ENDPOINT = os.environ.get("S3_ENDPOINT_URL", "")
-
+from tests.helpers import (
+    S3_ENDPOINT,
+    fields,
+    jpeg_with_gps,
+    load,
+    new_receipt,
+    stored_keys,
+    sweep,
+    switch,
+    unique_pdf,
+    upload,
+)
 
 # Helpers ----------------------------------------------------------------------------------------
-
-@pytest.fixture
-def w(db):
-    org = make_org(db, country="GE")
-    case = make_case(db, org, country="GE")
-    return {
-        "org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
-        "partner": make_user(db, organisation=org),
-        "staff": make_user(db, role="staff"), "staff2": make_user(db, role="staff"),
-    }
-
-
-def unique_pdf() -> bytes:
-    """A valid PDF whose bytes (and so SHA-256) differ from every other one made here."""
-    return plain_pdf() + f"% {uuid4().hex}\n".encode()
-
-
-def fields(w, **kw) -> dict:
-    data = {"budget_line_id": str(w["line"].id), "supplier": "Tbilisi Tools Ltd", "invoice_number": uuid4().hex[:10],
-            "invoice_date": "2024-03-15", "amount": "250.00", "currency": "EUR",
-            "description": "Welding machine and safety gear", "translation": "", "paid_directly": "y",
-            "nonce": uuid4().hex}
-    data.update(kw)
-    return data
-
-
-def upload(client, w, files=None, handover=None, **kw):
-    data = fields(w, **kw)
-    data["files"] = files if files is not None else [(io.BytesIO(unique_pdf()), "invoice.pdf")]
-    if handover:
-        data["handover"] = handover
-    return client.submit(f"/cases/{w['case'].id}/receipts/new", data, content_type="multipart/form-data")
-
-
-def new_receipt(client, w, **kw) -> Receipt:
-    resp = upload(client, w, **kw)
-    assert resp.status_code == 303, resp.get_data(as_text=True)[:3000]
-    receipt_id = int(resp.location.rsplit("/", 1)[-1])
-    return receipt_id
-
-
-def load(db: Session, receipt_id: int) -> Receipt:
-    db.expire_all()
-    return db.get(Receipt, receipt_id)
 
 
 def review(client, receipt_id, decision, comment="", version=None, db=None):
@@ -84,41 +47,6 @@ def audit_actions(db, receipt_id) -> list[str]:
     return [a.action for a in db.exec(select(AuditEntry).where(AuditEntry.object_type == "Receipt",
                                                               AuditEntry.object_id == str(receipt_id))
                                       .order_by(AuditEntry.id))]
-
-
-def stored_keys(app) -> set[str]:
-    with app.app_context():
-        return set(get_storage().keys("receipts/"))
-
-
-def sweep(app, minutes=0):
-    return app.test_cli_runner().invoke(args=["receipts", "sweep", "--minutes", str(minutes)])
-
-
-def make_receipt(db: Session, case, line=None, **kw) -> Receipt:
-    """A submitted receipt written straight to the database (for tests that need one, e.g. isolation)."""
-    receipt = Receipt(**{"case_id": case.id, "budget_line_id": line.id if line else None, "supplier": "Supplier",
-                         "invoice_number": uuid4().hex[:8], "invoice_date": date(2024, 3, 1), "amount_minor": 1000,
-                         "currency": "EUR", "eur_cents": 1000, "description": "Goods", "status": "submitted",
-                         "nonce": uuid4().hex, "paid_directly_confirmed": True, **kw})
-    db.add(receipt)
-    db.commit()
-    return receipt
-
-
-def make_receipt_file(db: Session, receipt: Receipt, **kw) -> ReceiptFile:
-    row = ReceiptFile(**{"receipt_id": receipt.id, "key": f"receipts/{receipt.case_id}/{uuid4().hex}", "size": 3,
-                         "sha256": uuid4().hex * 2, "original_sha256": uuid4().hex * 2,
-                         "content_type": "application/pdf", "original_filename": "x.pdf", "confirmed": True, **kw})
-    db.add(row)
-    db.commit()
-    return row
-
-
-def switch(client, user):
-    """Sign out whoever is signed in, then sign in as user."""
-    client.submit("/logout")
-    client.login(user)
 
 
 # Upload -----------------------------------------------------------------------------------------

@@ -19,12 +19,9 @@ from portal.auth.models import User
 from portal.cases.models import Case
 from portal.demo import DEMO_PASSWORD, load_demo
 from portal.receipts.models import Receipt
-from tests.factories import make_line, make_user
-from tests.test_receipts import make_receipt
-from tests.test_review import count_statements
-from tests.test_visits import make_visit
+from tests.factories import make_line, make_receipt, make_user, make_visit
+from tests.helpers import count_statements
 
-# The demo's receipts (portal/demo.py), converted by hand with the month's rate:
 #   case 1: 7080 GEL / 2.95 = 2400.00 (approved by two), 1160 GEL / 2.90 = 400.00 (waiting)
 #   case 3: 3100.00 EUR (approved by two)
 #   case 4: 983936 XOF / 655.957 = 1500.00 (approved by two), 229585 XOF / 655.957 = 350.00 (approved)
@@ -259,7 +256,7 @@ def test_narrative_figures_for_a_period(client, db, demo):
 
 def test_workshop_participants_by_country_and_role(client, db, demo):
     from portal.workshop.models import WorkshopStat
-    from tests.test_workshop import make_registration, make_workshop
+    from tests.factories import make_registration, make_workshop
 
     held = make_workshop(db, starts_on=date(2024, 10, 1), ends_on=date(2024, 10, 3),
                          registration_deadline=date(2024, 9, 1))

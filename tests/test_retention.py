@@ -15,9 +15,15 @@ from portal.mail import OutboxMail
 from portal.receipts.models import Receipt
 from portal.storage import get_storage
 from portal.visits.models import Visit, VisitDraft, VisitPhoto
-from tests.factories import make_case, make_org, make_user
-from tests.test_receipts import make_receipt, make_receipt_file
-from tests.test_visits import make_visit, make_visit_photo
+from tests.factories import (
+    make_case,
+    make_org,
+    make_receipt,
+    make_receipt_file,
+    make_user,
+    make_visit,
+    make_visit_photo,
+)
 
 
 def _close(db, case: Case, actor=None) -> None:

@@ -4,20 +4,17 @@ htmx (through receipts.services.decide), flagged visits, the random sample audit
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from portal.audit import AuditEntry, utcnow
 from portal.receipts.models import ReceiptEvent
 from portal.review.models import SampleDraw, SampleItem
 from portal.review.services import sample_size
-from tests.factories import make_case, make_line, make_org, make_user
-from tests.test_receipts import load, make_receipt
-from tests.test_visits import make_visit
+from tests.factories import make_case, make_line, make_org, make_receipt, make_sample, make_user, make_visit
+from tests.helpers import count_statements, item_ids, key, load
 
 
 @pytest.fixture
@@ -43,15 +40,6 @@ def desk(db):
     return {"ge": ge, "sn": sn, "case_ge": case_ge, "case_sn": case_sn, "partner": partner, "staff": staff,
             "staff2": staff2, "new": new, "corrected": corrected, "second": second, "no_rate": no_rate,
             "approved": approved, "visit": visit}
-
-
-def item_ids(html: str) -> list[str]:
-    """The queue's items, in the order shown."""
-    return re.findall(r'<li id="((?:receipt|visit|sample)-\d+)">', html)
-
-
-def key(obj) -> str:
-    return f"{'visit' if type(obj).__name__ == 'Visit' else 'receipt'}-{obj.id}"
 
 
 # The queue --------------------------------------------------------------------------------------
@@ -248,7 +236,7 @@ def test_acknowledge_a_flagged_visit_inline(htmx_client, db, desk):
 
 
 def test_workshop_registrations_awaiting_approval_join_the_queue(client, db, desk):
-    from tests.test_workshop import make_registration, make_workshop
+    from tests.factories import make_registration, make_workshop
 
     workshop = make_workshop(db, moderated=True, title="Advisor exchange 2025")
     pending = make_registration(db, workshop, status="pending", name="Amina Diallo", country="SN",
@@ -345,26 +333,12 @@ def test_the_draw_form_names_its_errors(client, desk):
 
 # SQL statements per page --------------------------------------------------------------------------
 
-@contextmanager
-def count_statements(app):
-    statements: list[str] = []
-
-    def _count(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    engine = app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", _count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _count)
-
 
 def test_the_queue_needs_the_same_few_statements_for_many_rows(app, client, db, desk):
     """Every kind of item waiting, many of each: still nine statements (the user, the desk's counts with
     the filter options, the visits' own navigation count, waiting receipts, sampled receipts, visits,
     registrations, the page's budget lines, the page's first files)."""
-    from tests.test_workshop import make_registration, make_workshop
+    from tests.factories import make_registration, make_workshop
 
     workshop = make_workshop(db, moderated=True)
     make_registration(db, workshop, status="pending")
@@ -381,18 +355,6 @@ def test_the_queue_needs_the_same_few_statements_for_many_rows(app, client, db, 
     assert len(many) == len(few)
     assert len(many) <= 9, "\n\n".join(many)
     assert len(item_ids(client.get("/review/?sort=amount_desc").get_data(as_text=True))) == 25  # one page
-
-
-def make_sample(db, receipt) -> SampleItem:
-    """A draw with one item: the receipt (for tests that need a sample, e.g. isolation)."""
-    draw = SampleDraw(period_start=date(2024, 1, 1), period_end=date(2024, 12, 31), share_permille=100,
-                      population=1, drawn=1)
-    db.add(draw)
-    db.commit()
-    item = SampleItem(draw_id=draw.id, receipt_id=receipt.id)
-    db.add(item)
-    db.commit()
-    return item
 
 
 def test_the_navigation_badges_are_kept_a_while_outside_the_desk(app, client, db, desk):

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from portal.cases.models import BudgetLine, Case
 from portal.receipts.models import Receipt
 from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
-from tests.test_receipts import make_receipt
+from tests.factories import make_receipt
 
 pytestmark = pytest.mark.browser
 
@@ -118,7 +118,7 @@ def receipts_with_pictures(live_server, count: int, supplier: str) -> list[Recei
     from PIL import Image
 
     from portal.storage import get_storage
-    from tests.test_receipts import make_receipt_file
+    from tests.factories import make_receipt_file
 
     rnd = random.Random(7)
     made = []

@@ -21,39 +21,35 @@ from sqlmodel import select
 from portal import db as dbm
 from portal.audit import AuditEntry
 from portal.mail import OutboxMail
-from portal.receipts.models import Receipt, ReceiptFile
+from portal.receipts.models import Receipt
 from portal.scanning.clamd import ClamdClient, Verdict, parse_reply
 from portal.storage import get_storage
 from portal.visits.models import VisitPhoto
-from tests.conftest import free_port
-from tests.factories import make_case, make_line, make_org, make_user, pdf_of_objects
-from tests.test_receipt_files import plain_pdf
-from tests.test_visits import make_visit
+from tests.factories import make_case, make_line, make_org, make_user, make_visit
+from tests.fixtures import free_port
+from tests.helpers import (
+    CLAMD_HOST,
+    CLAMD_PORT,
+    EICAR,
+    clean_pdf,
+    eicar_pdf,
+    files_of,
+    scan_upload,
+)
 
-CLAMD_HOST = os.environ.get("TEST_CLAMD_HOST", "")
-CLAMD_PORT = int(os.environ.get("TEST_CLAMD_PORT", "3310"))
 needs_clamd = pytest.mark.skipif(not CLAMD_HOST, reason="TEST_CLAMD_HOST is not set (scripts/clamd.sh start)")
 
 # The EICAR test string, written in two halves so that this file itself is not "infected".
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 SIGNATURE = "Local.Test.EICAR.UNOFFICIAL"
 
 
-def pdf_with_comment(comment: bytes) -> bytes:
-    """A real one-page PDF (no scripts) whose page content stream carries `comment` as a PDF comment."""
-    content = b"0 0 1 rg 20 20 100 50 re f\n%" + comment + b"\n"
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 4 0 R >>",
-            b"<< /Length %d >>\nstream\n" % len(content) + content + b"endstream"]
-    return pdf_of_objects(objs, header=b"%PDF-1.7\n%" + uuid4().hex.encode() + b"\n")
-
-
-def eicar_pdf() -> bytes:
-    return pdf_with_comment(EICAR)
-
-
-def clean_pdf() -> bytes:
-    return plain_pdf() + f"% {uuid4().hex}\n".encode()
+@pytest.fixture
+def w(db):
+    org = make_org(db, country="GE")
+    case = make_case(db, org, country="GE")
+    return {"org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
+            "partner": make_user(db, organisation=org), "staff": make_user(db, role="staff"),
+            "admin_de": make_user(db, role="admin", locale="de")}
 
 
 def jpeg() -> bytes:
@@ -133,31 +129,6 @@ def app_overrides():
     return {"CLAMD_HOST": CLAMD_HOST or "127.0.0.1", "CLAMD_PORT": CLAMD_PORT, "CLAMD_TIMEOUT": 5.0}
 
 
-@pytest.fixture
-def w(db):
-    org = make_org(db, country="GE")
-    case = make_case(db, org, country="GE")
-    return {"org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
-            "partner": make_user(db, organisation=org), "staff": make_user(db, role="staff"),
-            "admin_de": make_user(db, role="admin", locale="de")}
-
-
-def upload(client, w, files, handover=None):
-    data = {"budget_line_id": str(w["line"].id), "supplier": "Tbilisi Tools Ltd", "invoice_number": uuid4().hex[:10],
-            "invoice_date": "2024-03-15", "amount": "250.00", "currency": "EUR",
-            "description": "Welding machine", "translation": "", "paid_directly": "y", "nonce": uuid4().hex,
-            "files": files}
-    if handover:
-        data["handover"] = handover
-    return client.submit(f"/cases/{w['case'].id}/receipts/new", data, content_type="multipart/form-data")
-
-
-def files_of(db, receipt_id) -> dict[str, ReceiptFile]:
-    db.expire_all()
-    return {row.original_filename: row for row in db.exec(select(ReceiptFile).where(
-        ReceiptFile.receipt_id == receipt_id))}
-
-
 def approve(client, db, receipt_id):
     db.expire_all()
     version = db.get(Receipt, receipt_id).version
@@ -172,7 +143,7 @@ def keys(app, prefix) -> set[str]:
 @needs_clamd
 def test_infected_receipt_file_is_quarantined_audited_and_refused(app, client, db, w, mails, run_jobs):
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
                   handover=[(io.BytesIO(eicar_pdf()), "handover.pdf")])
     assert resp.status_code == 303
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
@@ -238,7 +209,7 @@ def test_infected_receipt_file_is_quarantined_audited_and_refused(app, client, d
 def test_quarantine_on_a_real_s3_server(app_config_s3, client, db, w, run_jobs):
     app = app_config_s3
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf"), (io.BytesIO(eicar_pdf()), "bad.pdf")])
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf"), (io.BytesIO(eicar_pdf()), "bad.pdf")])
     assert resp.status_code == 303
     run_jobs()
     rows = files_of(db, int(resp.location.rsplit("/", 1)[-1]))
@@ -254,7 +225,7 @@ def test_quarantine_on_a_real_s3_server(app_config_s3, client, db, w, run_jobs):
 def test_unreachable_scanner_leaves_files_pending_until_rescan(app, client, db, w, mails, run_jobs):
     app.config["CLAMD_PORT"] = free_port()  # nothing listens: clamd is down
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
                   handover=[(io.BytesIO(eicar_pdf()), "handover.pdf")])
     assert resp.status_code == 303  # the upload is acknowledged
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
@@ -302,7 +273,7 @@ def test_unreachable_scanner_leaves_files_pending_until_rescan(app, client, db, 
 def test_without_a_scanner_files_are_unscanned_and_behave_as_before(app, client, db, w, mails):
     app.config["CLAMD_HOST"] = ""
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
     assert resp.status_code == 303
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
     page = client.get(resp.location).get_data(as_text=True)
@@ -356,7 +327,7 @@ def test_visit_photos_are_scanned(app, client, db, w, monkeypatch, run_jobs):
 
     # Re-encoding removes anything hidden in a photo; to reach the scanner on this path, the cleaner is made
     # to let the test string through, as a flaw in an image library might.
-    import portal.receipts.files as files
+    import portal.uploads.files as files
 
     real = files.clean_upload
 

@@ -23,8 +23,8 @@ from portal import mail as mailer
 from portal.audit import AuditEntry
 from portal.mail import OutboxMail
 from portal.receipts.models import ReceiptFile
-from tests.conftest import app_config, free_port, start_consumer
 from tests.factories import make_case, make_line, make_org, make_user
+from tests.fixtures import app_config, free_port, start_consumer
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
@@ -176,13 +176,13 @@ def w(db):
 
 @pytest.mark.parametrize("app_overrides", [{"CLAMD_TIMEOUT": 5.0}])
 def test_an_upload_answers_before_the_scan_and_a_worker_scans_it(app, client, db, w, mails, run_jobs):
-    from tests.test_scanning import CLAMD_HOST, CLAMD_PORT, clean_pdf, eicar_pdf, files_of, upload
+    from tests.helpers import CLAMD_HOST, CLAMD_PORT, clean_pdf, eicar_pdf, files_of, scan_upload
 
     if not CLAMD_HOST:
         pytest.skip("TEST_CLAMD_HOST is not set (scripts/clamd.sh start)")
     app.config.update(CLAMD_HOST=CLAMD_HOST, CLAMD_PORT=CLAMD_PORT)
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")],
                   handover=[(io.BytesIO(eicar_pdf()), "handover.pdf")])
     assert resp.status_code == 303
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
@@ -228,11 +228,11 @@ def test_two_scans_of_one_file_record_one_verdict(app, client, db, w, mails, run
     from portal.scanning import services as scanning
     from portal.scanning.clamd import ScanResult, Verdict
     from portal.storage import get_storage
-    from tests.test_scanning import clean_pdf, files_of, upload
+    from tests.helpers import clean_pdf, files_of, scan_upload
 
     app.config["CLAMD_HOST"] = ""  # stored unscanned; the two scans below judge it
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
     row = files_of(db, int(resp.location.rsplit("/", 1)[-1]))["invoice.pdf"]
     assert row.scan_status == "unscanned"
 
@@ -263,11 +263,11 @@ def test_two_scans_of_one_file_record_one_verdict(app, client, db, w, mails, run
 
 
 def test_the_file_lists_that_poll_are_the_organisations_own(client, db, w, run_jobs):
-    from tests.test_scanning import clean_pdf, upload
-    from tests.test_visits import make_visit
+    from tests.factories import make_visit
+    from tests.helpers import clean_pdf, scan_upload
 
     client.login(w["partner"])
-    resp = upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
+    resp = scan_upload(client, w, [(io.BytesIO(clean_pdf()), "invoice.pdf")])
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
     visit = make_visit(db, w["case"], created_by_id=w["partner"].id)
     assert client.get(f"/receipts/{receipt_id}/files-list").status_code == 200
@@ -309,7 +309,7 @@ def test_every_periodic_job_runs_and_is_safe_to_run_twice(app, db, run_jobs):
 # Digest and audit mails ------------------------------------------------------------------------------------
 
 def test_the_digest_goes_once_per_user_and_day_however_often_it_runs(app, db, mails, run_jobs):
-    from tests.test_visits import make_visit
+    from tests.factories import make_visit
 
     org = make_org(db)
     case = make_case(db, org)
@@ -333,7 +333,7 @@ def test_the_digest_goes_once_per_user_and_day_however_often_it_runs(app, db, ma
 
 
 def test_a_broken_audit_chain_mails_the_admins(app, db, mails, run_jobs):
-    from tests.test_audit import _drop_guard, _write_entries
+    from tests.helpers import _drop_guard, _write_entries
 
     admin, admin_de = make_user(db, role="admin"), make_user(db, role="admin", locale="de")
     staff = make_user(db, role="staff")

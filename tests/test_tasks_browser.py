@@ -17,8 +17,8 @@ from portal.cases.models import BudgetLine, Case
 from portal.demo import DEMO_PASSWORD
 from portal.receipts.models import ReceiptFile
 from tests.browser_fixtures import sign_in
-from tests.conftest import PortalClient, free_port
-from tests.test_scanning import CLAMD_HOST, CLAMD_PORT, clean_pdf, upload
+from tests.fixtures import PortalClient, free_port
+from tests.helpers import CLAMD_HOST, CLAMD_PORT, clean_pdf, scan_upload
 
 PARTNER = "partner.a@example.org"  # Nino Partner
 
@@ -36,7 +36,7 @@ def test_the_receipt_page_updates_itself_when_the_worker_has_checked_the_file(pa
     app.test_client_class = PortalClient
     client = app.test_client()
     client.login(partner, DEMO_PASSWORD)
-    resp = upload(client, {"case": case, "line": line}, [(io.BytesIO(clean_pdf()), "scan.pdf")])
+    resp = scan_upload(client, {"case": case, "line": line}, [(io.BytesIO(clean_pdf()), "scan.pdf")])
     assert resp.status_code == 303
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
 

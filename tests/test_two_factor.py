@@ -5,38 +5,19 @@ from __future__ import annotations
 import re
 import time
 
-import pyotp
 import pytest
 from sqlmodel import select
 
 from portal.audit import AuditEntry
 from tests.factories import PASSWORD, make_user
+from tests.helpers import enrol, next_code
 
 REQUIRED = {"TOTP_REQUIRED_ROLES": ("staff", "admin")}
-SECRET_RE = re.compile(r'<code class="secret">([A-Z2-7]+)</code>')
-CODES_RE = re.compile(r"<li><code>([0-9a-f]{8}-[0-9a-f]{8})</code></li>")
-
-
-def enrol(client) -> tuple[str, list[str]]:
-    page = client.get("/account/two-factor").get_data(as_text=True)
-    assert 'src="data:image/svg+xml;base64,' in page  # the QR code
-    secret = SECRET_RE.search(page).group(1)
-    resp = client.submit("/account/two-factor", {"code": pyotp.TOTP(secret).now()})
-    assert resp.status_code == 200
-    codes = CODES_RE.findall(resp.get_data(as_text=True))
-    assert len(codes) == 10
-    return secret, codes
 
 
 def password_step(client, user, password=PASSWORD):
     resp = client.submit("/login", {"email": user.email, "password": password})
     assert resp.status_code == 303 and resp.headers["Location"] == "/login/code"
-
-
-def next_code(secret: str, db, user) -> str:
-    """A code not used yet: the step after the last accepted one (within the one-step drift allowed)."""
-    db.refresh(user)
-    return pyotp.TOTP(secret).at((user.totp_last_step + 1) * 30)
 
 
 @pytest.mark.parametrize("app_overrides", [REQUIRED])
@@ -113,7 +94,7 @@ def test_partners_may_choose_and_admins_reset_a_lost_phone(app, client, db, app_
     client.submit("/logout")
     password_step(client, partner)  # once on, it is asked for
 
-    from tests.conftest import PortalClient
+    from tests.fixtures import PortalClient
 
     app.test_client_class = PortalClient
     admin_client = app.test_client()

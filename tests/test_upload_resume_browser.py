@@ -20,7 +20,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.receipts.models import ReceiptFile
 from portal.visits.models import VisitPhoto
 from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
-from tests.test_visits import make_visit
+from tests.factories import make_visit
 
 pytestmark = pytest.mark.browser
 

@@ -25,10 +25,8 @@ from portal.storage import get_storage
 from portal.uploads import services
 from portal.uploads.models import Upload
 from portal.visits.models import VisitPhoto
-from tests.factories import big_pdf, make_case, make_line, make_org, make_user
-from tests.test_receipt_files import jpeg_with_gps, raw_pdf
-from tests.test_receipts import fields, unique_pdf
-from tests.test_visits import make_visit
+from tests.factories import big_pdf, make_case, make_line, make_org, make_user, make_visit
+from tests.helpers import fields, jpeg_with_gps, raw_pdf, unique_pdf
 
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
 
@@ -570,14 +568,14 @@ def test_tuspy_uploads_and_resumes_from_the_last_byte(backend, served, db, w, ki
 # The malware scan applies to uploaded files as to plain ones ---------------------------------------
 
 def _clamd_overrides():
-    from tests.test_scanning import CLAMD_HOST, CLAMD_PORT
+    from tests.helpers import CLAMD_HOST, CLAMD_PORT
 
     return {"CLAMD_HOST": CLAMD_HOST or "127.0.0.1", "CLAMD_PORT": CLAMD_PORT, "CLAMD_TIMEOUT": 5.0}
 
 
 @pytest.mark.parametrize("app_overrides", [_clamd_overrides()])
 def test_an_infected_upload_is_quarantined_when_its_receipt_is_saved(app, client, db, w, app_overrides, run_jobs):
-    from tests.test_scanning import CLAMD_HOST, EICAR, clean_pdf, eicar_pdf
+    from tests.helpers import CLAMD_HOST, EICAR, clean_pdf, eicar_pdf
 
     if not CLAMD_HOST:
         pytest.skip("no clamd configured (TEST_CLAMD_HOST)")
@@ -611,7 +609,7 @@ def test_another_tus_version_is_told_which_one_is_spoken(client, w):
 
 
 def test_a_receipt_of_another_org_cannot_take_an_upload(client, db, w):
-    from tests.test_receipts import make_receipt
+    from tests.factories import make_receipt
 
     theirs = make_receipt(db, w["other_case"])
     client.login(w["partner"])

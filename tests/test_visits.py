@@ -9,66 +9,15 @@ from datetime import date, timedelta
 
 from babel.dates import format_date
 from PIL import Image
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from portal.audit import AuditEntry
-from portal.visits import services
+from portal.cases import timeline as case_timeline
 from portal.visits.models import Visit, VisitComment, VisitDraft, VisitPhoto
-from tests.factories import make_case, make_org, make_user
-
-KEY_RE = re.compile(r'name="draft_key"[^>]*value="([0-9a-f]{32})"')
-
+from tests.factories import make_case, make_org, make_user, make_visit
+from tests.helpers import open_form, partner_with_case, visit_form
 
 # Factories (also used by tests/test_isolation.py) -----------------------------------------------
-
-def make_visit(db: Session, case, **kw) -> Visit:
-    import uuid
-
-    visit = Visit(**{"case_id": case.id, "draft_key": uuid.uuid4().hex, "visit_date": date(2025, 3, 1),
-                     "mode": "home", "purpose": "monitoring", "score_economic": 3, "score_social": 3,
-                     "score_psychosocial": 3, **kw})
-    db.add(visit)
-    db.commit()
-    return visit
-
-
-def make_visit_photo(db: Session, visit: Visit, **kw) -> VisitPhoto:
-    import uuid
-
-    photo = VisitPhoto(**{"visit_id": visit.id, "key": f"visits/{visit.case_id}/{uuid.uuid4().hex}",
-                          "content_type": "image/jpeg", "original_filename": "p.jpg", "consent": True,
-                          "confirmed": True, **kw})
-    db.add(photo)
-    db.commit()
-    return photo
-
-
-def visit_form(key: str, **kw) -> dict:
-    return {"draft_key": key, "visit_date": "2025-03-01", "visit_time": "10:30", "mode": "business",
-            "purpose": "monitoring", "place": "Rustavi market", "attendees": "returnee, spouse",
-            "returnee_met": "yes", "not_met_reason": "", "goods_state": "in_use", "business_status": "operating",
-            "income_band": "100_300", "people_employed": "2", "score_economic": "3", "score_social": "4",
-            "score_psychosocial": "2", "flag_details": "", "actions_taken": "Advice on bookkeeping",
-            "next_visit_date": "2025-06-01", "notes": "The workshop is open six days a week.", **kw}
-
-
-def open_form(client, case) -> tuple[str, str]:
-    """Open the visit form as a page (a fresh page load, also from the htmx client)."""
-    was, client.htmx = client.htmx, False
-    try:
-        resp = client.get(f"/cases/{case.id}/visits/new")
-    finally:
-        client.htmx = was
-    assert resp.status_code == 200
-    page = resp.get_data(as_text=True)
-    return KEY_RE.search(page).group(1), page
-
-
-def partner_with_case(db, **case_kw):
-    org = make_org(db)
-    staff = make_user(db, role="staff", locale="de")
-    case = make_case(db, org, created_by_id=staff.id, **case_kw)
-    return org, staff, case, make_user(db, organisation=org)
 
 
 # Recording --------------------------------------------------------------------------------------
@@ -456,7 +405,7 @@ def _jpeg_with_gps() -> bytes:
 
 
 def test_photo_is_stored_without_exif_and_only_with_consent(app, client, db):
-    _org, _staff, case, partner = partner_with_case(db)
+    _org, staff, case, partner = partner_with_case(db)
     visit = make_visit(db, case, created_by_id=partner.id)
     client.login(partner)
     data = _jpeg_with_gps()
@@ -478,13 +427,22 @@ def test_photo_is_stored_without_exif_and_only_with_consent(app, client, db):
         assert download.headers["Content-Disposition"].startswith("attachment")
         stored = Image.open(io.BytesIO(download.data))
     assert stored.size == (40, 30) and not stored.getexif()
+    # A partner's download is not audited; a staff download is, before the file is handed out.
+    assert not db.exec(select(AuditEntry).where(AuditEntry.action == "visit_photo.downloaded")).all()
+    client.post("/logout", data={"csrf_token": client.csrf_token()})
+    client.login(staff)
+    with client.get(f"/visits/{visit.id}/photos/{photo.id}") as download:
+        assert download.status_code == 200
+    entry = db.exec(select(AuditEntry).where(AuditEntry.action == "visit_photo.downloaded")).one()
+    assert entry.actor_id == staff.id and entry.object_id == str(photo.id)
+    assert entry.after["visit_id"] == visit.id and entry.after["sha256"] == photo.sha256
 
 
 # Receipts: the state of each purchased item, and receipts on the timeline -----------------------
 
 def test_goods_state_per_receipt_and_receipts_on_the_timeline(client, db):
     from portal.receipts.models import ReceiptEvent
-    from tests.test_receipts import make_receipt
+    from tests.factories import make_receipt
 
     _org, staff, case, partner = partner_with_case(db)
     pump = make_receipt(db, case, supplier="Agro Dakar", description="Motor pump")
@@ -531,10 +489,9 @@ def test_timeline_orders_a_visit_recorded_today_above_the_case_opened_this_morni
     assert timeline.index("Visit: Home visit") < timeline.index("Case opened") < timeline.index(
         "Visit: Phone or video call")
     with app.test_request_context():
-        entries = services.timeline(db, case)
+        entries = case_timeline.timeline(db, case)
     keys = [e.order_key for e in entries]
     assert keys == sorted(keys, reverse=True) and [e.kind for e in entries] == ["visit", "status", "visit"]
-
 
 
 def test_photo_input_opens_the_camera_and_the_receipt_input_does_not(client, db):

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
-import re
-import secrets
 from datetime import date, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from flask_babel import force_locale, format_date
@@ -17,22 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 from pypdf import PdfReader
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from portal import mail
 from portal.audit import AuditEntry
 from portal.mail import OutboxMail
 from portal.workshop.models import Registration, Workshop, WorkshopStat
-from tests.factories import make_org, make_user
-
-_seq = itertools.count(1)
-TODAY = date.today()
-
-
-@pytest.fixture
-def app_overrides():
-    """Many registrations from one test client: the rate limit gets its own test."""
-    return {"WORKSHOP_RATE_LIMIT": "10000 per hour"}
+from tests.factories import TODAY, make_org, make_registration, make_user, make_workshop
+from tests.helpers import body, form, link_path, register, register_and_confirm, staff_client
 
 
 @pytest.fixture
@@ -41,61 +29,10 @@ def mails(delivered_mails):
     return delivered_mails
 
 
-def make_workshop(db: Session, **kw) -> Workshop:
-    w = Workshop(**{"public_key": secrets.token_urlsafe(12), "title": "Advisor exchange",
-                    "description": "Three days of exchange.", "starts_on": TODAY + timedelta(days=30),
-                    "ends_on": TODAY + timedelta(days=32), "city": "Berlin", "venue": "Haus der Kulturen",
-                    "capacity": 2, "registration_deadline": TODAY + timedelta(days=20),
-                    "working_languages": "English, French", "travel_support": True, "visa_letters": True,
-                    "moderated": False, **kw})
-    db.add(w)
-    db.commit()
-    return w
-
-
-def make_registration(db: Session, workshop: Workshop, **kw) -> Registration:
-    n = next(_seq)
-    reg = Registration(**{"workshop_id": workshop.id, "status": "confirmed", "email": f"reg{n}@example.org",
-                          "name": f"Registrant {n}", "organisation": "Caritas", "country": "GE",
-                          "role": "return_country", "consent_processing": True, "locale": "en",
-                          "link_nonce": secrets.token_urlsafe(16), **kw})
-    db.add(reg)
-    db.commit()
-    return reg
-
-
-def form(**kw) -> dict:
-    n = next(_seq)
-    data = {"name": f"Amina Diallo {n}", "email": f"amina{n}@example.org", "organisation": "Dakar Return Desk",
-            "country": "SN", "role": "return_country", "languages": "French, Wolof", "dietary_needs": "",
-            "accessibility_needs": "", "consent_processing": "y"}
-    data.update(kw)
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def body(message) -> str:
-    return message.get_body(("plain",)).get_content()
-
-
-def link_path(message, kind: str) -> str:
-    """The path of the confirm/manage link in a mail (the mails link to BASE_URL)."""
-    url = re.search(rf"(http\S+/workshops/{kind}/\S+)", body(message)).group(1)
-    return urlsplit(url).path
-
-
-def register(client, workshop, **kw):
-    data = form(**kw)
-    resp = client.submit(f"/workshops/join/{workshop.public_key}", data)
-    assert resp.status_code == 303, resp.get_data(as_text=True)[:3000]
-    return data
-
-
-def register_and_confirm(client, mails, workshop, **kw) -> dict:
-    data = register(client, workshop, **kw)
-    confirm = link_path(mails.to(data["email"])[-1], "confirm")
-    resp = client.submit(confirm)
-    assert resp.status_code == 303
-    return data
+@pytest.fixture
+def app_overrides():
+    """Many registrations from one test client: the rate limit gets its own test."""
+    return {"WORKSHOP_RATE_LIMIT": "10000 per hour"}
 
 
 def reg_by_email(db, email) -> Registration:
@@ -108,12 +45,6 @@ def ics_of(message) -> str:
     assert len(parts) == 1, [p.get_content_type() for p in message.iter_attachments()]
     content = parts[0].get_content()
     return content.decode() if isinstance(content, bytes) else content
-
-
-def staff_client(client, db):
-    staff = make_user(db, role="staff", name="Stefan Staff")
-    client.login(staff)
-    return staff
 
 
 # Staff set-up -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from portal.i18n import LANGUAGE_NAMES
 from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
-from tests.test_workshop import make_workshop
+from tests.factories import make_workshop
 
 pytestmark = pytest.mark.browser
 

@@ -21,6 +21,7 @@ from portal import audit, db, mail
 from portal.audit import utcnow
 from portal.auth.models import AccountToken, Role, User, UserSession
 from portal.orgs.models import Organisation
+from portal.rules import RuleError
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _DUMMY_HASH = hasher.hash("a password nobody has, to spend the same time on unknown e-mails")
@@ -29,7 +30,7 @@ MAX_PASSWORD = 256
 INVITE, RESET = "invite", "reset"
 
 
-class AccountError(ValueError):
+class AccountError(RuleError):
     """A rule of accounts was broken; the message is for the user."""
 
 

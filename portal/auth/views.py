@@ -29,6 +29,7 @@ from portal.forms import device_drafts_forget_all
 from portal.htmx import render
 from portal.notifications import services as notifications
 from portal.orgs import services as orgs
+from portal.rules import put_on_form
 from portal.security import safe_next
 
 bp = Blueprint("auth", __name__)
@@ -120,7 +121,7 @@ def login_code():
         form.code.errors.append(_("This code is not right or was already used. Wait for the next code and "
                                   "try again."))
     status = 422 if form.errors else 200
-    return render("auth/login_code.html", "auth/login_code.html", status, form=form)
+    return render("auth/login_code.html", status=status, form=form)
 
 
 @bp.route("/account/two-factor", methods=["GET", "POST"])
@@ -137,16 +138,16 @@ def two_factor():
         codes = totp.enable(db.session(), user, secret, form.code.data)
         if codes is not None:
             session.pop("2fa_new_secret", None)
-            return render("auth/recovery_codes.html", "auth/recovery_codes.html", codes=codes)
+            return render("auth/recovery_codes.html", codes=codes)
         form.code.errors.append(_("This code is not right. Check the time on your phone and enter the "
                                   "code the app shows now."))
     status = 422 if form.errors else 200
-    return render("auth/two_factor.html", "auth/two_factor.html", status, enabled=False, form=form, secret=secret,
+    return render("auth/two_factor.html", status=status, enabled=False, form=form, secret=secret,
                   qr=totp.qr_data_uri(user, secret), required=totp.required(user))
 
 
 def _two_factor_on(user, form, status: int = 200):
-    return render("auth/two_factor.html", "auth/two_factor.html", status, enabled=True, form=form,
+    return render("auth/two_factor.html", status=status, enabled=True, form=form,
                   remaining=totp.remaining_recovery_codes(db.session(), user))
 
 
@@ -171,8 +172,7 @@ def new_recovery_codes():
     form = ConfirmIdentityForm()
     if not _identity_confirmed(user, form):
         return _two_factor_on(user, form, 422)
-    return render("auth/recovery_codes.html", "auth/recovery_codes.html",
-                  codes=totp.regenerate_recovery_codes(db.session(), user))
+    return render("auth/recovery_codes.html", codes=totp.regenerate_recovery_codes(db.session(), user))
 
 
 @bp.post("/account/two-factor/off")
@@ -206,13 +206,13 @@ def logout():
 def _password_link(purpose: str, token: str, title: str):
     found = services.find_token(db.session(), token, purpose)
     if found is None:
-        return render("auth/link_expired.html", "auth/link_expired.html", 404, title=title)
+        return render("auth/link_expired.html", status=404, title=title)
     form = SetPasswordForm()
     if form.validate_on_submit():
         try:
             services.use_token(db.session(), token, purpose, form.password.data)
         except services.AccountError as exc:
-            form.password.errors.append(str(exc))
+            put_on_form(form, exc, field="password")
         else:
             flash(_("Your password is saved. You can sign in now."), "success")
             return redirect(url_for("auth.login"), code=303)
@@ -247,7 +247,7 @@ def request_reset():
                 "It works for one hour."), "info")
         return redirect(url_for("auth.login"), code=303)
     status = 422 if form.errors else 200
-    return render("auth/reset_request.html", "auth/reset_request.html", status, form=form)
+    return render("auth/reset_request.html", status=status, form=form)
 
 
 @bp.post("/language")
@@ -302,13 +302,13 @@ def account():
         try:
             services.change_password(db.session(), user, form.current.data, form.password.data)
         except services.AccountError as exc:
-            form.form_errors.append(str(exc))
+            put_on_form(form, exc, field="")
         else:
             services.sign_in(db.session(), session, user)  # a new session, for this browser only
             flash(_("Your password is changed. Other devices are signed out."), "success")
             return redirect(url_for("auth.account"), code=303)
     status = 422 if form.errors or form.form_errors else 200
-    return render("auth/account.html", "auth/account.html", status, form=form, digest_form=_digest_form())
+    return render("auth/account.html", status=status, form=form, digest_form=_digest_form())
 
 
 def _digest_form() -> DigestForm:
@@ -333,7 +333,7 @@ def mail_digest():
 @services.staff_required
 def users():
     """List the accounts the current user manages."""
-    return render("auth/users.html", "auth/users.html", users=services.users_visible_to(db.session(),
+    return render("auth/users.html", users=services.users_visible_to(db.session(),
                   current_user), org_names=orgs.names(db.session()))
 
 
@@ -351,7 +351,7 @@ def invite():
                                  role=form.role.data, organisation_id=form.organisation_id.data or None,
                                  locale=form.locale.data)
         except services.AccountError as exc:
-            form.form_errors.append(str(exc))
+            put_on_form(form, exc, field="")
         else:
             flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
             return redirect(url_for("auth.users"), code=303)

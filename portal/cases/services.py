@@ -16,6 +16,7 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import STATUS_FLOW, BudgetLine, Case, CaseStatus, CountryRule
 from portal.orgs.models import Organisation
+from portal.rules import RuleError
 
 CASE_FIELDS = ("country", "organisation_id", "return_date", "measure_type", "status", "notes",
                "eligibility_reason")
@@ -23,12 +24,8 @@ LINE_FIELDS = ("category", "description", "planned_cents")
 PER_PAGE = 25
 
 
-class CaseError(ValueError):
+class CaseError(RuleError):
     """A rule about cases was broken; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 def scope(user: User) -> tuple:

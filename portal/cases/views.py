@@ -8,15 +8,16 @@ from flask_login import current_user, login_required
 
 from portal import db
 from portal.auth.services import admin_required, staff_required
-from portal.cases import privacy, services
+from portal.cases import privacy, services, timeline
 from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, EraseForm, StatusForm
 from portal.htmx import is_swap, render
 from portal.i18n import is_country, parse_cents
 from portal.orgs import services as orgs
-from portal.receipts.views import receipts_context
+from portal.receipts import services as receipts
+from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.storage import StorageError, get_storage
-from portal.visits.views import visits_context
+from portal.visits import services as visits
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -64,7 +65,7 @@ def _case_form(case=None):
                     services.update_case(db.session(), current_user, case, _case_data(form))
                     flash(_("Case %(ref)s saved.", ref=case.reference), "success")
             except services.CaseError as exc:
-                getattr(form, exc.field or "country").errors.append(str(exc))
+                put_on_form(form, exc, "country")
             else:
                 return redirect(url_for("cases.show", case_id=case.id), code=303)
     status = 422 if form.errors else 200
@@ -98,11 +99,15 @@ def show(case_id: int):
     # Six statements in all (tests/test_cases.py): the user; the case with its organisation, rule and
     # lines; the receipts with their history; the visits with their comments; the status history; the draft.
     case, org, rule, lines = services.case_header_with_lines(session, current_user, case_id)
-    receipts = receipts_context(case, lines, with_events=True)
+    receipt_part = receipts.case_part(session, case, lines, with_events=True)
+    visit_part = visits.case_part(session, current_user, case)
+    known = {"visits": visit_part["visits"], "comments": visit_part.pop("visit_comments"),
+             "receipt_events": receipt_part["receipt_events"]}
+    entries = timeline.timeline(session, case, known=known)  # counts the comments per visit on the way
     return render("cases/show.html", "cases/_budget.html", organisation=org,
                   next_statuses=services.next_statuses(case), rule=rule,
                   status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
-                  **receipts, **visits_context(case, {"receipt_events": receipts["receipt_events"]}))
+                  **receipt_part, **visit_part, timeline=entries, visit_comment_counts=known["comment_counts"])
 
 
 @bp.get("/<int:case_id>/privacy/export")
@@ -136,7 +141,7 @@ def privacy_erase(case_id: int):
             return redirect(url_for("cases.show", case_id=case.id), code=303)
     if status == 200 and form.errors:
         status = 422
-    return render("cases/erase.html", "cases/erase.html", status, form=form, case=case)
+    return render("cases/erase.html", status=status, form=form, case=case)
 
 
 @bp.post("/<int:case_id>/status")
@@ -161,7 +166,7 @@ def _line_data(form: BudgetLineForm) -> dict:
 
 def _budget_done(case):
     if is_swap():
-        return render("cases/_budget.html", "cases/_budget.html", **_budget_context(case))
+        return render("cases/_budget.html", **_budget_context(case))
     flash(_("Budget saved."), "success")
     return redirect(url_for("cases.show", case_id=case.id, _anchor="budget"), code=303)
 
@@ -199,7 +204,7 @@ def line(case_id: int, line_id: int):
     case, _line = services.get_line_for(db.session(), current_user, case_id, line_id)
     if not is_swap():
         return redirect(url_for("cases.show", case_id=case.id, _anchor="budget"))
-    return render("cases/_budget.html", "cases/_budget.html", **_budget_context(case))
+    return render("cases/_budget.html", **_budget_context(case))
 
 
 @bp.post("/<int:case_id>/lines/<int:line_id>/delete")
@@ -221,7 +226,7 @@ def countries():
         flash(_("Country saved."), "success")
         return redirect(url_for("cases.countries"), code=303)
     status = 422 if form.errors else 200
-    return render("cases/countries.html", "cases/countries.html", status, form=form,
+    return render("cases/countries.html", status=status, form=form,
                   rules=services.country_rules(db.session()))
 
 

@@ -9,11 +9,12 @@ from sqlmodel import Session, select
 
 from portal import audit
 from portal.orgs.models import Organisation
+from portal.rules import RuleError
 
 FIELDS = ("name", "country", "contact_email", "active")
 
 
-class OrgError(ValueError):
+class OrgError(RuleError):
     """A rule about organisations was broken; the message is for the user."""
 
 

@@ -11,6 +11,7 @@ from portal.auth.services import admin_required, staff_required
 from portal.htmx import render
 from portal.orgs import services
 from portal.orgs.forms import OrgForm
+from portal.rules import put_on_form
 
 bp = Blueprint("orgs", __name__, url_prefix="/organisations")
 
@@ -19,7 +20,7 @@ bp = Blueprint("orgs", __name__, url_prefix="/organisations")
 @staff_required
 def index():
     """List the partner organisations."""
-    return render("orgs/index.html", "orgs/index.html", orgs=services.all_orgs(db.session()))
+    return render("orgs/index.html", orgs=services.all_orgs(db.session()))
 
 
 def _edit(org):
@@ -30,7 +31,7 @@ def _edit(org):
                 "name": form.name.data, "country": form.country.data,
                 "contact_email": form.contact_email.data, "active": form.active.data})
         except services.OrgError as exc:
-            form.name.errors.append(str(exc))
+            put_on_form(form, exc, field="name")
         else:
             flash(_("Organisation saved."), "success")
             return redirect(url_for("orgs.index"), code=303)

@@ -22,7 +22,7 @@ from wtforms.fields import MonthField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, StopValidation
 
 from portal.forms import AmountField, ChecksBeforeSending
-from portal.receipts.files import ACCEPT, max_upload_mb
+from portal.uploads.files import ACCEPT, max_upload_mb
 
 FILE_HINT = LazyString(lambda: gettext("PDF, JPG, PNG, HEIC or WebP, up to %(size)s MB each. You can choose "
                                         "several files.", size=max_upload_mb()))

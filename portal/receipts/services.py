@@ -32,7 +32,6 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
-from portal.receipts.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 from portal.receipts.models import (
     RATE_SCALE,
     ExchangeRate,
@@ -43,10 +42,12 @@ from portal.receipts.models import (
     ReceiptStatus,
 )
 from portal.receipts.previews import make_preview, preview_key
+from portal.rules import RuleError
 from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
 from portal.storage import Storage, StorageError, new_key
 from portal.uploads import services as uploads
+from portal.uploads.files import MSG_FAILED, CleanFile, FileProblem, clean_upload
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,8 @@ COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptS
 
 # Errors -----------------------------------------------------------------------------------------
 
-class ReceiptError(ValueError):
+class ReceiptError(RuleError):
     """A rule was broken; `field` names the form field the message belongs to (None: the whole form)."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class UploadFailed(ReceiptError):
@@ -672,14 +669,6 @@ def preview(storage: Storage, row: ReceiptFile) -> bytes | None:
     return data
 
 
-def record_download(db: Session, actor: User, receipt: Receipt, row: ReceiptFile) -> None:
-    """Staff downloads are written to the audit log before the file is handed out."""
-    if actor.is_staff:
-        audit.record(db, actor, "receipt_file.downloaded", row,
-                     after={"receipt_id": receipt.id, "key": row.key, "sha256": row.sha256})
-        db.commit()
-
-
 # Changing a receipt -------------------------------------------------------------------------------
 
 def _claim(db: Session, receipt: Receipt, expected_version: int) -> None:
@@ -848,6 +837,18 @@ def figures_of(receipts: Iterable[Receipt]) -> dict[int | None, LineFigures]:
             fig.approved_cents += receipt.eur_cents or 0
     return figures
 
+
+
+def case_part(db: Session, case: Case, lines: list, with_events: bool = False) -> dict:
+    """What the case page needs for its receipts section (and its budget's submitted/approved columns,
+    added up from the same receipts); `with_events` adds their history for the timeline, read with them."""
+    context = {}
+    if with_events:
+        receipts, context["receipt_events"] = receipts_of_case_with_events(db, case)
+    else:
+        receipts = receipts_of_case(db, case)
+    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
+            "receipt_figures": figures_of(receipts), **context}
 
 def budget_figures(db: Session, case: Case) -> dict[int | None, LineFigures]:
     """Per budget line: EUR submitted (not rejected) and approved; receipts still without a rate counted."""

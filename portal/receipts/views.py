@@ -11,29 +11,17 @@ from portal.auth.services import staff_required
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import is_swap, redirect_htmx, render
+from portal.htmx import done, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
+from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
-from portal.storage import StorageError, get_storage
+from portal.storage import get_storage
 from portal.uploads import services as uploads
+from portal.uploads import serving
 
 bp = Blueprint("receipts", __name__)
-
-
-def receipts_context(case: Case, lines=None, with_events: bool = False) -> dict:
-    """What the case page needs for its receipts section (and its budget's submitted/approved columns,
-    added up from the same receipts); `with_events` adds their history for the timeline, read with them."""
-    session = db.session()
-    lines = budget_lines(session, case) if lines is None else lines
-    context = {}
-    if with_events:
-        receipts, context["receipt_events"] = services.receipts_of_case_with_events(session, case)
-    else:
-        receipts = services.receipts_of_case(session, case)
-    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
-            "receipt_figures": services.figures_of(receipts), **context}
 
 
 def _line_choices(form, case: Case) -> None:
@@ -73,29 +61,6 @@ def _upload_cards(case_id: int) -> list:
     return uploads.listed(db.session(), current_user, case_id, request.form.getlist("uploads"))
 
 
-def _form_error(form, exc: services.ReceiptError) -> None:
-    target = getattr(form, exc.field, None) if exc.field else None
-    if target is None:
-        form.form_errors.append(str(exc))
-    else:
-        target.errors = [*target.errors, str(exc)]
-
-
-def _go(url: str, message: str | None = None, warnings: list[str] | None = None, errors: list[str] | None = None):
-    """After a change: 303 for a plain form post, HX-Redirect for an htmx/upload.js request."""
-    if message:
-        flash(message, "success")
-    for text in errors or []:
-        flash(text, "error")
-    for text in warnings or []:
-        flash(text, "warning")
-    if is_swap():
-        response = make_response("", 200)
-        redirect_htmx(response, url)
-        return response
-    return redirect(url, code=303)
-
-
 @bp.route("/cases/<int:case_id>/receipts/new", methods=["GET", "POST"])
 @login_required
 def new(case_id: int):
@@ -117,7 +82,7 @@ def new(case_id: int):
             files = services.clean_uploads(_uploads("files", "receipt", form.files.data)
                                            + _uploads("handover", "handover", form.handover.data)) + claimed
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             valid = False
     if valid and not problems:
         try:
@@ -128,18 +93,18 @@ def new(case_id: int):
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.UploadFailed as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             device_draft_done(device_draft_key("receipt-new", case.id))
             url = url_for("receipts.show", receipt_id=outcome.receipt.id)
             if outcome.replayed:
-                return _go(url, _("This receipt was already saved."))
+                return done(url, _("This receipt was already saved."))
             refused, pending = scanning.messages_for(outcome.files)
-            return _go(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference),
-                       outcome.warnings + pending, refused)
+            return done(url, _("Receipt %(ref)s submitted.", ref=outcome.receipt.reference),
+                        warnings=outcome.warnings + pending, errors=refused)
     status = 422 if request.method == "POST" else 200
     return render("receipts/new.html", "receipts/_form.html", status, form=form, case=case, receipt=None,
                   duplicates=duplicates, upload_cards=_upload_cards(case.id),
@@ -213,13 +178,13 @@ def edit(receipt_id: int):
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
             if isinstance(exc, services.Conflict):
                 form.version.data = str(receipt.version)
         else:
             device_draft_done(device_draft_key("receipt-edit", receipt.id))
-            return _go(url_for("receipts.show", receipt_id=receipt.id),
-                       _("Receipt %(ref)s submitted again.", ref=receipt.reference), outcome.warnings)
+            return done(url_for("receipts.show", receipt_id=receipt.id),
+                        _("Receipt %(ref)s submitted again.", ref=receipt.reference), warnings=outcome.warnings)
     status = 422 if request.method == "POST" else 200
     return render("receipts/edit.html", "receipts/_form.html", status, form=form, case=case, receipt=receipt,
                   duplicates=duplicates, device_draft=device_draft_key("receipt-edit", receipt.id))
@@ -239,11 +204,12 @@ def add_files(receipt_id: int):
             files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data)) + claimed
             rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
             refused, pending = scanning.messages_for(rows)
             added = _("Files added.") if len(refused) < len(rows) else None
-            return _go(url_for("receipts.show", receipt_id=receipt.id), added, pending, refused)
+            return done(url_for("receipts.show", receipt_id=receipt.id), added, warnings=pending,
+                        errors=refused)
     return _show(receipt, 422, files_form=form)
 
 
@@ -253,14 +219,7 @@ def download(receipt_id: int, file_id: int):
     """Download one file as an attachment (never shown inline from the portal's origin)."""
     session = db.session()
     receipt, row = services.get_file_for(session, current_user, receipt_id, file_id)
-    if not scanning.is_cleared(row):
-        return scan_views.refused(row)
-    services.record_download(session, current_user, receipt, row)
-    try:
-        return get_storage().download_response(row.key, filename=row.original_filename,
-                                               content_type=row.content_type)
-    except (StorageError, FileNotFoundError):
-        abort(503)
+    return serving.download(session, current_user, row, "receipt_file.downloaded", receipt_id=receipt.id)
 
 
 @bp.get("/receipts/<int:receipt_id>/files/<int:file_id>/preview")
@@ -291,7 +250,7 @@ def review(receipt_id: int):
     except services.Conflict as exc:
         return _show(receipt, 409, problem=str(exc))
     except services.ReceiptError as exc:
-        _form_error(form, exc)
+        put_on_form(form, exc)
         return _show(receipt, 422, review_form=form)
     messages = {
         "approved": _("Receipt %(ref)s approved.", ref=receipt.reference),
@@ -301,7 +260,7 @@ def review(receipt_id: int):
         "correction_requested": _("Correction of %(ref)s requested. The partner sees your comment on the receipt.",
                                   ref=receipt.reference),
     }
-    return _go(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
+    return done(url_for("receipts.show", receipt_id=receipt.id), messages[kind])
 
 
 @bp.get("/receipts/search")
@@ -345,9 +304,9 @@ def rates():
             rate = services.save_rate(db.session(), current_user, form.currency.data, form.month.data,
                                       form.rate.data, form.source.data)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
-            return _go(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
+            return done(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
     return _rates_page(422, form=form)
 
 
@@ -370,7 +329,7 @@ def import_rates():
                 raise services.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
             count = services.import_rates_csv(db.session(), current_user, text)
         except services.ReceiptError as exc:
-            _form_error(form, exc)
+            put_on_form(form, exc)
         else:
-            return _go(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
+            return done(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
     return _rates_page(422, import_form=form)

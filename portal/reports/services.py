@@ -19,6 +19,7 @@ from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.visits.models import DIMENSIONS, Visit
+from portal.workshop.models import Registration, RegStatus, Workshop, WorkshopStat
 
 # Dashboard --------------------------------------------------------------------------------------
 
@@ -236,7 +237,7 @@ class Narrative:
     by_status: list[Count]
     visits: ScoreFigures
     visits_by_country: list[ScoreFigures]
-    participants: list[tuple[str, str, int]] | None  # (country, role, count); None: no workshop data
+    participants: list[tuple[str, str, int]]  # (country, role, count)
 
 
 def _counts(pairs: dict[str, int]) -> list[Count]:
@@ -283,14 +284,10 @@ def narrative(db: Session, start: date, end: date) -> Narrative:
                      visits_by_country=per_country, participants=participant_figures(db, start, end))
 
 
-def participant_figures(db: Session, start: date, end: date) -> list[tuple[str, str, int]] | None:
+def participant_figures(db: Session, start: date, end: date) -> list[tuple[str, str, int]]:
     """Workshop participants (confirmed registrations) of workshops starting in the period, by country and
     role, in one statement: live registrations, plus the anonymous counts kept once a workshop's personal
-    data was purged. None when the portal has no workshop package."""
-    try:
-        from portal.workshop.models import Registration, RegStatus, Workshop, WorkshopStat
-    except ImportError:
-        return None
+    data was purged."""
     in_period = (Workshop.starts_on >= start, Workshop.starts_on <= end)
     live = (select(Registration.country.label("country"), Registration.role.label("role"),
                    func.count(Registration.id).label("n"))

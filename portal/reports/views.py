@@ -68,11 +68,9 @@ def index():
 
 
 def _role_labels() -> dict[str, str]:
-    """The workshop's names of participant roles (the workshop package is optional)."""
-    try:
-        from portal.workshop.views import role_labels
-    except ImportError:
-        return {}
+    """The workshop's names of participant roles."""
+    from portal.workshop.views import role_labels
+
     return role_labels()
 
 

@@ -45,8 +45,10 @@ from portal.orgs.models import Organisation
 from portal.receipts import services as receipts
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
+from portal.rules import RuleError
 from portal.visits.models import Visit
 from portal.visits.services import _flagged_condition
+from portal.workshop.models import Registration, RegStatus, Workshop
 
 PER_PAGE = 25
 
@@ -61,12 +63,8 @@ SORTS = ("oldest", "newest", "amount_desc", "amount_asc", "case", "organisation"
 AGES = (1, 3, 7, 14, 30)
 
 
-class ReviewError(ValueError):
+class ReviewError(RuleError):
     """A rule of the review desk was broken; `field` names the form field the message belongs to."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 # Filters ----------------------------------------------------------------------------------------
@@ -373,24 +371,13 @@ def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int,
             for v, c, o, *tail in db.exec(_paged(query, keys, cursor, limit)).all()]
 
 
-def workshop_models():
-    """The workshop's tables, if the workshop package is installed (the desk works without it)."""
-    try:
-        from portal.workshop.models import Registration, RegStatus, Workshop
-    except ImportError:
-        return None
-    return Registration, RegStatus, Workshop
-
-
 def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int, cursor, limit: int,
                         dialect: str):
     """Workshop registrations awaiting a staff decision (moderated workshops). The decision itself is taken on
     the registration's page (portal.workshop), which the item links to."""
-    models = workshop_models()
-    if models is None or not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
+    if not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
             or f.amount_filtered or f.organisation_id or f.case or f.q:
         return []
-    Registration, RegStatus, Workshop = models  # noqa: N806 - classes
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
         conditions.append(Registration.country == f.country[:2].upper())
@@ -511,10 +498,7 @@ def _count_subqueries() -> list[tuple[str, object]]:
              (SECOND, count(Receipt, waiting, has_first)),
              (SAMPLE, count(SampleItem, SampleItem.checked_at.is_(None))),
              (VISIT, count(Visit, _flagged_condition(), Visit.acknowledged_at.is_(None)))]
-    models = workshop_models()
-    if models is not None:
-        Registration, RegStatus, _w = models  # noqa: N806 - classes
-        found.append((REGISTRATION, count(Registration, Registration.status == RegStatus.PENDING)))
+    found.append((REGISTRATION, count(Registration, Registration.status == RegStatus.PENDING)))
     return found
 
 

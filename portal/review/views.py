@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import DateField, DecimalField, SelectField, StringField, SubmitField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
-from portal import db
+from portal import db, htmx
 from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.forms import AmountField, Finite
@@ -23,6 +23,7 @@ from portal.receipts import services as receipts
 from portal.receipts.forms import ReviewForm
 from portal.review import services
 from portal.review.models import SampleDraw
+from portal.rules import put_on_form
 from portal.visits import services as visits
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -106,10 +107,9 @@ def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[Que
 
     form = QueueFilterForm(request.args)
     everything = ("", _("All"))
-    types = [t for t in services.TYPES if t != services.REGISTRATION or services.workshop_models()]
     form.country.choices = [everything] + [(c, country_name(c)) for c in countries]
     form.organisation.choices = [everything] + [(str(i), name) for i, name in orgs]
-    form.type.choices = [everything] + [(t, type_labels()[t]) for t in types]
+    form.type.choices = [everything] + [(t, type_labels()[t]) for t in services.TYPES]
     form.status.choices = [everything, ("submitted", _("Waiting for a decision")),
                            ("approved", _("Approved, drawn for a check")), ("flagged", _("Flagged visit"))]
     form.warning.choices = [("", _("Any or none"))] + list(warning_labels().items())
@@ -326,16 +326,11 @@ def samples():
             draw = services.draw_sample(db.session(), current_user, float(form.share.data), form.start.data,
                                         form.end.data)
         except services.ReviewError as exc:
-            getattr(form, exc.field or "share").errors.append(str(exc))
+            put_on_form(form, exc, "share")
         else:
-            flash(_("%(drawn)d of %(population)d approved receipts drawn for a second check.",
-                    drawn=draw.drawn, population=draw.population), "success")
-            url = url_for("review.sample", draw_id=draw.id)
-            if is_swap():
-                response = make_response("", 200)
-                response.headers["HX-Redirect"] = url
-                return response
-            return redirect(url, code=303)
+            return htmx.done(url_for("review.sample", draw_id=draw.id),
+                             _("%(drawn)d of %(population)d approved receipts drawn for a second check.",
+                               drawn=draw.drawn, population=draw.population))
     return _samples_page(422, form)
 
 
@@ -347,4 +342,4 @@ def sample(draw_id: int):
     draw = session.get(SampleDraw, draw_id)
     if draw is None:
         abort(404)
-    return render("review/sample.html", "review/sample.html", draw=draw, rows=services.draw_items(session, draw))
+    return render("review/sample.html", draw=draw, rows=services.draw_items(session, draw))

@@ -1,33 +1,31 @@
 """Visits: recording (idempotent on the draft id), drafts, staff follow-up, overdue list, digest,
-case timeline and score trend. Every query is scoped like the cases it belongs to."""
+score trend (the case timeline is portal.cases.timeline). Every query is scoped like the cases it belongs to."""
 
 from __future__ import annotations
 
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Any, BinaryIO
 
-import sqlalchemy as sa
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from markupsafe import Markup
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, or_, select
 
 from portal import audit, mail
-from portal.audit import AuditEntry, utcnow
+from portal.audit import utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
-from portal.i18n import bdi
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
 from portal.orgs.models import Organisation
+from portal.rules import RuleError
 from portal.visits.models import (
     DIMENSIONS,
     FLAGS,
@@ -51,12 +49,11 @@ VISIT_FIELDS = ("case_id", "visit_date", "mode", "purpose", "returnee_met", "goo
                 *DIMENSIONS, *FLAGS, "next_visit_date", "location_consent")
 
 
-class VisitError(ValueError):
+class VisitError(RuleError):
     """A rule about visits was broken; `field` names the form field the message belongs to."""
 
     def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
         self.problems = [(field, message)]  # every problem found, when there are several
 
 
@@ -121,30 +118,7 @@ def user_names(db: Session, ids) -> dict[int, str]:
     return dict(db.exec(select(User.id, User.name).where(User.id.in_(ids))).all())
 
 
-# Receipts of a case (the receipts feature may not be installed) ---------------------------------
-
-_known_tables: set[tuple[str, str]] = set()
-
-
-def _has_table(db: Session, name: str) -> bool:
-    bind = db.get_bind()
-    marker = (str(bind.url), name)
-    if marker in _known_tables:
-        return True
-    if sa.inspect(db.connection()).has_table(name):
-        _known_tables.add(marker)
-        return True
-    return False
-
-
-def _receipt_models():
-    """(Receipt, ReceiptEvent) when the receipts feature and its tables exist, else None."""
-    try:
-        from portal.receipts.models import Receipt, ReceiptEvent
-    except ImportError:
-        return None
-    return (Receipt, ReceiptEvent)
-
+# Receipts of a case ----------------------------------------------------------------------------
 
 @dataclass
 class ReceiptChoice:
@@ -153,11 +127,9 @@ class ReceiptChoice:
 
 
 def receipts_of_case(db: Session, case: Case) -> list[ReceiptChoice]:
-    """The case's submitted receipts, for the per-receipt state of goods; empty without receipts."""
-    models = _receipt_models()
-    if models is None or not _has_table(db, models[0].__tablename__):
-        return []
-    receipt = models[0]
+    """The case's submitted receipts, for the per-receipt state of goods."""
+    from portal.receipts.models import Receipt as receipt  # receipts import visits' neighbours: load late
+
     rows = db.exec(select(receipt).where(receipt.case_id == case.id, receipt.status != "pending")
                    .order_by(receipt.id))
     return [ReceiptChoice(r.id, f"{r.reference}: {r.supplier} – {r.description}"[:200]) for r in rows]
@@ -417,9 +389,9 @@ PHOTO_PREFIX = "visits"
 def add_photo(db: Session, actor: User, visit: Visit, filename: str, stream: BinaryIO,
               consent: bool) -> VisitPhoto:
     """Store a visit photo re-encoded (no EXIF or GPS): intent row, object, then confirmation."""
-    from portal.receipts.files import JPEG, PNG, WEBP, FileProblem, clean_upload, sniff
     from portal.scanning import services as scanning
     from portal.storage import StorageError, get_storage, new_key
+    from portal.uploads.files import JPEG, PNG, WEBP, FileProblem, clean_upload, sniff
 
     if not consent:
         raise VisitError(_("A photo can only be added with the returnee's consent."), "consent")
@@ -621,122 +593,14 @@ def sweep_photos_job() -> str:
     return f"{intents} intents, {orphans} orphans"
 
 
-# Case timeline ----------------------------------------------------------------------------------
+# The case page's part ----------------------------------------------------------------------------
 
-@dataclass
-class TimelineEntry:
-    at: datetime
-    kind: str  # visit, comment, status, receipt
-    text: str
-    url: str | None = None
-    date_only: bool = False
-    detail: str = ""
-    sort_at: datetime | None = None  # when it goes in the order, if not `at` (a visit without a time)
-
-    @property
-    def order_key(self) -> datetime:
-        return _aware(self.sort_at or self.at)
-
-
-def _visit_moment(visit: Visit) -> datetime:
-    return datetime.combine(visit.visit_date, visit.visit_time or time(0), tzinfo=UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _visit_sort_moment(visit: Visit) -> datetime:
-    """Where a visit goes among the case's events. A visit without a time happened some time that day:
-    when it was recorded on that day, it goes where it was recorded (after "Case opened" that morning),
-    else at the end of its day."""
-    if visit.visit_time is not None:
-        return _visit_moment(visit)
-    start = datetime.combine(visit.visit_date, time(0), tzinfo=UTC)
-    end = start + timedelta(days=1) - timedelta(microseconds=1)
-    recorded = _aware(visit.created_at) if visit.created_at else end
-    return min(max(recorded, start), end)
-
-
-def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
-    from portal.visits.forms import MODES
-
-    out = []
-    visits = known["visits"] if "visits" in known else visits_of_case(db, case)
-    counts = known.setdefault("comment_counts", {})
-    for v in visits:
-        text = _("Visit: %(mode)s", mode=MODES.get(v.mode, v.mode))
-        detail = _("Concern flagged") if v.flagged else ""
-        out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
-                                 date_only=v.visit_time is None, detail=detail, sort_at=_visit_sort_moment(v)))
-    ids = [v.id for v in visits]
-    if "comments" in known:
-        rows = known["comments"]
-    elif ids:
-        rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
-                       .where(VisitComment.visit_id.in_(ids)))
-    else:
-        rows = []
-    for c, name in rows:
-        counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
-        text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
-                else _("%(name)s commented on a visit", name=name or "–"))
-        out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
-                                 detail=c.body))
-    return out
-
-
-def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
-    from portal.cases.models import CaseStatus as S
-
-    labels = {S.PLANNED: _("Planned"), S.ACTIVE: _("Active"), S.MONITORING: _("Monitoring"), S.CLOSED: _("Closed")}
-    rows = db.exec(select(AuditEntry).where(AuditEntry.object_type == "Case", AuditEntry.object_id == str(case.id),
-                                            AuditEntry.action.in_(("case.created", "case.status_changed"))))
-    out = []
-    for entry in rows:
-        if entry.action == "case.created":
-            out.append(TimelineEntry(entry.at, "status", _("Case opened")))
-        else:
-            status = (entry.after or {}).get("status", "")
-            out.append(TimelineEntry(entry.at, "status", _("Status changed to %(status)s",
-                                                           status=labels.get(status, status))))
-    return out
-
-
-def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
-    texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
-             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s: first approval – a second reviewer must approve"),
-             "rejected": _("Receipt %(ref)s rejected"),
-             "correction_requested": _("Correction of receipt %(ref)s requested")}
-    if "receipt_events" in known:
-        rows = known["receipt_events"]
-    else:
-        models = _receipt_models()
-        if models is None or not _has_table(db, models[1].__tablename__):
-            return []
-        receipt, event = models
-        rows = db.exec(select(event, receipt).join(receipt, receipt.id == event.receipt_id)
-                       .where(receipt.case_id == case.id, event.kind.in_(tuple(texts))))
-    # The reference stays in one piece and in its order inside right-to-left text.
-    return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
-                          detail=r.supplier)
-            for e, r in rows]
-
-
-# Each source adds its own entries; a feature that wants to appear on the timeline adds a function here.
-# `known` holds what the page loaded already (the case's visits) and what a source found on the way
-# (the comment count per visit), so nothing is read twice.
-TIMELINE_SOURCES: list[Callable[[Session, Case, dict], list[TimelineEntry]]] = [
-    _status_entries, _receipt_entries, _visit_entries,
-]
-
-
-def timeline(db: Session, case: Case, limit: int = 100, known: dict | None = None) -> list[TimelineEntry]:
-    """Everything that happened on a case, newest first."""
-    known = {} if known is None else known
-    entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
-    entries.sort(key=lambda e: e.order_key, reverse=True)
-    return entries[:limit]
+def case_part(db: Session, user: User, case: Case) -> dict:
+    """What the case page shows about visits: the list (with the comments, read with it, for the timeline),
+    the user's draft and the trend."""
+    visits, comments = visits_with_comments(db, case)
+    return {"visits": visits, "visit_comments": comments, "visit_draft": latest_draft(db, user, case),
+            "trend": trend(visits)}
 
 
 # Score trend ------------------------------------------------------------------------------------

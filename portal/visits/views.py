@@ -11,16 +11,16 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from portal import db
+from portal import db, htmx
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import is_swap, redirect_htmx, render
+from portal.htmx import is_swap, render
 from portal.orgs import services as orgs
+from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
-from portal.scanning import views as scan_views
-from portal.storage import StorageError, get_storage
 from portal.uploads import services as uploads
+from portal.uploads import serving
 from portal.visits import services
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
 
@@ -31,18 +31,6 @@ bp = Blueprint("visits", __name__)
 def _visit_globals():
     # The navigation's count of flagged visits comes with the review desk's counts (portal.review).
     return {"visit_labels": LABELS, "format_time": format_time}
-
-
-def visits_context(case, known: dict | None = None) -> dict:
-    """What the case page shows about visits: the list, the user's draft, the trend and the timeline.
-    `known` holds what the page read already (the receipts' history)."""
-    session = db.session()
-    visits, comments = services.visits_with_comments(session, case)
-    known = {**(known or {}), "visits": visits, "comments": comments}
-    timeline = services.timeline(session, case, known=known)  # counts the comments per visit on the way
-    return {"visits": visits, "visit_comment_counts": known["comment_counts"],
-            "visit_draft": services.latest_draft(session, current_user, case),
-            "trend": services.trend(visits), "timeline": timeline}
 
 
 # Recording a visit ------------------------------------------------------------------------------
@@ -85,31 +73,18 @@ def create(case_id: int):
             done, _created = services.create_visit(session, current_user, case, key,
                                                    services.data_from_form(form, request.form))
         except services.VisitError as exc:
-            _put_problems(form, exc.problems)
+            put_problems(form, exc.problems, "visit_date")
     elif done is None:
         # The cross-field rules too, for what the form could read: one answer lists every problem.
         data = services.data_from_form(form, request.form)
-        _put_problems(form, services.visit_problems(data, date.today(),
-                                                    met_known=form.returnee_met.data in ("yes", "no")))
+        problems = services.visit_problems(data, date.today(), met_known=form.returnee_met.data in ("yes", "no"))
+        put_problems(form, problems, "visit_date")
     if done is not None:
         if done.case_id != case.id:
             abort(404)
         device_draft_done(device_draft_key("visit", case.id))
-        flash(_("The visit is saved."), "success")
-        url = url_for("visits.show", visit_id=done.id)
-        if is_swap():
-            response = make_response("", 200)
-            redirect_htmx(response, url)
-            return response
-        return redirect(url, code=303)
+        return htmx.done(url_for("visits.show", visit_id=done.id), _("The visit is saved."))
     return render("visits/new.html", "visits/_form.html", 422, **_form_context(case, form))
-
-
-def _put_problems(form, problems) -> None:
-    for field_name, message in problems:
-        field = getattr(form, field_name or "visit_date")
-        if not field.errors:  # the form's own message for a field comes first; one message per field
-            field.errors.append(message)
 
 
 @bp.post("/cases/<int:case_id>/visits/draft")
@@ -122,7 +97,7 @@ def save_draft(case_id: int):
     if not services.valid_key(key):
         abort(400)
     draft = services.save_draft(session, current_user, case, key, request.form)
-    return render("visits/_draft_status.html", "visits/_draft_status.html", draft=draft,
+    return render("visits/_draft_status.html", draft=draft,
                   submitted=draft is None)
 
 
@@ -183,7 +158,7 @@ def photos_part(visit_id: int):
 
 def _followup_done(visit, message: str):
     if is_swap():
-        return render("visits/_followup.html", "visits/_followup.html", message=message,
+        return render("visits/_followup.html", message=message,
                       **_followup_context(visit))
     flash(message, "success")
     return redirect(url_for("visits.show", visit_id=visit.id, _anchor="followup"), code=303)
@@ -199,7 +174,7 @@ def comment(visit_id: int):
         try:
             services.add_comment(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
-            form.body.errors.append(str(exc))
+            put_on_form(form, exc, field="body")
         else:
             return _followup_done(visit, _("Comment added."))
     return _visit_page(visit, 422, comment_form=form)
@@ -215,7 +190,7 @@ def acknowledge(visit_id: int):
         try:
             services.acknowledge(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
-            form.body.errors.append(str(exc))
+            put_on_form(form, exc, field="body")
         else:
             return _followup_done(visit, _("Visit acknowledged."))
     return _visit_page(visit, 422, ack_form=form)
@@ -238,7 +213,7 @@ def add_photo(visit_id: int):
                 items = services.add_uploaded_photos(session, current_user, visit, resolved.rows,
                                                      bool(form.consent.data))
             except services.VisitError as exc:
-                getattr(form, exc.field or "photo").errors.append(str(exc))
+                put_on_form(form, exc, "photo")
             else:
                 return _photos_done(visit, form, items)
         elif upload is None or not upload.filename:
@@ -248,7 +223,7 @@ def add_photo(visit_id: int):
                 item = services.add_photo(session, current_user, visit, upload.filename, upload.stream,
                                           bool(form.consent.data))
             except services.VisitError as exc:
-                getattr(form, exc.field or "photo").errors.append(str(exc))
+                put_on_form(form, exc, "photo")
             else:
                 return _photos_done(visit, form, [item])
     return _visit_page(visit, 422, photo_form=form)
@@ -259,24 +234,17 @@ def _photos_done(visit, form, items):
     if refused and len(refused) == len(items):  # quarantined: the form says why, like any other refused file
         form.photo.errors.extend(refused)
         return _visit_page(visit, 422, photo_form=form)
-    flash(_("Photo added."), "success")
-    for text in refused + pending:
-        flash(text, "warning")
-    return redirect(url_for("visits.show", visit_id=visit.id, _anchor="photos"), code=303)
+    return htmx.done(url_for("visits.show", visit_id=visit.id, _anchor="photos"), _("Photo added."),
+                     warnings=refused + pending)
 
 
 @bp.get("/visits/<int:visit_id>/photos/<int:photo_id>")
 @login_required
 def photo(visit_id: int, photo_id: int):
     """Download a visit photo."""
-    _visit, item = services.get_photo_for(db.session(), current_user, visit_id, photo_id)
-    if not scanning.is_cleared(item):  # waiting for its virus scan, or quarantined as infected
-        return scan_views.refused(item)
-    try:
-        return get_storage().download_response(item.key, filename=item.original_filename,
-                                               content_type=item.content_type)
-    except (StorageError, FileNotFoundError):
-        abort(503)
+    session = db.session()
+    visit, item = services.get_photo_for(session, current_user, visit_id, photo_id)
+    return serving.download(session, current_user, item, "visit_photo.downloaded", visit_id=visit.id)
 
 
 # Lists ------------------------------------------------------------------------------------------
@@ -288,7 +256,7 @@ def due():
     raw = request.args.get("page", "1")
     result = services.due_page(db.session(), current_user, date.today(),
                                int(raw) if raw.isdigit() and len(raw) < 7 else 1)
-    return render("visits/due.html", "visits/due.html", result=result,
+    return render("visits/due.html", result=result,
                   overdue=[r for r in result.rows if r.overdue], soon=[r for r in result.rows if not r.overdue],
                   soon_days=services.DUE_SOON_DAYS)
 
@@ -299,4 +267,4 @@ def flagged():
     """The staff queue: visits with a vulnerability or protection concern not yet acknowledged."""
     show_all = request.args.get("show") == "all"
     rows = services.flagged_visits(db.session(), include_acknowledged=show_all)
-    return render("visits/flagged.html", "visits/flagged.html", rows=rows, show_all=show_all)
+    return render("visits/flagged.html", rows=rows, show_all=show_all)

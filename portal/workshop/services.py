@@ -17,6 +17,7 @@ from sqlmodel import Session, delete, func, select
 
 from portal import audit, csvfile, mail
 from portal.audit import utcnow
+from portal.rules import RuleError
 from portal.workshop.ics import workshop_ics
 from portal.workshop.models import Registration, RegRole, RegStatus, Workshop, WorkshopStat
 
@@ -33,12 +34,8 @@ AUDITED = ("status", "country", "role")
 STAFF_TARGETS = (RegStatus.CONFIRMED, RegStatus.WAITLISTED, RegStatus.DECLINED, RegStatus.WITHDRAWN)
 
 
-class WorkshopError(ValueError):
+class WorkshopError(RuleError):
     """A rule of the workshop was broken; the message is for the user."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 class Duplicate(WorkshopError):

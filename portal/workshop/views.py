@@ -15,6 +15,7 @@ from portal.config import LANGUAGES
 from portal.extensions import limiter
 from portal.htmx import render
 from portal.i18n import is_country
+from portal.rules import put_on_form
 from portal.workshop import pdf, services
 from portal.workshop.forms import (
     OTHER_LANGUAGES,
@@ -58,8 +59,7 @@ def _labels_ctx() -> dict:
 @staff_required
 def index():
     """List the workshops with their counts."""
-    return render("workshop/index.html", "workshop/index.html",
-                  workshops=services.list_workshops(db.session()), **_labels_ctx())
+    return render("workshop/index.html", workshops=services.list_workshops(db.session()), **_labels_ctx())
 
 
 def _workshop_data(form: WorkshopForm) -> dict:
@@ -90,7 +90,7 @@ def _workshop_form(workshop=None):
             else:
                 services.update_workshop(db.session(), current_user, workshop, _workshop_data(form))
         except services.WorkshopError as exc:
-            form[exc.field or "title"].errors.append(str(exc))
+            put_on_form(form, exc, "title")
         else:
             flash(_("Workshop saved."), "success")
             return redirect(url_for("workshop.show", workshop_id=workshop.id), code=303)
@@ -196,7 +196,7 @@ def add_registration(workshop_id: int):
         try:
             services.staff_add(session, current_user, workshop, form.data_for_service(), form.locale.data)
         except services.WorkshopError as exc:
-            form[exc.field or "email"].errors.append(str(exc))
+            put_on_form(form, exc, "email")
         else:
             flash(_("Registration added."), "success")
             return redirect(url_for("workshop.show", workshop_id=workshop.id), code=303)
@@ -212,7 +212,7 @@ def registration(workshop_id: int, registration_id: int):
     session = db.session()
     workshop = services.get_workshop(session, workshop_id)
     reg = services.get_registration(session, workshop, registration_id)
-    return render("workshop/registration.html", "workshop/registration.html", workshop=workshop, reg=reg,
+    return render("workshop/registration.html", workshop=workshop, reg=reg,
                   form=MoveForm(formdata=None), **_labels_ctx())
 
 
@@ -229,12 +229,12 @@ def move(workshop_id: int, registration_id: int):
             services.move(session, current_user, reg, form.status.data, form.message.data or "")
         except services.WorkshopError as exc:
             session.rollback()
-            form.status.errors.append(str(exc))
+            put_on_form(form, exc, field="status")
         else:
             flash(_("Status changed."), "success")
             return redirect(url_for("workshop.registration", workshop_id=workshop.id, registration_id=reg.id),
                             code=303)
-    return render("workshop/registration.html", "workshop/registration.html", 422, workshop=workshop, reg=reg,
+    return render("workshop/registration.html", status=422, workshop=workshop, reg=reg,
                   form=form, **_labels_ctx())
 
 
@@ -286,7 +286,7 @@ def register(token: str):
                 services.resend_link(session, exc.registration)
                 return redirect(url_for("workshop.sent", token=token), code=303)
             except services.WorkshopError as exc:
-                form.form_errors.append(str(exc))
+                put_on_form(form, exc, field="")
             else:
                 return redirect(url_for("workshop.sent", token=token), code=303)
     status = 422 if form.errors else 200
@@ -298,7 +298,7 @@ def register(token: str):
 def sent(token: str):
     """After registering: check your e-mail."""
     workshop = services.get_public_workshop(db.session(), token)
-    return render("workshop/sent.html", "workshop/sent.html", **_public_ctx(workshop))
+    return render("workshop/sent.html", **_public_ctx(workshop))
 
 
 @bp.post("/join/<token>/resend")
@@ -334,7 +334,7 @@ def confirm(token: str):
     if form.validate_on_submit():
         services.confirm_email(session, reg)
         return redirect(url_for("workshop.manage", token=services.make_token(reg, services.MANAGE)), code=303)
-    return _private(render("workshop/confirm.html", "workshop/confirm.html", form=form, reg=reg,
+    return _private(render("workshop/confirm.html", form=form, reg=reg,
                            **_public_ctx(workshop), **_labels_ctx()))
 
 
@@ -356,7 +356,7 @@ def manage(token: str):
             flash(_("Your changes are saved."), "success")
             return redirect(url_for("workshop.manage", token=token), code=303)
     status = 422 if form.errors else 200
-    return _private(render("workshop/manage.html", "workshop/manage.html", status, form=form, reg=reg, token=token,
+    return _private(render("workshop/manage.html", status=status, form=form, reg=reg, token=token,
                            withdraw_form=WithdrawForm(formdata=None), today=date.today(), **_public_ctx(workshop),
                            **_labels_ctx()))
 
