@@ -163,7 +163,12 @@ def test_staff_filters_cases_and_edits_budget_inline(page: Page, live_server):
     page.get_by_label(t("Category"), exact=True).select_option(label=t("Services"))
     page.get_by_label(t("Description"), exact=True).fill("Transport of the equipment")
     page.get_by_label(t("Planned amount (EUR)"), exact=True).fill("125.50")
-    page.get_by_role("button", name=t("Save budget line")).click()
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/lines")) as sent:
+        page.get_by_role("button", name=t("Save budget line")).click()
+    # htmx itself sends the CSRF token as a header (hx-headers on <body>, templates/base.html).
+    headers = sent.value.headers
+    token = page.evaluate("() => JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken']")
+    assert headers.get("hx-request") == "true" and token and headers.get("x-csrftoken") == token
     budget = budget_table(page, live_server, locale, wanted.reference)
     expect(budget.get_by_role("row").filter(has_text="Transport of the equipment")).to_contain_text(
         live_server.money(locale, 12550))

@@ -35,7 +35,8 @@ def test_post_without_csrf_token_is_refused(client, db):
     assert "could not be understood" in resp.get_data(as_text=True)
 
 
-def test_htmx_sends_token_as_header(htmx_client, db):
+def test_a_token_in_the_header_alone_is_accepted(htmx_client, db):
+    """What htmx sends (tests/test_browser.py checks that it does): the header, no form field."""
     org = make_org(db)
     case = make_case(db, org)
     htmx_client.login(make_user(db, role="staff"))
