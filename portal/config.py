@@ -104,8 +104,9 @@ def _dev_secret_key(instance: Path) -> str:
 
 
 def limiter_storage_error(config: dict, workers: int) -> str | None:
-    """Why this rate limit storage cannot serve a production portal with this many worker processes."""
-    if config.get("PORTAL_ENV") == "production" and workers > 1 \
+    """Why this rate limit storage cannot serve a production portal with this many worker processes (none
+    when the limits are off, as in the benchmarks, which measure the pages and not the limiter)."""
+    if config.get("PORTAL_ENV") == "production" and workers > 1 and config.get("RATELIMIT_ENABLED", True) \
             and config.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
         return (f"RATELIMIT_STORAGE_URI=memory:// counts attempts in each process: with {workers} workers an "
                 "attacker gets every limit once per worker. Set RATELIMIT_STORAGE_URI to a shared store, "
