@@ -29,6 +29,14 @@ def render(page: str, fragment: str | None = None, status: int = 200, **ctx):
     return render_template(fragment if fragment and is_swap() else page, **ctx), status
 
 
+def polled(fragment: str, **ctx):
+    """A fragment the page asks for again every few seconds (a list while a file is being checked): never
+    cached, so each poll sees the current state."""
+    response = make_response(render_template(fragment, **ctx))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def trigger(response, events: dict) -> None:
     """Fire client-side events (toasts, counters) after an htmx mutation."""
     response.headers["HX-Trigger"] = json.dumps(events)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -11,7 +11,7 @@ from portal.auth.services import staff_required
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import done, render
+from portal.htmx import done, polled, render
 from portal.receipts import services
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
 from portal.rules import put_on_form
@@ -146,10 +146,7 @@ def files_part(receipt_id: int):
     """The receipt's file list alone: the page asks for it every few seconds while a file is being checked."""
     session = db.session()
     receipt = services.get_receipt_for(session, current_user, receipt_id)
-    response = make_response(render_template("receipts/_files.html", receipt=receipt,
-                                              files=services.files_of(session, receipt)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return polled("receipts/_files.html", receipt=receipt, files=services.files_of(session, receipt))
 
 
 @bp.route("/receipts/<int:receipt_id>/edit", methods=["GET", "POST"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -15,7 +15,7 @@ from portal import db, htmx
 from portal.auth.services import staff_required
 from portal.cases.services import get_case_for
 from portal.forms import device_draft_done, device_draft_key
-from portal.htmx import is_swap, render
+from portal.htmx import is_swap, polled, render
 from portal.orgs import services as orgs
 from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
@@ -150,10 +150,7 @@ def photos_part(visit_id: int):
     """The visit's photo list alone: the page asks for it every few seconds while a photo is being checked."""
     session = db.session()
     visit = services.get_visit_for(session, current_user, visit_id)
-    response = make_response(render_template("visits/_photos.html", visit=visit,
-                                              photos=services.photos_of(session, visit)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return polled("visits/_photos.html", visit=visit, photos=services.photos_of(session, visit))
 
 
 def _followup_done(visit, message: str):
