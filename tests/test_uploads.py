@@ -203,6 +203,8 @@ def test_another_orgs_case_cannot_take_an_upload(client, db, w):
     client.login(w["partner"])
     assert create(client, w["other_case"].id, 100).status_code == 404
     assert create(client, 999_999, 100).status_code == 404
+    assert create(client, 2**31, 100).status_code == 404  # beyond the id columns: not found, not a 500
+    assert create(client, "9" * 25, 100, receipt="9" * 25).status_code == 404
     assert db.exec(select(Upload)).all() == []
 
 

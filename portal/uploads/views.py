@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from portal import db
 from portal.cases.services import get_case_for
+from portal.security import parse_id
 from portal.storage import get_storage
 from portal.uploads import services, tus
 
@@ -34,9 +35,10 @@ def _optional_id(metadata: dict[str, str], name: str) -> int | None:
     value = metadata.get(name, "")
     if not value:
         return None
-    if not value.isdigit():
+    found = parse_id(value)  # digits up to the id columns' range: a 20-digit id is "not found", not a 500
+    if found is None:
         abort(404)
-    return int(value)
+    return found
 
 
 @bp.route("/", methods=["OPTIONS"], provide_automatic_options=False)
