@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from sqlmodel import Session
 
 from portal import create_app
 from portal import db as dbm
-from tests.factories import make_case, make_line, make_org, make_user
+from portal.audit import utcnow
+from portal.receipts.models import ReceiptEvent
+from tests.factories import make_case, make_line, make_org, make_receipt, make_user, make_visit
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
@@ -369,3 +372,30 @@ def w(db):
         "partner": make_user(db, organisation=org),
         "staff": make_user(db, role="staff"), "staff2": make_user(db, role="staff"),
     }
+
+
+# The review desk (tests/test_review.py, tests/test_desk.py) ----------------------------------------
+
+@pytest.fixture
+def desk(db):
+    """Two organisations in two countries, with one item of every kind waiting."""
+    ge, sn = make_org(db, country="GE", name="Georgia Partner"), make_org(db, country="SN", name="Senegal Partner")
+    case_ge, case_sn = make_case(db, ge, country="GE"), make_case(db, sn, country="SN")
+    line_ge, line_sn = make_line(db, case_ge), make_line(db, case_sn)
+    partner = make_user(db, organisation=ge)
+    staff, staff2 = make_user(db, role="staff", name="Rita Reviewer"), make_user(db, role="staff", name="Otto Other")
+    old = utcnow() - timedelta(days=10)
+    new = make_receipt(db, case_ge, line_ge, supplier="Tbilisi Tools", eur_cents=25_000, amount_minor=25_000,
+                       uploaded_by_id=partner.id, updated_at=old, duplicate_suspected=True)
+    corrected = make_receipt(db, case_sn, line_sn, supplier="Graines du Sahel", eur_cents=40_000,
+                             amount_minor=40_000, revision=2, over_budget=True, outside_period=True)
+    second = make_receipt(db, case_ge, line_ge, supplier="Tbilisi Tools", eur_cents=150_000, amount_minor=150_000)
+    db.add(ReceiptEvent(receipt_id=second.id, revision=1, actor_id=staff2.id, kind="first_approval"))
+    no_rate = make_receipt(db, case_sn, line_sn, supplier="Marché Central", currency="XOF", amount_minor=65_000,
+                           eur_cents=None, rate_missing=True)
+    approved = make_receipt(db, case_sn, line_sn, supplier="Done Ltd", status="approved")
+    visit = make_visit(db, case_sn, flag_health=True, flag_details="Needs a doctor")
+    db.commit()
+    return {"ge": ge, "sn": sn, "case_ge": case_ge, "case_sn": case_sn, "partner": partner, "staff": staff,
+            "staff2": staff2, "new": new, "corrected": corrected, "second": second, "no_rate": no_rate,
+            "approved": approved, "visit": visit}

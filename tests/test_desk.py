@@ -13,11 +13,8 @@ from sqlmodel import select
 
 from portal.audit import AuditEntry, utcnow
 from portal.receipts.models import Receipt, ReceiptEvent
-from tests import test_review
 from tests.factories import make_case, make_line, make_org, make_receipt, make_receipt_file, make_user
 from tests.helpers import item_ids, key, load
-
-desk = test_review.desk  # the review desk's fixture: one item of every kind waiting
 
 EUR = "\u20ac"
 
@@ -261,3 +258,23 @@ def test_paging_shows_every_waiting_item_once_while_items_are_decided(client, db
         assert pages < 10
     assert len(seen) == len(set(seen)), "an item was shown twice"
     assert set(seen) == waiting, "an item was never shown"
+
+
+@pytest.mark.parametrize("sort,values", [
+    ("oldest", ["x", "y", "z"]), ("oldest", [10**30, 10**30, 10**30]), ("case", [1, 2, 3, 4]),
+    ("amount_desc", ["a", "b", "c", "d", "e"]), ("newest", [True, {"d": "2024-01-01"}, 1])])
+def test_a_cursor_made_by_hand_gives_the_first_page_not_an_error(client, desk, sort, values):
+    import base64
+    import json
+
+    client.login(desk["staff"])
+    cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    resp = client.get(f"/review/?sort={sort}&after={cursor}")
+    assert resp.status_code == 200
+    assert key(desk["new"]) in item_ids(resp.get_data(as_text=True)) or sort != "oldest"
+
+
+def test_a_ticked_id_beyond_the_id_columns_is_ignored(client, desk):
+    client.login(desk["staff"])
+    resp = client.submit("/review/approve-selected", {"selected": [f"{2**31}:1", "99999999999:1"]})
+    assert resp.status_code in (200, 303)

@@ -4,43 +4,17 @@ htmx (through receipts.services.decide), flagged visits, the random sample audit
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 from sqlmodel import select
 
-from portal.audit import AuditEntry, utcnow
+from portal.audit import AuditEntry
 from portal.receipts.models import ReceiptEvent
 from portal.review.models import SampleDraw, SampleItem
 from portal.review.services import sample_size
-from tests.factories import make_case, make_line, make_org, make_receipt, make_sample, make_user, make_visit
+from tests.factories import make_receipt, make_sample, make_visit
 from tests.helpers import count_statements, item_ids, key, load
-
-
-@pytest.fixture
-def desk(db):
-    """Two organisations in two countries, with one item of every kind waiting."""
-    ge, sn = make_org(db, country="GE", name="Georgia Partner"), make_org(db, country="SN", name="Senegal Partner")
-    case_ge, case_sn = make_case(db, ge, country="GE"), make_case(db, sn, country="SN")
-    line_ge, line_sn = make_line(db, case_ge), make_line(db, case_sn)
-    partner = make_user(db, organisation=ge)
-    staff, staff2 = make_user(db, role="staff", name="Rita Reviewer"), make_user(db, role="staff", name="Otto Other")
-    old = utcnow() - timedelta(days=10)
-    new = make_receipt(db, case_ge, line_ge, supplier="Tbilisi Tools", eur_cents=25_000, amount_minor=25_000,
-                       uploaded_by_id=partner.id, updated_at=old, duplicate_suspected=True)
-    corrected = make_receipt(db, case_sn, line_sn, supplier="Graines du Sahel", eur_cents=40_000,
-                             amount_minor=40_000, revision=2, over_budget=True, outside_period=True)
-    second = make_receipt(db, case_ge, line_ge, supplier="Tbilisi Tools", eur_cents=150_000, amount_minor=150_000)
-    db.add(ReceiptEvent(receipt_id=second.id, revision=1, actor_id=staff2.id, kind="first_approval"))
-    no_rate = make_receipt(db, case_sn, line_sn, supplier="Marché Central", currency="XOF", amount_minor=65_000,
-                           eur_cents=None, rate_missing=True)
-    approved = make_receipt(db, case_sn, line_sn, supplier="Done Ltd", status="approved")
-    visit = make_visit(db, case_sn, flag_health=True, flag_details="Needs a doctor")
-    db.commit()
-    return {"ge": ge, "sn": sn, "case_ge": case_ge, "case_sn": case_sn, "partner": partner, "staff": staff,
-            "staff2": staff2, "new": new, "corrected": corrected, "second": second, "no_rate": no_rate,
-            "approved": approved, "visit": visit}
-
 
 # The queue --------------------------------------------------------------------------------------
 

@@ -284,8 +284,28 @@ def _key_length(sort: str) -> int:
     return {"amount_desc": 5, "amount_asc": 5, "case": 4, "organisation": 4}.get(sort, 3)
 
 
+def _fits(keys, cursor: list) -> bool:
+    """Whether each value of a cursor from a URL has its key's type (and an integer the database's range):
+    a cursor made by hand must give the first page, not a database error."""
+    for (expr, _desc), value in zip(keys, cursor, strict=True):
+        if isinstance(value, bool):
+            return False
+        if not _is_sql(expr):
+            if not isinstance(value, int):
+                return False
+            continue
+        kind = getattr(expr.type, "impl_instance", expr.type)  # a TypeDecorator (UTC moments): its stored type
+        try:
+            wanted = kind.python_type
+        except (AttributeError, NotImplementedError):
+            continue
+        if not isinstance(value, wanted) or (isinstance(value, int) and abs(value) > 2**63 - 1):
+            return False
+    return True
+
+
 def _paged(query, keys, cursor, limit: int):
-    if cursor is not None:
+    if cursor is not None and _fits(keys, cursor):
         query = query.where(*_after(keys, cursor))
     return query.order_by(*_order_by(keys)).limit(limit)
 

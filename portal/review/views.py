@@ -24,6 +24,7 @@ from portal.receipts.forms import ReviewForm
 from portal.review import services
 from portal.review.models import SampleDraw
 from portal.rules import put_on_form
+from portal.security import parse_id
 from portal.visits import services as visits
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -245,7 +246,7 @@ def _selected() -> list[tuple[int, int]]:
     found = []
     for value in request.form.getlist("selected")[:100]:
         receipt_id, _sep, version = value.partition(":")
-        if receipt_id.isdigit() and version.isdigit() and len(receipt_id) < 12 and len(version) < 9:
+        if parse_id(receipt_id) is not None and version.isdigit() and len(version) < 9:
             found.append((int(receipt_id), int(version)))
     return found
 
