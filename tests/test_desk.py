@@ -278,3 +278,9 @@ def test_a_ticked_id_beyond_the_id_columns_is_ignored(client, desk):
     client.login(desk["staff"])
     resp = client.submit("/review/approve-selected", {"selected": [f"{2**31}:1", "99999999999:1"]})
     assert resp.status_code in (200, 303)
+
+
+def test_search_paging_beyond_the_id_columns_is_the_first_page(client, desk):
+    client.login(desk["staff"])
+    resp = client.get("/receipts/search?q=Tbilisi&before=99999999999")
+    assert resp.status_code == 200 and "Tbilisi Tools" in resp.get_data(as_text=True)

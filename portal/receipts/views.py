@@ -17,6 +17,7 @@ from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm,
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
+from portal.security import parse_id
 from portal.storage import get_storage
 from portal.uploads import services as uploads
 from portal.uploads import serving
@@ -265,8 +266,7 @@ def review(receipt_id: int):
 def search():
     """Search the receipts one may see by supplier, invoice number, description and translation."""
     text = request.args.get("q", "")[:200].strip()
-    raw = request.args.get("before", "")
-    before = int(raw) if raw.isdigit() and len(raw) < 12 else None
+    before = parse_id(request.args.get("before"))  # beyond the id columns: the first page, not a 500
     result = services.search(db.session(), current_user, text, before)
     return render("receipts/search.html", "receipts/_search.html", q=text, result=result,
                   later=before is not None)
