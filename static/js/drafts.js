@@ -100,6 +100,9 @@
 
     function save() {
       timer = null;
+      // A submission is on its way: the device already holds what it sends (see leave()), and a write
+      // now could land after the next page has removed the copy.
+      if (state.leaving) { return; }
       var s = db();
       if (!s) { return; }
       kv.set(key, { values: snapshot(form), saved: Date.now() }, s).then(function () {
@@ -115,28 +118,40 @@
 
     function flush() { if (timer) { clearTimeout(timer); save(); } }
 
+    // The form is being submitted: write what it sends now, then no more until it comes back.
+    function leave() {
+      if (timer) { clearTimeout(timer); timer = null; }
+      save();
+      state.leaving = true;
+    }
+
+    // The submission failed (no network, a form error): keep saving what is typed.
+    function stay() {
+      if (state.leaving) { state.leaving = false; changed(); }
+    }
+
     form.addEventListener("input", changed);
     form.addEventListener("change", changed);
 
     // The visit form's autosave (htmx on the form itself): what it sent is on the server once it answers.
     // Its submit button (htmx too) leads to the next page, or back here with an error.
     form.addEventListener("htmx:beforeRequest", function (event) {
-      if (event.detail.elt === form) { state.sending = values(form); } else { state.leaving = true; }
+      if (event.detail.elt === form) { state.sending = values(form); } else { leave(); }
     });
     form.addEventListener("htmx:afterRequest", function (event) {
       if (event.detail.elt === form) {
         if (event.detail.successful && state.sending !== null) { state.onServer = state.sending; }
       } else if (!(event.detail.xhr && event.detail.xhr.getResponseHeader("HX-Redirect"))) {
-        state.leaving = false;
+        stay();
       }
     });
     // A plain or upload.js submission (checks.js stops the event first when something is missing).
     form.addEventListener("submit", function (event) {
-      if (!event.defaultPrevented) { state.leaving = true; }
+      if (!event.defaultPrevented) { leave(); }
     });
     // upload.js marks the form busy while it sends, and clears the mark when the sending failed.
     new MutationObserver(function () {
-      if (form.getAttribute("aria-busy") !== "true") { state.leaving = false; }
+      if (form.getAttribute("aria-busy") !== "true") { stay(); }
     }).observe(form, { attributes: true, attributeFilter: ["aria-busy"] });
 
     var s = db();
