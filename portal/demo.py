@@ -117,13 +117,15 @@ def _demo_scan(colour: str) -> bytes:
 
 
 def _demo_receipts(db: Session) -> None:
+    from portal.receipts import decisions, money
+    from portal.receipts import rates as receipt_rates
     from portal.receipts import services as receipts
     from portal.storage import get_storage
 
     users = {u.email: u for u in db.exec(select(User))}
     staff = users["staff@example.org"]
     for currency, month, rate in RATES:
-        receipts.save_rate(db, staff, currency, month, Decimal(rate), f"InforEuro {month:%Y-%m}")
+        receipt_rates.save_rate(db, staff, currency, month, Decimal(rate), f"InforEuro {month:%Y-%m}")
     all_cases = list(db.exec(select(Case).order_by(Case.id)))
     storage = get_storage()
     storage.ensure_ready()
@@ -131,7 +133,7 @@ def _demo_receipts(db: Session) -> None:
         case = all_cases[case_i]
         line = cases.budget_lines(db, case)[line_i]
         data = {"budget_line_id": line.id, "supplier": supplier, "invoice_number": number, "invoice_date": day,
-                "amount_minor": receipts.to_minor(Decimal(amount), currency), "currency": currency,
+                "amount_minor": money.to_minor(Decimal(amount), currency), "currency": currency,
                 "description": line.description, "translation": "", "paid_directly_confirmed": True}
         upload = receipts.Upload(f"{number}.png", io.BytesIO(_demo_scan(colour)))
         files = receipts.clean_uploads([("files", "receipt", upload)])
@@ -140,4 +142,4 @@ def _demo_receipts(db: Session) -> None:
         for email in approvers:
             receipt = outcome.receipt
             db.refresh(receipt)
-            receipts.decide(db, users[email], receipt, receipts.APPROVE, "", receipt.version)
+            decisions.decide(db, users[email], receipt, decisions.APPROVE, "", receipt.version)

@@ -44,7 +44,7 @@ def _jobs() -> dict[str, str]:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("mail_retry", "portal.mail:retry_mail", {"minute": "*"}, "1 min"),
     Periodic("scan_rescan", "portal.scanning.services:rescan_job", {"minute": "*/10"}, "10 min"),
-    Periodic("receipts_sweep", "portal.receipts.services:sweep_job", {"minute": "5"}, "hourly"),
+    Periodic("receipts_sweep", "portal.receipts.sweep:sweep_job", {"minute": "5"}, "hourly"),
     Periodic("photos_sweep", "portal.visits.services:sweep_photos_job", {"minute": "15"}, "hourly"),
     Periodic("privacy_retention", "portal.cases.retention:retention_job", {"minute": "30", "hour": "1"}, "daily"),
     Periodic("workshop_purge", "portal.workshop.services:purge_job", {"minute": "45", "hour": "1"}, "daily"),

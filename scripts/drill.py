@@ -339,14 +339,14 @@ class Portal:
         return retrying("upload a receipt", send)
 
     def decide(self, receipt, decision: str, comment: str = "") -> None:
-        from portal.receipts import services as receipts
+        from portal.receipts import decisions as receipt_decisions
 
         for email in ("staff@example.org", "staff2@example.org"):
             self.db.refresh(receipt)
             if receipt.status != "submitted":
                 return
-            receipts.decide(self.db, self.users[email], receipt, decision, comment, receipt.version)
-            if decision != receipts.APPROVE:
+            receipt_decisions.decide(self.db, self.users[email], receipt, decision, comment, receipt.version)
+            if decision != receipt_decisions.APPROVE:
                 return
 
     def add_handover(self, receipt, name: str, stream: io.BytesIO) -> None:
@@ -364,12 +364,13 @@ class Portal:
         return {c.id: c for c in self.cases}
 
     def previews(self, receipt) -> int:
+        from portal.receipts import previews as receipt_previews
         from portal.receipts import services as receipts
 
         made = 0
         for row in receipts.files_of(self.db, receipt):
             # preview() answers None when storage fails: that is worth a retry here, every file has a picture
-            retrying("make a preview", lambda r=row: receipts.preview(self.storage, r) or _fail(r.key))
+            retrying("make a preview", lambda r=row: receipt_previews.preview(self.storage, r) or _fail(r.key))
             made += 1
         return made
 
@@ -397,7 +398,7 @@ class Portal:
 
 def populate(app, tmp: Path) -> Counter:
     """The extra volume on top of the demo, through the portal's services. Returns what was made."""
-    from portal.receipts import services as receipts
+    from portal.receipts import decisions as receipt_decisions
     from portal.review import services as review
     from portal.review.models import SampleItem, SampleOutcome
     from portal.visits import services as visits
@@ -416,14 +417,14 @@ def populate(app, tmp: Path) -> Counter:
             made["receipt files"] += len(files)
             fate = n % 6
             if fate in (0, 1, 2):
-                p.decide(receipt, receipts.APPROVE)
+                p.decide(receipt, receipt_decisions.APPROVE)
                 if n % 2 == 0:
                     p.add_handover(receipt, f"handover-{n}.jpg", encoded(photo(rnd, (1200, 900)), "JPEG", quality=85))
                     made["handover files"] += 1
             elif fate == 3:
-                p.decide(receipt, receipts.REJECT, "The invoice is not made out to the returnee.")
+                p.decide(receipt, receipt_decisions.REJECT, "The invoice is not made out to the returnee.")
             elif fate == 4:
-                p.decide(receipt, receipts.CORRECTION, "Please add the page with the supplier's stamp.")
+                p.decide(receipt, receipt_decisions.CORRECTION, "Please add the page with the supplier's stamp.")
             if n % 5 != 4:
                 made["previews"] += p.previews(receipt)
         # Visits: two per case, one flagged per partner organisation, with photos.

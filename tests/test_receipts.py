@@ -15,7 +15,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
-from portal.receipts import services
+from portal.receipts import budget as receipt_budget
+from portal.receipts import decisions as receipt_decisions
+from portal.receipts import errors, services
 from portal.receipts.models import ExchangeRate, Receipt, ReceiptEvent, ReceiptFile
 from portal.storage import get_storage
 from tests.factories import make_case, make_line, make_org, make_user
@@ -277,10 +279,10 @@ def test_a_bad_csv_imports_nothing(client, db, w):
 
 
 def test_rates_are_paged(client, db, w, monkeypatch):
-    from portal.receipts import services as receipt_services
+    from portal.receipts import rates
     from portal.receipts.models import ExchangeRate
 
-    monkeypatch.setattr(receipt_services, "RATES_PER_PAGE", 4)
+    monkeypatch.setattr(rates, "RATES_PER_PAGE", 4)
     for month in range(1, 11):
         db.add(ExchangeRate(currency="XOF", month=date(2024, month, 1), units_per_eur_micro=655_957_000))
     db.commit()
@@ -350,7 +352,7 @@ def test_budget_shows_planned_submitted_approved_and_flags_overspending(client, 
     assert not load(db, first).over_budget and load(db, second).over_budget
     switch(client, w["staff"])
     assert review(client, first, "approve", db=db).status_code == 303
-    figures = services.budget_figures(db, w["case"])[w["line"].id]
+    figures = receipt_budget.budget_figures(db, w["case"])[w["line"].id]
     assert (figures.submitted_cents, figures.approved_cents) == (110_000, 60_000)
     page = client.get(f"/cases/{w['case'].id}").get_data(as_text=True)
     budget = page[page.index('id="budget"'):page.index('id="receipts"')]
@@ -500,8 +502,8 @@ def test_concurrent_decisions_in_the_database_only_one_update_matches(app, clien
             receipt, actor = s.get(Receipt, receipt_id), s.get(type(user), user.id)
             barrier.wait()
             try:
-                results.append(services.decide(s, actor, receipt, decision, "why", receipt.version))
-            except services.Conflict:
+                results.append(receipt_decisions.decide(s, actor, receipt, decision, "why", receipt.version))
+            except errors.Conflict:
                 results.append("conflict")
 
     threads = [threading.Thread(target=decide, args=(w["staff"], "approve")),

@@ -366,6 +366,7 @@ def test_summaries_follow_every_change_in_the_same_transaction(app, db, demo):
     from decimal import Decimal
 
     from portal.cases import services as cases
+    from portal.receipts import decisions, rates
     from portal.receipts import services as receipts
     from portal.reports.models import BudgetRollup
 
@@ -382,18 +383,18 @@ def test_summaries_follow_every_change_in_the_same_transaction(app, db, demo):
         gone = make_receipt(db, case, line, eur_cents=700, amount_minor=700, invoice_date=date(2025, 4, 1))
         assert summary_matches(db) == []
         # A rate arrives: the waiting receipt is reconverted.
-        receipts.save_rate(db, staff, "GEL", date(2025, 1, 1), Decimal("2.95"), "InforEuro")
+        rates.save_rate(db, staff, "GEL", date(2025, 1, 1), Decimal("2.95"), "InforEuro")
         db.refresh(gel)
         assert gel.eur_cents == 10_000 and summary_matches(db) == []
         # Decided: approved, then the other one sent back for correction and corrected into another month.
-        receipts.decide(db, staff, gel, receipts.APPROVE, "", gel.version)
-        receipts.decide(db, staff2, eur, receipts.CORRECTION, "Wrong date", eur.version)
+        decisions.decide(db, staff, gel, decisions.APPROVE, "", gel.version)
+        decisions.decide(db, staff2, eur, decisions.CORRECTION, "Wrong date", eur.version)
         assert summary_matches(db) == []
         receipts.update_receipt(db, staff, eur, {"budget_line_id": line.id, "supplier": "Supplier",
                                                  "invoice_number": "X-1", "invoice_date": date(2025, 3, 1),
                                                  "amount_minor": 3_000, "currency": "EUR"}, eur.version, True)
         assert summary_matches(db) == []
-        receipts.decide(db, staff2, eur, receipts.REJECT, "Not ours", eur.version)
+        decisions.decide(db, staff2, eur, decisions.REJECT, "Not ours", eur.version)
         # Plans change, a case moves to another organisation and country, a line goes.
         cases.update_line(db, staff, line, {"category": "equipment", "description": "Tools", "planned_cents": 1})
         moved = {k: getattr(case, k) for k in ("return_date", "measure_type", "notes", "eligibility_reason")}

@@ -14,7 +14,7 @@ def init_app(app) -> None:
 def _receipt_budget(case):
     # A template global, not view context: the budget fragment is rendered by several case views.
     from portal import db
-    from portal.receipts.services import budget_figures
+    from portal.receipts.budget import budget_figures
 
     return budget_figures(db.session(), case)
 
@@ -22,7 +22,7 @@ def _receipt_budget(case):
 def _minor_money(amount_minor: int | None, currency: str) -> str:
     """An amount in minor units of its currency (JPY has none, KWD three), in the user's locale."""
     from portal.i18n import amount
-    from portal.receipts.services import from_minor
+    from portal.receipts.money import from_minor
 
     if amount_minor is None:
         return "–"

@@ -20,7 +20,7 @@ receipts_group = AppGroup("receipts", help="Receipts.")
               help="remove upload intents not confirmed for this long")
 def sweep_command(minutes: int):
     """Remove unconfirmed upload intents with their objects, and stored objects no receipt refers to."""
-    from portal.receipts.services import sweep
+    from portal.receipts.sweep import sweep
     from portal.uploads.cli import run_sweep
 
     failed = run_sweep()  # resumable uploads first: their expired files are then unreferenced

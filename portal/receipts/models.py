@@ -27,6 +27,12 @@ class ReceiptStatus(StrEnum):
     CORRECTION_REQUESTED = "correction_requested"
 
 
+# A partner may still change these.
+EDITABLE = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED)
+# What counts as "submitted" in the budget: everything handed in and not rejected.
+COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptStatus.APPROVED)
+
+
 class FileKind(StrEnum):
     RECEIPT = "receipt"
     HANDOVER = "handover"

@@ -12,7 +12,9 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import done, polled, render
-from portal.receipts import services
+from portal.receipts import checks, decisions, errors, money, previews, services
+from portal.receipts import rates as receipt_rates
+from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
@@ -34,7 +36,7 @@ def _data(form) -> dict:
     currency = form.currency.data
     return {"budget_line_id": form.budget_line_id.data, "supplier": form.supplier.data.strip(),
             "invoice_number": form.invoice_number.data.strip(), "invoice_date": form.invoice_date.data,
-            "amount_minor": services.to_minor(form.amount.data, currency), "currency": currency,
+            "amount_minor": money.to_minor(form.amount.data, currency), "currency": currency,
             "description": form.description.data.strip(), "translation": (form.translation.data or "").strip(),
             "paid_directly_confirmed": bool(form.paid_directly.data)}
 
@@ -82,21 +84,21 @@ def new(case_id: int):
         try:
             files = services.clean_uploads(_uploads("files", "receipt", form.files.data)
                                            + _uploads("handover", "handover", form.handover.data)) + claimed
-        except services.ReceiptError as exc:
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
             valid = False
     if valid and not problems:
         try:
             outcome = services.create_receipt(session, get_storage(), current_user, case, _data(form), files,
                                               form.nonce.data, form.confirm_duplicate.data)
-        except services.DuplicateInvoice as dup:
-            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
+        except errors.DuplicateInvoice as dup:
+            duplicates = list(dict.fromkeys(checks.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
-        except services.UploadFailed as exc:
+        except errors.UploadFailed as exc:
             put_on_form(form, exc)
             form.nonce.data = services.new_nonce()  # nothing was kept: the next try is a new submission
-        except services.ReceiptError as exc:
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
             device_draft_done(device_draft_key("receipt-new", case.id))
@@ -127,9 +129,9 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   review_form=review_form, files_form=files_form,
                   can_edit=services.can_edit(current_user, receipt),
                   can_add_handover=services.can_add_handover(receipt),
-                  first_approvals=services.first_approvals(session, receipt),
-                  four_eyes=services.needs_four_eyes(receipt),
-                  duplicates=services.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
+                  first_approvals=decisions.first_approvals(session, receipt),
+                  four_eyes=decisions.needs_four_eyes(receipt),
+                  duplicates=checks.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
                   problem=problem, upload_cards=_upload_cards(case.id))
 
@@ -161,7 +163,7 @@ def edit(receipt_id: int):
         flash(_("This receipt cannot be changed any more."), "error")
         return redirect(url_for("receipts.show", receipt_id=receipt.id), code=303)
     if request.method == "GET":
-        form = EditReceiptForm(obj=receipt, amount=services.from_minor(receipt.amount_minor, receipt.currency),
+        form = EditReceiptForm(obj=receipt, amount=money.from_minor(receipt.amount_minor, receipt.currency),
                                paid_directly=receipt.paid_directly_confirmed, version=str(receipt.version))
     else:
         form = EditReceiptForm()
@@ -171,13 +173,13 @@ def edit(receipt_id: int):
         try:
             outcome = services.update_receipt(session, current_user, receipt, _data(form),
                                               int(form.version.data), form.confirm_duplicate.data)
-        except services.DuplicateInvoice as dup:
-            duplicates = list(dict.fromkeys(services.describe_receipt(current_user, r, c) for r, c in dup.matches))
+        except errors.DuplicateInvoice as dup:
+            duplicates = list(dict.fromkeys(checks.describe_receipt(current_user, r, c) for r, c in dup.matches))
             form.confirm_duplicate.errors = [_("Check the receipts named above, then confirm this is a "
                                                "different purchase")]
-        except services.ReceiptError as exc:
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
-            if isinstance(exc, services.Conflict):
+            if isinstance(exc, errors.Conflict):
                 form.version.data = str(receipt.version)
         else:
             device_draft_done(device_draft_key("receipt-edit", receipt.id))
@@ -201,7 +203,7 @@ def add_files(receipt_id: int):
         try:
             files = services.clean_uploads(_uploads("files", form.kind.data, form.files.data)) + claimed
             rows = services.add_files(session, get_storage(), current_user, receipt, form.kind.data, files)
-        except services.ReceiptError as exc:
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
             refused, pending = scanning.messages_for(rows)
@@ -227,7 +229,7 @@ def preview(receipt_id: int, file_id: int):
     _receipt, row = services.get_file_for(db.session(), current_user, receipt_id, file_id)
     if not scanning.is_cleared(row):
         return scan_views.refused(row)
-    data = services.preview(get_storage(), row)
+    data = previews.preview(get_storage(), row)
     if data is None:
         abort(404)
     return Response(data, mimetype="image/jpeg", headers={"X-Content-Type-Options": "nosniff"})
@@ -243,11 +245,11 @@ def review(receipt_id: int):
     if not form.validate_on_submit():
         return _show(receipt, 422, review_form=form)
     try:
-        kind = services.decide(session, current_user, receipt, form.decision.data, form.comment.data,
+        kind = decisions.decide(session, current_user, receipt, form.decision.data, form.comment.data,
                                int(form.version.data))
-    except services.Conflict as exc:
+    except errors.Conflict as exc:
         return _show(receipt, 409, problem=str(exc))
-    except services.ReceiptError as exc:
+    except errors.ReceiptError as exc:
         put_on_form(form, exc)
         return _show(receipt, 422, review_form=form)
     messages = {
@@ -267,7 +269,7 @@ def search():
     """Search the receipts one may see by supplier, invoice number, description and translation."""
     text = request.args.get("q", "")[:200].strip()
     before = parse_id(request.args.get("before"))  # beyond the id columns: the first page, not a 500
-    result = services.search(db.session(), current_user, text, before)
+    result = receipt_search.search(db.session(), current_user, text, before)
     return render("receipts/search.html", "receipts/_search.html", q=text, result=result,
                   later=before is not None)
 
@@ -282,7 +284,7 @@ def queue():
 def _rates_page(status: int = 200, form=None, import_form=None):
     currency = request.args.get("currency", "")[:3].upper()
     raw = request.args.get("page", "1")
-    rates, page, pages = services.list_rates(db.session(), currency,
+    rates, page, pages = receipt_rates.list_rates(db.session(), currency,
                                              int(raw) if raw.isdigit() and len(raw) < 7 else 1)
     return render("receipts/rates.html", "receipts/_rates.html", status,
                   rates=rates, currency=currency, rate_page=page, rate_pages=pages,
@@ -298,9 +300,9 @@ def rates():
     form = RateForm()
     if form.validate_on_submit():
         try:
-            rate = services.save_rate(db.session(), current_user, form.currency.data, form.month.data,
+            rate = receipt_rates.save_rate(db.session(), current_user, form.currency.data, form.month.data,
                                       form.rate.data, form.source.data)
-        except services.ReceiptError as exc:
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
             return done(url_for("receipts.rates"), _("Rate for %(currency)s saved.", currency=rate.currency))
@@ -317,15 +319,15 @@ def import_rates():
         raw = upload.read(2 * 1024 * 1024 + 1) if upload else b""
         try:
             if not raw:
-                raise services.ReceiptError(_("Select a CSV file"), "file")
+                raise errors.ReceiptError(_("Select a CSV file"), "file")
             if len(raw) > 2 * 1024 * 1024:
-                raise services.ReceiptError(_("The selected file must be smaller than 2 MB"), "file")
+                raise errors.ReceiptError(_("The selected file must be smaller than 2 MB"), "file")
             try:
                 text = raw.decode("utf-8-sig")
             except UnicodeDecodeError:
-                raise services.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
-            count = services.import_rates_csv(db.session(), current_user, text)
-        except services.ReceiptError as exc:
+                raise errors.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
+            count = receipt_rates.import_rates_csv(db.session(), current_user, text)
+        except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
             return done(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))

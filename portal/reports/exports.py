@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 
 from portal import csvfile
 from portal.receipts.models import RATE_SCALE
-from portal.receipts.services import currency_precision
+from portal.receipts.money import currency_precision
 from portal.reports.services import BelegRow
 
 

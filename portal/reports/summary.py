@@ -27,10 +27,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import func
 
 from portal.cases.models import BudgetLine, Case
-from portal.receipts.models import Receipt, ReceiptStatus
+from portal.receipts.models import COUNTED, Receipt, ReceiptStatus
 from portal.reports.models import BudgetCaseMonth, BudgetRollup, BudgetSummary
 
-COUNTED = (ReceiptStatus.SUBMITTED, ReceiptStatus.CORRECTION_REQUESTED, ReceiptStatus.APPROVED)
 _RECEIPT_FIELDS = ("status", "eur_cents", "invoice_date", "case_id")
 _LINE_FIELDS = ("planned_cents", "case_id")
 _CASE_FIELDS = ("organisation_id", "country")

@@ -1,6 +1,6 @@
 """The review desk: one queue across every organisation, its counts, and the random sample audit.
 
-Decisions on receipts go through portal.receipts.services.decide() and acknowledgements of visits
+Decisions on receipts go through portal.receipts.decisions.decide() and acknowledgements of visits
 through portal.visits.services.acknowledge(): the rules live there, this module only finds the work.
 
 The queue is built from a fixed number of statements whatever its length: one per source (receipts
@@ -42,7 +42,10 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
 from portal.orgs.models import Organisation
-from portal.receipts import services as receipts
+from portal.receipts import budget as receipt_budget
+from portal.receipts import decisions as receipt_decisions
+from portal.receipts import errors, previews
+from portal.receipts import search as receipt_search
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
@@ -105,7 +108,7 @@ class QueueItem:
     # For workshop registrations: what the item shows and links to.
     extra: dict = field(default_factory=dict)
     sort_key: tuple = ()  # the item's place in the queue's order, as the database sorted it
-    line: receipts.LineSummary | None = None  # the receipt's budget line, beside the decision
+    line: receipt_budget.LineSummary | None = None  # the receipt's budget line, beside the decision
     file: ReceiptFile | None = None  # the receipt's first file, for its preview
 
     @property
@@ -323,7 +326,7 @@ def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
         conditions.append(Receipt.eur_cents >= f.min_eur_cents)
     if f.max_eur_cents is not None:
         conditions.append(Receipt.eur_cents <= f.max_eur_cents)
-    found = receipts.search_condition(f.q, dialect) if f.q else None
+    found = receipt_search.search_condition(f.q, dialect) if f.q else None
     if found is not None:
         conditions.append(found)
     return conditions
@@ -456,8 +459,8 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
 def add_details(db: Session, items: list[QueueItem]) -> None:
     """Each receipt's budget line figures and first file, two statements for the whole page."""
     shown = [item for item in items if item.receipt is not None]
-    lines = receipts.line_summaries(db, [item.receipt.budget_line_id for item in shown])
-    files = receipts.first_files(db, [item.receipt.id for item in shown])
+    lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
+    files = previews.first_files(db, [item.receipt.id for item in shown])
     for item in shown:
         item.line = lines.get(item.receipt.budget_line_id)
         item.file = files.get(item.receipt.id)
@@ -473,7 +476,7 @@ class BulkResult:
 
 
 def approve_selected(db: Session, actor: User, selected: list[tuple[int, int]]) -> list[BulkResult]:
-    """Approve each selected receipt (id, version seen) that passes every rule, through receipts.decide()
+    """Approve each selected receipt (id, version seen) that passes every rule, through receipt_decisions.decide()
     (each one audited on its own); the others are skipped with the reason.
 
     A receipt above the four-eyes threshold that nobody else approved yet is skipped: one reviewer's tick
@@ -484,9 +487,9 @@ def approve_selected(db: Session, actor: User, selected: list[tuple[int, int]]) 
                                                 Receipt.status != ReceiptStatus.PENDING)).first()
         if receipt is None:
             continue
-        if receipts.needs_four_eyes(receipt) and receipt.status == ReceiptStatus.SUBMITTED and not any(
-                e.actor_id != actor.id for e in receipts.first_approvals(db, receipt)):
-            if any(e.actor_id == actor.id for e in receipts.first_approvals(db, receipt)):
+        if receipt_decisions.needs_four_eyes(receipt) and receipt.status == ReceiptStatus.SUBMITTED and not any(
+                e.actor_id != actor.id for e in receipt_decisions.first_approvals(db, receipt)):
+            if any(e.actor_id == actor.id for e in receipt_decisions.first_approvals(db, receipt)):
                 reason = _("You have already approved this receipt. A second, different staff member must "
                            "approve it.")
             else:
@@ -495,8 +498,8 @@ def approve_selected(db: Session, actor: User, selected: list[tuple[int, int]]) 
             results.append(BulkResult(receipt.reference, False, reason))
             continue
         try:
-            receipts.decide(db, actor, receipt, receipts.APPROVE, "", version)
-        except receipts.ReceiptError as exc:
+            receipt_decisions.decide(db, actor, receipt, receipt_decisions.APPROVE, "", version)
+        except errors.ReceiptError as exc:
             db.rollback()
             results.append(BulkResult(receipt.reference, False, str(exc)))
         else:

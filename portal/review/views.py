@@ -19,6 +19,9 @@ from portal.auth.services import staff_required
 from portal.forms import AmountField, Finite
 from portal.htmx import is_swap, render, trigger
 from portal.i18n import parse_cents
+from portal.receipts import decisions as receipt_decisions
+from portal.receipts import errors as receipt_errors
+from portal.receipts import previews
 from portal.receipts import services as receipts
 from portal.receipts.forms import ReviewForm
 from portal.review import services
@@ -177,8 +180,8 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result,
                   counts=_counts(), type_labels=type_labels(), warning_labels=warning_labels(),
                   args=filter_args(), now=utcnow(), message=message, problems=problems or {},
-                  typed=typed or {}, focus=focus, four_eyes_cents=receipts.four_eyes_cents(), swap=is_swap(),
-                  results=results or [], has_preview=receipts.has_preview)
+                  typed=typed or {}, focus=focus, four_eyes_cents=receipt_decisions.four_eyes_cents(), swap=is_swap(),
+                  results=results or [], has_preview=previews.has_preview)
 
 
 @bp.get("/")
@@ -227,8 +230,8 @@ def decide(receipt_id: int):
         errors = [e for field in form for e in field.errors]
         return _problem(key, errors[0] if errors else _("Choose a decision"), comment)
     try:
-        kind = receipts.decide(session, current_user, receipt, form.decision.data, comment, int(form.version.data))
-    except receipts.ReceiptError as exc:
+        kind = receipt_decisions.decide(session, current_user, receipt, form.decision.data, comment, int(form.version.data))
+    except receipt_errors.ReceiptError as exc:
         return _problem(key, str(exc), comment)
     messages = {
         "approved": _("Receipt %(ref)s approved.", ref=receipt.reference),

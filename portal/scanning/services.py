@@ -233,7 +233,7 @@ def scan_job(kind: str, row_id: int) -> str:
 
 
 def _make_preview(storage: Storage, row: ReceiptFile) -> None:
-    from portal.receipts.services import preview
+    from portal.receipts.previews import preview
 
     try:
         preview(storage, row)

@@ -5,7 +5,7 @@ Revises: 0012_queue
 Create Date: 2026-11-26 14:40:00
 
 Staff search the review queue and all receipts, partners their organisation's receipts, by supplier,
-invoice number, description and translation (portal.receipts.services.search_condition):
+invoice number, description and translation (portal.receipts.search.search_condition):
 - PostgreSQL: a stored generated column `search_vector` (`simple` configuration: names and numbers in
   any language, no stemming) with a GIN index;
 - SQLite (the embedded default): an external-content FTS5 table `receipts_fts` over the same four
