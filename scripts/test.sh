@@ -11,7 +11,9 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
 command -v openssl >/dev/null || need_apt+=(openssl)  # a throw-away certificate for the nginx TLS check
-[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs in any script
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs: Latin, Cyrillic, Georgian, Arabic
+# PDFs: the scripts DejaVu lacks (Urdu/Pashto letters, Ethiopic, Indic, ...); optional on a dev machine, CI has them
+[ -f /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf ] || need_apt+=(fonts-noto-core)
 scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh
