@@ -11,11 +11,6 @@ import Uppy from "@uppy/core";
 import Tus from "@uppy/tus";
 import GoldenRetriever from "@uppy/golden-retriever";
 
-const MAX_EDGE = 2000;          // long edge of a shrunk photo, in pixels
-const QUALITY = 0.85;           // JPEG quality of a shrunk photo
-const SLOW_EDGE = 1600;         // on a slow link: still legible for a printed receipt (about 140 dpi on A4)…
-const SLOW_QUALITY = 0.7;       // …and about a third of the bytes
-const SHRINK_ABOVE = 1500000;   // bytes: smaller photos that also fit MAX_EDGE are sent as they are
 // tus PATCH size. A piece the link drops half-way is sent again from the server's offset, so on a slow link
 // the pieces are small (10 s each at 2G's 50 kbit/s up: the progress moves, a reload loses little); on a fast one larger
 // (fewer round trips).
@@ -26,49 +21,10 @@ const RETRY_DELAYS = [0, 1000, 3000, 5000, 10000, 20000].concat(new Array(36).fi
 const DONE_KEY = "integplan-uploads:";  // localStorage: completed upload ids per field, until the form is sent
 const META = ["filename", "filetype", "purpose", "case", "receipt", "visit"];
 
-// A slow link: the browser estimates the download under 0.5 Mbit/s (2G, EDGE, a crowded 3G cell), or the
-// user asked to save data. Browsers without the estimate keep the normal size.
-function slowLink() {
-  const c = navigator.connection;
-  return !!c && (c.saveData === true || /2g$/.test(c.effectiveType || "") ||
-    (typeof c.downlink === "number" && c.downlink > 0 && c.downlink < 0.5));
-}
-
-function baseName(name) {
-  return (name || "photo").replace(/\.[^.]*$/, "") || "photo";
-}
-
-function canShrink() {
-  return typeof window.createImageBitmap === "function" && window.HTMLCanvasElement &&
-    typeof HTMLCanvasElement.prototype.toBlob === "function";
-}
-
-// A smaller JPEG of a large JPEG/PNG photo (never upscaled; transparent PNG areas white), or null when that
-// is not possible or not smaller.
-async function shrink(blob, name) {
-  if (!/^image\/(jpeg|png)$/.test(blob.type) || !canShrink()) { return null; }
-  const slow = slowLink();
-  const edge = slow ? SLOW_EDGE : MAX_EDGE;
-  let bitmap;
-  try {
-    bitmap = await window.createImageBitmap(blob, { imageOrientation: "from-image" });
-  } catch (e) {
-    return null;  // the browser cannot decode it: the server checks it as it is
-  }
-  const scale = Math.min(1, edge / Math.max(bitmap.width, bitmap.height));
-  if (scale === 1 && blob.size <= SHRINK_ABOVE) { bitmap.close(); return null; }
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const small = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", slow ? SLOW_QUALITY : QUALITY));
-  if (!small || small.size >= blob.size) { return null; }
-  return new File([small], baseName(name) + ".jpg", { type: "image/jpeg", lastModified: Date.now() });
-}
+// Photos are shrunk by the rules both upload paths share (static/js/shrink.js, loaded on every page).
+const shrinking = () => window.integplanShrink;
+function slowLink() { return shrinking() ? shrinking().slowLink() : false; }
+function shrink(blob, name) { return shrinking() ? shrinking().shrink(blob, name) : Promise.resolve(null); }
 
 function csrfToken() {
   try {
