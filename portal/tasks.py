@@ -45,11 +45,11 @@ PERIODIC: tuple[Periodic, ...] = (
     Periodic("mail_retry", "portal.mail:retry_mail", {"minute": "*"}, "1 min"),
     Periodic("scan_rescan", "portal.scanning.services:rescan_job", {"minute": "*/10"}, "10 min"),
     Periodic("receipts_sweep", "portal.receipts.sweep:sweep_job", {"minute": "5"}, "hourly"),
-    Periodic("photos_sweep", "portal.visits.services:sweep_photos_job", {"minute": "15"}, "hourly"),
+    Periodic("photos_sweep", "portal.visits.photos:sweep_photos_job", {"minute": "15"}, "hourly"),
     Periodic("privacy_retention", "portal.cases.retention:retention_job", {"minute": "30", "hour": "1"}, "daily"),
     Periodic("workshop_purge", "portal.workshop.services:purge_job", {"minute": "45", "hour": "1"}, "daily"),
     Periodic("audit_verify", "portal.audit:verify_job", {"minute": "0", "hour": "2"}, "daily"),
-    Periodic("visits_digest", "portal.visits.services:digest_job", {"minute": "0", "hour": "5"}, "daily"),
+    Periodic("visits_digest", "portal.visits.due:digest_job", {"minute": "0", "hour": "5"}, "daily"),
     Periodic("notification_digests", "portal.notifications.services:digests_job", {"minute": "20"}, "hourly"),
 )
 

@@ -375,25 +375,27 @@ class Portal:
         return made
 
     def add_visit(self, case, rnd: random.Random, day: date, flagged: bool, photos: int):
+        from portal.visits import drafts
+        from portal.visits import photos as visit_photos
         from portal.visits import services as visits
 
         partner = self.partner_of[case.organisation_id]
-        visit, _created = visits.create_visit(self.db, partner, case, visits.new_draft_key(),
+        visit, _created = visits.create_visit(self.db, partner, case, drafts.new_draft_key(),
                                               visit_data(rnd, day, flagged), today=date.today())
         for i in range(photos):
             data = encoded(photo(rnd), "JPEG", quality=90)
 
             def send(data=data, name=f"visit-{visit.id}-{i + 1}.jpg"):
                 data.seek(0)  # add_photo reads the type from the stream's current position
-                visits.add_photo(self.db, partner, visit, name, data, consent=True)
+                visit_photos.add_photo(self.db, partner, visit, name, data, consent=True)
 
             retrying("upload a visit photo", send)
         return visit
 
     def comment(self, visit, body: str):
-        from portal.visits import services as visits
+        from portal.visits import followup
 
-        return visits.add_comment(self.db, self.users["staff@example.org"], visit, body)
+        return followup.add_comment(self.db, self.users["staff@example.org"], visit, body)
 
 
 def populate(app, tmp: Path) -> Counter:
@@ -401,7 +403,7 @@ def populate(app, tmp: Path) -> Counter:
     from portal.receipts import decisions as receipt_decisions
     from portal.review import services as review
     from portal.review.models import SampleItem, SampleOutcome
-    from portal.visits import services as visits
+    from portal.visits import drafts, followup
     from portal.workshop import services as workshop
 
     rnd = random.Random(20_251_124)
@@ -439,9 +441,9 @@ def populate(app, tmp: Path) -> Counter:
         made["visit photos"] = sum(1 + (i + k) % 2 for i in range(len(p.cases)) for k in range(2))
         for visit in flagged:
             p.comment(visit, "Called the clinic: appointment next week.")
-        visits.acknowledge(p.db, staff, flagged[0], "Seen; follow up at the next visit.")
+        followup.acknowledge(p.db, staff, flagged[0], "Seen; follow up at the next visit.")
         partner = p.partner_of[p.cases[1].organisation_id]
-        visits.save_draft(p.db, partner, p.cases[1], visits.new_draft_key(),
+        drafts.save_draft(p.db, partner, p.cases[1], drafts.new_draft_key(),
                           {"place": "Training centre", "notes": "Half written when the network dropped"})
         made["visit drafts"] += 1
         draw = review.draw_sample(p.db, staff, 0.3, date(2023, 11, 1), date(2025, 12, 31))

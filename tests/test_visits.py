@@ -297,9 +297,9 @@ def test_due_list_is_scoped_and_uses_the_latest_visit(client, db):
 
 
 def test_due_list_is_paged_overdue_first(client, db, monkeypatch):
-    from portal.visits import services as visit_services
+    from portal.visits import due
 
-    monkeypatch.setattr(visit_services, "DUE_PER_PAGE", 3)
+    monkeypatch.setattr(due, "DUE_PER_PAGE", 3)
     today = date.today()
     org = make_org(db)
     cases = []

@@ -19,6 +19,7 @@ from portal.cases.models import BudgetCategory
 from portal.htmx import render
 from portal.reports import charts, exports, services
 from portal.security import parse_id
+from portal.workshop.models import RegRole
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -64,14 +65,7 @@ def index():
     form, start, end = _period()
     figures = services.narrative(db.session(), start, end)
     return render("reports/index.html", "reports/_narrative.html", form=form, start=start, end=end, n=figures,
-                  format_decimal=format_decimal, role_labels=_role_labels())
-
-
-def _role_labels() -> dict[str, str]:
-    """The workshop's names of participant roles."""
-    from portal.workshop.views import role_labels
-
-    return role_labels()
+                  format_decimal=format_decimal, role_labels=RegRole.titles())
 
 
 def _belegliste_name(start: date, end: date, ext: str) -> str:

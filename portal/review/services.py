@@ -1,7 +1,7 @@
 """The review desk: one queue across every organisation, its counts, and the random sample audit.
 
 Decisions on receipts go through portal.receipts.decisions.decide() and acknowledgements of visits
-through portal.visits.services.acknowledge(): the rules live there, this module only finds the work.
+through portal.visits.followup.acknowledge(): the rules live there, this module only finds the work.
 
 The queue is built from a fixed number of statements whatever its length: one per source (receipts
 waiting for a decision, receipts drawn for a sample check, flagged visits, workshop registrations), each
@@ -49,8 +49,8 @@ from portal.receipts import search as receipt_search
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
+from portal.visits.followup import flagged_condition
 from portal.visits.models import Visit
-from portal.visits.services import _flagged_condition
 from portal.workshop.models import Registration, RegStatus, Workshop
 
 PER_PAGE = 25
@@ -382,7 +382,7 @@ def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int
 def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered or f.q:
         return []
-    conditions = [_flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
+    conditions = [flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Visit.created_at <= cutoff)
@@ -520,7 +520,7 @@ def _count_subqueries() -> list[tuple[str, object]]:
              (CORRECTED, count(Receipt, waiting, Receipt.revision > 1, ~has_first)),
              (SECOND, count(Receipt, waiting, has_first)),
              (SAMPLE, count(SampleItem, SampleItem.checked_at.is_(None))),
-             (VISIT, count(Visit, _flagged_condition(), Visit.acknowledged_at.is_(None)))]
+             (VISIT, count(Visit, flagged_condition(), Visit.acknowledged_at.is_(None)))]
     found.append((REGISTRATION, count(Registration, Registration.status == RegStatus.PENDING)))
     return found
 

@@ -28,6 +28,7 @@ from portal.review import services
 from portal.review.models import SampleDraw
 from portal.rules import put_on_form
 from portal.security import parse_id
+from portal.visits import followup
 from portal.visits import services as visits
 
 bp = Blueprint("review", __name__, url_prefix="/review")
@@ -285,7 +286,7 @@ def acknowledge(visit_id: int):
     visit = visits.get_visit_for(session, current_user, visit_id)
     comment = request.form.get("comment", "")[:4000]
     try:
-        visits.acknowledge(session, current_user, visit, comment)
+        followup.acknowledge(session, current_user, visit, comment)
     except visits.VisitError as exc:
         return _problem(f"visit-{visit.id}", str(exc), comment)
     return _done(_("Visit acknowledged."))

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from portal import db as dbm
 from portal import mail
-from portal.visits import services
+from portal.visits import due, photos
 
 
 @click.group("visits", cls=AppGroup)
@@ -28,7 +28,7 @@ def digest(today_):
     # Links and dates in the mails are built as in a request to BASE_URL.
     with current_app.test_request_context("/", base_url=current_app.config["BASE_URL"]), \
             Session(dbm.engine(), expire_on_commit=False) as session:
-        queued = services.send_digest(session, today)
+        queued = due.send_digest(session, today)
         sent, waiting = mail.deliver_pending(session, limit=10_000)
     click.echo(f"digests queued {queued}, mails sent {sent}, waiting {waiting}")
     if waiting:
@@ -39,5 +39,5 @@ def digest(today_):
 def sweep_photos():
     """Remove visit photo uploads never confirmed (older than an hour) and photo objects without a row."""
     with Session(dbm.engine(), expire_on_commit=False) as session:
-        intents, orphans = services.sweep_photos(session)
+        intents, orphans = photos.sweep_photos(session)
     click.echo(f"removed {intents} unconfirmed photo uploads, {orphans} unreferenced photo objects")

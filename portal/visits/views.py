@@ -21,7 +21,8 @@ from portal.rules import put_on_form, put_problems
 from portal.scanning import services as scanning
 from portal.uploads import services as uploads
 from portal.uploads import serving
-from portal.visits import services
+from portal.visits import drafts, followup, photos, services
+from portal.visits.due import DUE_SOON_DAYS, due_page
 from portal.visits.forms import LABELS, AcknowledgeForm, CommentForm, PhotoForm, VisitForm
 
 bp = Blueprint("visits", __name__)
@@ -55,18 +56,18 @@ def create(case_id: int):
     session = db.session()
     case = get_case_for(session, current_user, case_id)
     if request.method == "GET":
-        draft = services.latest_draft(session, current_user, case)
+        draft = drafts.latest_draft(session, current_user, case)
         form = VisitForm(formdata=MultiDict(draft.data) if draft else None)
-        form.draft_key.data = draft.key if draft else services.new_draft_key()
+        form.draft_key.data = draft.key if draft else drafts.new_draft_key()
         if draft is None:
             form.visit_date.data = date.today()  # most visits are recorded on the day
         return render("visits/new.html", "visits/_form.html", **_form_context(case, form, draft, bool(draft)))
 
     form = VisitForm()
     key = form.draft_key.data or ""
-    if not services.valid_key(key):
+    if not drafts.valid_key(key):
         abort(400)
-    done = services.visit_by_key(session, key)
+    done = drafts.visit_by_key(session, key)
     if done is None and form.validate_on_submit():
         try:
             # A flagged concern's mails go to the task queue when the visit commits.
@@ -94,9 +95,9 @@ def save_draft(case_id: int):
     session = db.session()
     case = get_case_for(session, current_user, case_id)
     key = request.form.get("draft_key", "")
-    if not services.valid_key(key):
+    if not drafts.valid_key(key):
         abort(400)
-    draft = services.save_draft(session, current_user, case, key, request.form)
+    draft = drafts.save_draft(session, current_user, case, key, request.form)
     return render("visits/_draft_status.html", draft=draft,
                   submitted=draft is None)
 
@@ -108,8 +109,8 @@ def discard_draft(case_id: int):
     session = db.session()
     case = get_case_for(session, current_user, case_id)
     key = request.form.get("draft_key", "")
-    if services.valid_key(key):
-        services.discard_draft(session, current_user, case, key)
+    if drafts.valid_key(key):
+        drafts.discard_draft(session, current_user, case, key)
     device_draft_done(device_draft_key("visit", case.id))  # and the device's copy
     flash(_("The draft is discarded."), "info")
     return redirect(url_for("visits.create", case_id=case.id), code=303)
@@ -119,7 +120,7 @@ def discard_draft(case_id: int):
 
 def _followup_context(visit, comment_form=None, ack_form=None):
     session = db.session()
-    return {"visit": visit, "comments": services.comments_of(session, visit),
+    return {"visit": visit, "comments": followup.comments_of(session, visit),
             "comment_form": comment_form or CommentForm(formdata=None, prefix="comment"),
             "ack_form": ack_form or AcknowledgeForm(formdata=None, prefix="ack")}
 
@@ -133,7 +134,7 @@ def _visit_page(visit, status=200, photo_form=None, **ctx):
     return render("visits/show.html", "visits/_followup.html", status, case=case, names=names,
                   organisation=orgs.get_org(session, case.organisation_id),
                   receipts={r.id: r.label for r in services.receipts_of_case(session, case)},
-                  photos=services.photos_of(session, visit), photo_form=photo_form or PhotoForm(formdata=None),
+                  photos=photos.photos_of(session, visit), photo_form=photo_form or PhotoForm(formdata=None),
                   **{**_followup_context(visit), **ctx})
 
 
@@ -150,7 +151,7 @@ def photos_part(visit_id: int):
     """The visit's photo list alone: the page asks for it every few seconds while a photo is being checked."""
     session = db.session()
     visit = services.get_visit_for(session, current_user, visit_id)
-    return polled("visits/_photos.html", visit=visit, photos=services.photos_of(session, visit))
+    return polled("visits/_photos.html", visit=visit, photos=photos.photos_of(session, visit))
 
 
 def _followup_done(visit, message: str):
@@ -169,7 +170,7 @@ def comment(visit_id: int):
     form = CommentForm(prefix="comment")
     if form.validate_on_submit():
         try:
-            services.add_comment(db.session(), current_user, visit, form.body.data or "")
+            followup.add_comment(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
             put_on_form(form, exc, field="body")
         else:
@@ -185,7 +186,7 @@ def acknowledge(visit_id: int):
     form = AcknowledgeForm(prefix="ack")
     if form.validate_on_submit():
         try:
-            services.acknowledge(db.session(), current_user, visit, form.body.data or "")
+            followup.acknowledge(db.session(), current_user, visit, form.body.data or "")
         except services.VisitError as exc:
             put_on_form(form, exc, field="body")
         else:
@@ -207,8 +208,8 @@ def add_photo(visit_id: int):
             form.photo.errors.extend(resolved.problems)
         elif resolved.rows and not (upload and upload.filename):
             try:
-                items = services.add_uploaded_photos(session, current_user, visit, resolved.rows,
-                                                     bool(form.consent.data))
+                items = photos.add_uploaded_photos(session, current_user, visit, resolved.rows,
+                                                   bool(form.consent.data))
             except services.VisitError as exc:
                 put_on_form(form, exc, "photo")
             else:
@@ -217,8 +218,8 @@ def add_photo(visit_id: int):
             form.photo.errors.append(_("Choose a photo."))
         else:
             try:
-                item = services.add_photo(session, current_user, visit, upload.filename, upload.stream,
-                                          bool(form.consent.data))
+                item = photos.add_photo(session, current_user, visit, upload.filename, upload.stream,
+                                        bool(form.consent.data))
             except services.VisitError as exc:
                 put_on_form(form, exc, "photo")
             else:
@@ -251,11 +252,11 @@ def photo(visit_id: int, photo_id: int):
 def due():
     """Cases whose next visit is overdue or due soon: partners their organisation's, staff all."""
     raw = request.args.get("page", "1")
-    result = services.due_page(db.session(), current_user, date.today(),
-                               int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    result = due_page(db.session(), current_user, date.today(),
+                      int(raw) if raw.isdigit() and len(raw) < 7 else 1)
     return render("visits/due.html", result=result,
                   overdue=[r for r in result.rows if r.overdue], soon=[r for r in result.rows if not r.overdue],
-                  soon_days=services.DUE_SOON_DAYS)
+                  soon_days=DUE_SOON_DAYS)
 
 
 @bp.get("/visits/flagged")
@@ -263,5 +264,5 @@ def due():
 def flagged():
     """The staff queue: visits with a vulnerability or protection concern not yet acknowledged."""
     show_all = request.args.get("show") == "all"
-    rows = services.flagged_visits(db.session(), include_acknowledged=show_all)
+    rows = followup.flagged_visits(db.session(), include_acknowledged=show_all)
     return render("visits/flagged.html", rows=rows, show_all=show_all)

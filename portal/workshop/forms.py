@@ -25,11 +25,7 @@ from portal.workshop.models import RegRole, RegStatus
 
 
 def role_choices():
-    return [("", "—"),
-            (RegRole.RETURN_COUNTRY.value, _l("Return counsellor in a return country")),
-            (RegRole.EU_MEMBER_STATE.value, _l("Return counsellor in an EU member state")),
-            (RegRole.PARTNER_STAFF.value, _l("Partner organisation staff")),
-            (RegRole.OTHER.value, _l("Other"))]
+    return [("", "—"), *RegRole.__titles__.items()]
 
 
 def country_choices():

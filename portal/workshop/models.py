@@ -7,26 +7,34 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from portal.audit import utcnow
+from portal.labels import Titled
 
 
-class RegStatus(StrEnum):
+class RegStatus(Titled, StrEnum):
     UNCONFIRMED = "unconfirmed"  # the e-mail link was not opened yet: does not count
     PENDING = "pending"  # opted in, waits for a staff decision (moderated workshops)
     CONFIRMED = "confirmed"  # has a seat
     WAITLISTED = "waitlisted"
     DECLINED = "declined"
     WITHDRAWN = "withdrawn"
+    __titles__ = {"unconfirmed": _l("E-mail not confirmed"), "pending": _l("Awaiting approval"),
+                  "confirmed": _l("Confirmed"), "waitlisted": _l("Waitlist"), "declined": _l("Declined"),
+                  "withdrawn": _l("Withdrawn")}
 
 
-class RegRole(StrEnum):
+class RegRole(Titled, StrEnum):
     RETURN_COUNTRY = "return_country"
     EU_MEMBER_STATE = "eu_member_state"
     PARTNER_STAFF = "partner_staff"
     OTHER = "other"
+    __titles__ = {"return_country": _l("Return counsellor in a return country"),
+                  "eu_member_state": _l("Return counsellor in an EU member state"),
+                  "partner_staff": _l("Partner organisation staff"), "other": _l("Other")}
 
 
 class Workshop(SQLModel, table=True):

@@ -37,20 +37,8 @@ def _public_limit() -> str:
     return current_app.config["WORKSHOP_RATE_LIMIT"]
 
 
-def status_labels() -> dict[str, str]:
-    return {RegStatus.UNCONFIRMED: _("E-mail not confirmed"), RegStatus.PENDING: _("Awaiting approval"),
-            RegStatus.CONFIRMED: _("Confirmed"), RegStatus.WAITLISTED: _("Waitlist"),
-            RegStatus.DECLINED: _("Declined"), RegStatus.WITHDRAWN: _("Withdrawn")}
-
-
-def role_labels() -> dict[str, str]:
-    return {RegRole.RETURN_COUNTRY: _("Return counsellor in a return country"),
-            RegRole.EU_MEMBER_STATE: _("Return counsellor in an EU member state"),
-            RegRole.PARTNER_STAFF: _("Partner organisation staff"), RegRole.OTHER: _("Other")}
-
-
 def _labels_ctx() -> dict:
-    return {"status_labels": status_labels(), "role_labels": role_labels()}
+    return {"status_labels": RegStatus.titles(), "role_labels": RegRole.titles()}
 
 
 # Staff: workshops -------------------------------------------------------------------------------
@@ -145,7 +133,7 @@ def _export(workshop_id: int):
               "dietary_needs": _("Dietary needs"), "accessibility_needs": _("Accessibility needs"),
               "travel_support": _("Travel support"), "visa_letter": _("Visa invitation letter"),
               "consent_list": _("On the participant list"), "created_at": _("Registered"),
-              "yes": _("yes"), "no": _("no"), "statuses": status_labels(), "roles": role_labels()}
+              "yes": _("yes"), "no": _("no"), "statuses": RegStatus.titles(), "roles": RegRole.titles()}
     header, rows = services.export_rows(services.list_registrations(session, workshop, _filter()), labels)
     return workshop, header, rows
 

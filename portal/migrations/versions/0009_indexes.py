@@ -31,7 +31,7 @@ FLAGS = ("flag_health", "flag_psychosocial", "flag_family", "flag_safety", "flag
 
 
 def _open_flags(true: str) -> sa.TextClause:
-    # Written as the query in portal/visits/services.py compiles it, so the planner can match the predicate.
+    # Written as portal/visits/followup.py flagged_condition() compiles, so the planner can match the predicate.
     flags = " OR ".join(f"{name} IS {true}" for name in FLAGS)
     return sa.text(f"({flags}) AND acknowledged_at IS NULL")
 

@@ -1,0 +1,70 @@
+"""The score trend of a case's visits: the geometry of a small chart of the three reintegration scores,
+drawn by templates/visits/_trend.html."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from portal.visits.models import DIMENSIONS, Visit
+
+
+@dataclass
+class Series:
+    name: str
+    color: str
+    dash: str
+    marker: str  # circle, square, triangle
+    points: list[tuple[float, float, int]] = field(default_factory=list)
+
+    @property
+    def path(self) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y, _score in self.points)
+
+
+@dataclass
+class Trend:
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+    visits: list[Visit]
+    xs: list[float]
+    series: list[Series]
+    y_ticks: list[tuple[int, float]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.visits
+
+
+# Colours that stay apart for the common colour-vision deficiencies; dashes and markers differ too.
+_STYLE = {"score_economic": ("#0b4f8a", "", "circle"), "score_social": ("#b35900", "6 4", "square"),
+          "score_psychosocial": ("#2e7d32", "2 3", "triangle")}
+
+
+def trend(visits: list[Visit], last: int = 12, width: int = 360, height: int = 220) -> Trend:
+    """Chart geometry of the three scores over the last visits that have scores (oldest left).
+
+    The drawing is about as wide as a phone, so that its 13–14 px labels stay that size on a phone
+    (a wider drawing is scaled down, its labels with it); the margins leave room for half a date label
+    on either side."""
+    scored = [v for v in visits if v.score_economic is not None]
+    scored = sorted(scored, key=lambda v: (v.visit_date, v.id))[-last:]
+    left, right, top, bottom = 48, 44, 12, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    n = len(scored)
+    xs = [left + plot_w / 2] if n == 1 else [left + i * plot_w / (n - 1) for i in range(n)]
+
+    def y(score: int) -> float:
+        return top + (5 - score) * plot_h / 4
+
+    series = []
+    for name in DIMENSIONS:
+        color, dash, marker = _STYLE[name]
+        s = Series(name, color, dash, marker)
+        s.points = [(x, y(getattr(v, name)), getattr(v, name)) for x, v in zip(xs, scored, strict=True)]
+        series.append(s)
+    return Trend(width, height, left, right, top, bottom, scored, xs, series,
+                 [(score, y(score)) for score in range(1, 6)])
