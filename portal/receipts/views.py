@@ -18,7 +18,6 @@ from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
-from portal.scanning import views as scan_views
 from portal.security import parse_id
 from portal.storage import get_storage
 from portal.uploads import services as uploads
@@ -228,7 +227,7 @@ def preview(receipt_id: int, file_id: int):
     """A small JPEG preview of a receipt file (the first page of a PDF)."""
     _receipt, row = services.get_file_for(db.session(), current_user, receipt_id, file_id)
     if not scanning.is_cleared(row):
-        return scan_views.refused(row)
+        return serving.refused(row)
     data = previews.preview(get_storage(), row)
     if data is None:
         abort(404)

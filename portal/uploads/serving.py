@@ -7,9 +7,15 @@ from flask import abort
 from sqlmodel import Session
 
 from portal import audit
+from portal.errors import error_page
 from portal.scanning import services as scanning
-from portal.scanning import views as scan_views
 from portal.storage import StorageError, get_storage
+
+
+def refused(row):
+    """409 with the reason: the file is waiting for its virus scan, or was quarantined as infected."""
+    title, text = scanning.refusal(row)
+    return error_page(409, title, text), 409, {"Cache-Control": "no-store"}
 
 
 def download(db: Session, actor, row, action: str, **about):
@@ -17,7 +23,7 @@ def download(db: Session, actor, row, action: str, **about):
     with the reason otherwise. A staff download is written to the audit log (`action`, with `about`)
     before the file is handed out."""
     if not scanning.is_cleared(row):  # waiting for its virus scan, or quarantined as infected
-        return scan_views.refused(row)
+        return refused(row)
     if actor.is_staff:
         audit.record(db, actor, action, row, after={**about, "key": row.key, "sha256": row.sha256})
         db.commit()
