@@ -25,7 +25,7 @@ from portal.receipts.models import Receipt
 from portal.scanning.clamd import ClamdClient, Verdict, parse_reply
 from portal.storage import get_storage
 from portal.visits.models import VisitPhoto
-from tests.factories import make_case, make_line, make_org, make_user, make_visit
+from tests.factories import make_user, make_visit
 from tests.fixtures import free_port
 from tests.helpers import (
     CLAMD_HOST,
@@ -44,12 +44,9 @@ SIGNATURE = "Local.Test.EICAR.UNOFFICIAL"
 
 
 @pytest.fixture
-def w(db):
-    org = make_org(db, country="GE")
-    case = make_case(db, org, country="GE")
-    return {"org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
-            "partner": make_user(db, organisation=org), "staff": make_user(db, role="staff"),
-            "admin_de": make_user(db, role="admin", locale="de")}
+def w(w, db):
+    """The receipts' world (tests/fixtures.py) and an admin who reads German."""
+    return {**w, "admin_de": make_user(db, role="admin", locale="de")}
 
 
 def jpeg() -> bytes:

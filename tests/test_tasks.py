@@ -23,7 +23,7 @@ from portal import mail as mailer
 from portal.audit import AuditEntry
 from portal.mail import OutboxMail
 from portal.receipts.models import ReceiptFile
-from tests.factories import make_case, make_line, make_org, make_user
+from tests.factories import make_case, make_org, make_user
 from tests.fixtures import app_config, free_port, start_consumer
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
@@ -165,14 +165,6 @@ def test_a_password_reset_request_sends_no_mail_in_the_request(client, db, mails
 
 
 # Scans after the upload ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def w(db):
-    org = make_org(db, country="GE")
-    case = make_case(db, org, country="GE")
-    return {"org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
-            "partner": make_user(db, organisation=org), "staff": make_user(db, role="staff")}
-
 
 @pytest.mark.parametrize("app_overrides", [{"CLAMD_TIMEOUT": 5.0}])
 def test_an_upload_answers_before_the_scan_and_a_worker_scans_it(app, client, db, w, mails, run_jobs):

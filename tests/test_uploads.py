@@ -25,21 +25,18 @@ from portal.storage import get_storage
 from portal.uploads import services
 from portal.uploads.models import Upload
 from portal.visits.models import VisitPhoto
-from tests.factories import big_pdf, make_case, make_line, make_org, make_user, make_visit
+from tests.factories import big_pdf, make_case, make_org, make_user, make_visit
 from tests.helpers import fields, jpeg_with_gps, raw_pdf, unique_pdf
 
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
 
 
 @pytest.fixture
-def w(db):
-    org = make_org(db, country="GE")
-    case = make_case(db, org, country="GE")
+def w(w, db):
+    """The receipts' world (tests/fixtures.py), a colleague of the partner and another organisation."""
     other_org = make_org(db, country="SN")
-    return {"org": org, "case": case, "line": make_line(db, case, planned_cents=100_000),
-            "partner": make_user(db, organisation=org), "colleague": make_user(db, organisation=org),
-            "other_case": make_case(db, other_org, country="SN"),
-            "outsider": make_user(db, organisation=other_org)}
+    return {**w, "colleague": make_user(db, organisation=w["org"]),
+            "other_case": make_case(db, other_org, country="SN"), "outsider": make_user(db, organisation=other_org)}
 
 
 def noisy_jpeg(size=(400, 300)) -> bytes:
