@@ -241,3 +241,37 @@ def test_the_cost_of_deciding_ten_receipts(page: Page, live_server):
     assert len(kinds["previews"]) <= 10
     assert len(traffic) <= 40, traffic
     assert total <= 1_500_000, traffic
+
+
+def test_an_independent_sample_check_finds_a_problem_and_the_report_says_so(page: Page, live_server):
+    """Sofia Second approved the demo's receipts, so the desk does not offer her their sample check; Ada Admin
+    finds a problem, the receipt goes back for correction, and the draw's report (checked by axe) says so."""
+    from portal.review.models import SampleItem
+    from tests.factories import make_sample
+
+    with Session(live_server.engine(), expire_on_commit=False) as db:
+        receipt = db.exec(select(Receipt).where(Receipt.supplier == "Kaffee Technik GmbH")).one()
+        item = make_sample(db, receipt)
+    sign_in(page, live_server, REVIEWER)
+    page.goto(f"{live_server.url}/review/?type=sample")
+    expect(page.locator(f"#sample-{item.id}")).to_contain_text(
+        "You approved this receipt, so another staff member must do its sample check.")
+    expect(page.get_by_role("button", name=f"Checked: problem found {receipt.reference}")).to_have_count(0)
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, live_server, "admin@example.org")
+    page.goto(f"{live_server.url}/review/?type=sample")
+    page.get_by_label(f"Findings of the check ({receipt.reference})").fill("The invoice has no stamp")
+    page.get_by_role("button", name=f"Checked: problem found {receipt.reference}").click()
+    expect(page.locator("#flash")).to_contain_text("sent back to the partner for correction")
+    expect(page.locator(f"#sample-{item.id}")).to_have_count(0)
+    page.goto(f"{live_server.url}/review/samples/{item.draw_id}")
+    row = page.locator(f"#sample-item-{item.id}")
+    for text in ("Problem found", "Ada Admin", "The invoice has no stamp", "Correction requested"):
+        expect(row).to_contain_text(text)
+    expect(page.locator("#sample-issues")).to_have_text("1")
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
+    with Session(live_server.engine()) as db:
+        assert db.get(Receipt, receipt.id).status == "correction_requested"
+        assert db.get(SampleItem, item.id).checked_by_id is not None

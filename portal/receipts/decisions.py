@@ -88,6 +88,24 @@ def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: s
     return kind
 
 
+def reopen_for_correction(db: Session, actor: User, receipt: Receipt, comment: str, **why) -> None:
+    """Send an approved receipt back to the partner for correction (a sample check found a problem), in the
+    caller's transaction: its event, audit entry and notification go with it, and the budget summaries
+    follow on the flush (portal.reports.summary). The caller commits."""
+    if receipt.status != ReceiptStatus.APPROVED:
+        raise ReceiptError(_("Only an approved receipt can be reopened for correction."))
+    before = {"status": receipt.status, "version": receipt.version}
+    claim(db, receipt, receipt.version)
+    receipt.status = ReceiptStatus.CORRECTION_REQUESTED
+    receipt.updated_at = utcnow()
+    db.add(receipt)
+    db.add(ReceiptEvent(receipt_id=receipt.id, revision=receipt.revision, actor_id=actor.id,
+                        kind="correction_requested", comment=comment))
+    audit.record(db, actor, "receipt.correction_requested", receipt, before,
+                 {"status": receipt.status, "version": receipt.version, "comment": comment, **why})
+    _notify(db, actor, receipt, "correction_requested", comment)
+
+
 def _check_scanned(db: Session, receipt: Receipt) -> None:
     """Approval needs every file found clean by the virus scanner (or no scanner configured)."""
     for row in files_of(db, receipt):

@@ -18,6 +18,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
+from portal.review.models import SampleItem
 from portal.visits.models import DIMENSIONS, Visit
 from portal.workshop.models import Registration, RegStatus, Workshop, WorkshopStat
 
@@ -170,27 +171,37 @@ class BelegRow:
     budget_line: str
     approved_on: date | None
     approvers: list[str] = field(default_factory=list)
+    translation: str = ""
+    # The receipt's latest sample check: drawn or not, who checked it, its outcome ("ok", "issue", "" = open).
+    sample_drawn: bool = False
+    sample_checked_by: str = ""
+    sample_outcome: str = ""
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
-    """The approved receipts invoiced in the period, numbered, with their approvals: two statements."""
+    """The approved receipts invoiced in the period, numbered, with their approvals and their latest sample
+    check: three statements."""
+    listed = (Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start, Receipt.invoice_date <= end)
     rows = db.exec(select(Receipt, Case.reference, BudgetLine.category, BudgetLine.description)
                    .join(Case, Case.id == Receipt.case_id)
                    .outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
-                   .where(Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start,
-                          Receipt.invoice_date <= end)
+                   .where(*listed)
                    .order_by(Case.reference, Receipt.invoice_date, Receipt.id)).all()
     # The approvals of each receipt's current (approved) revision, first approval first.
     approvals: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)
-    events = db.exec(select(ReceiptEvent.receipt_id, ReceiptEvent.at, ReceiptEvent.kind, User.name)
+    events = db.exec(select(ReceiptEvent.receipt_id, ReceiptEvent.at, ReceiptEvent.kind, User.name, User.email)
                      .join(Receipt, Receipt.id == ReceiptEvent.receipt_id)
                      .outerjoin(User, User.id == ReceiptEvent.actor_id)
                      .where(Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start,
                             Receipt.invoice_date <= end, ReceiptEvent.revision == Receipt.revision,
                             ReceiptEvent.kind.in_(("first_approval", "approved")))
                      .order_by(ReceiptEvent.at, ReceiptEvent.id))
-    for receipt_id, at, kind, name in events:
-        approvals[receipt_id].append((at, kind, name or ""))
+    for receipt_id, at, kind, name, email in events:
+        approvals[receipt_id].append((at, kind, name or email or ""))
+    samples = {receipt_id: (outcome or "", name or email or "") for receipt_id, outcome, name, email in db.exec(
+        select(SampleItem.receipt_id, SampleItem.outcome, User.name, User.email)
+        .join(Receipt, Receipt.id == SampleItem.receipt_id).outerjoin(User, User.id == SampleItem.checked_by_id)
+        .where(*listed).order_by(SampleItem.id))}  # the latest draw of a receipt wins
     out = []
     for number, (receipt, reference, category, description) in enumerate(rows, start=1):
         mine = approvals.get(receipt.id, [])
@@ -202,7 +213,10 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                             rate_source=receipt.rate_source, eur_cents=receipt.eur_cents,
                             budget_category=category or "", budget_line=description or "",
                             approved_on=final[-1].date() if final else None,
-                            approvers=[name for _at, _k, name in mine]))
+                            approvers=[name for _at, _k, name in mine], translation=receipt.translation,
+                            sample_drawn=receipt.id in samples,
+                            sample_outcome=samples.get(receipt.id, ("", ""))[0],
+                            sample_checked_by=samples.get(receipt.id, ("", ""))[1]))
     return out
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     or_,
     true,
     union_all,
+    update,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
@@ -109,6 +110,8 @@ class QueueItem:
     extra: dict = field(default_factory=dict)
     sort_key: tuple = ()  # the item's place in the queue's order, as the database sorted it
     line: receipt_budget.LineSummary | None = None  # the receipt's budget line, beside the decision
+    # For a sample check: "uploader" or "approver" when the viewer handled the receipt and may not check it.
+    conflict: str = ""
     file: ReceiptFile | None = None  # the receipt's first file, for its preview
 
     @property
@@ -357,8 +360,10 @@ def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: in
     return items
 
 
-def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
-    """Approved receipts drawn for a sample check and not yet checked, from the open items' index."""
+def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str,
+                  viewer_id: int | None = None):
+    """Approved receipts drawn for a sample check and not yet checked, from the open items' index, each with
+    whether the viewer uploaded or approved it (then someone else must check it)."""
     if f.type not in ("", SAMPLE) or f.status not in ("", "approved"):
         return []
     conditions = [SampleItem.checked_at.is_(None), *_receipt_conditions(f, dialect)]
@@ -368,14 +373,15 @@ def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int
     keys = _keys(f.sort, dialect, SampleDraw.created_at, RANK_SAMPLE, SampleItem.id, Case.reference,
                  Organisation.name, Receipt.eur_cents)
     query = (select(SampleItem, SampleDraw.created_at, Receipt, Case, Organisation.name,
-                    _new_supplier().label("new_supplier"), *_select_keys(keys))
+                    _new_supplier().label("new_supplier"), involvement(viewer_id).label("conflict"),
+                    *_select_keys(keys))
              .join(SampleDraw, SampleDraw.id == SampleItem.draw_id)
              .join(Receipt, Receipt.id == SampleItem.receipt_id)
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
     return [QueueItem(SAMPLE, drawn_at, case_, org, receipt=receipt, sample=sample, new_supplier=bool(is_new),
-                      sort_key=_key_values(keys, tail))
-            for sample, drawn_at, receipt, case_, org, is_new, *tail
+                      conflict=conflict or "", sort_key=_key_values(keys, tail))
+            for sample, drawn_at, receipt, case_, org, is_new, conflict, *tail
             in db.exec(_paged(query, keys, cursor, limit)).all()]
 
 
@@ -431,11 +437,11 @@ def _only_sorted(f: QueueFilter) -> bool:
 
 
 def queue(db: Session, f: QueueFilter, now: datetime | None = None,
-          counts: dict[str, int] | None = None) -> QueuePage:
+          counts: dict[str, int] | None = None, viewer_id: int | None = None) -> QueuePage:
     """One page of everything waiting for staff, filtered and sorted as asked, after the cursor `f.after`.
 
     `counts` (the desk's counts per type) give the total when only the type is chosen, and save the
-    registrations' statement when none wait. Each source sorts by its index and sends at most one page and
+    registrations' statement when none wait. `viewer_id` marks the sample checks the viewer may not record. Each source sorts by its index and sends at most one page and
     one row after the cursor: the cost follows the page, not the length of the queue.
     """
     now = now or utcnow()
@@ -444,7 +450,7 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
     dialect = db.get_bind().dialect.name
     limit = PER_PAGE + 1
     waiting_registrations = (counts or {}).get(REGISTRATION, 1)
-    items = [*_waiting_items(db, f, now, cursor, limit, dialect), *_sample_items(db, f, now, cursor, limit, dialect),
+    items = [*_waiting_items(db, f, now, cursor, limit, dialect), *_sample_items(db, f, now, cursor, limit, dialect, viewer_id),
              *_visit_items(db, f, now, cursor, limit, dialect),
              *_registration_items(db, f, now, waiting_registrations, cursor, limit, dialect)]
     items.sort(key=_merge_key(f.sort), reverse=f.sort == "newest")
@@ -587,22 +593,64 @@ def get_sample_item(db: Session, item_id: int) -> SampleItem | None:
     return db.get(SampleItem, item_id)
 
 
+UPLOADER, APPROVER = "uploader", "approver"
+
+
+def involvement(viewer_id: int | None):
+    """SQL, correlated to Receipt: "uploader" when the viewer uploaded or submitted the receipt, "approver" when
+    they approved any revision of it (first or final approval), else "". Such a person may not check it."""
+    if viewer_id is None:
+        return literal("", String)
+
+    def did(*kinds):
+        return exists().where(ReceiptEvent.receipt_id == Receipt.id, ReceiptEvent.actor_id == viewer_id,
+                              ReceiptEvent.kind.in_(kinds)).correlate(Receipt)
+
+    return case((Receipt.uploaded_by_id == viewer_id, UPLOADER), (did("submitted", "resubmitted"), UPLOADER),
+                (did("first_approval", "approved"), APPROVER), else_="")
+
+
+def conflict_message(conflict: str) -> str:
+    if conflict == UPLOADER:
+        return _("You uploaded this receipt, so another staff member must do its sample check.")
+    return _("You approved this receipt, so another staff member must do its sample check.")
+
+
 def check_sample(db: Session, actor: User, item: SampleItem, outcome: str, comment: str) -> None:
-    """Record the second check of a drawn receipt."""
+    """Record the second check of a drawn receipt, by someone who neither uploaded nor approved it.
+
+    "Problem found" sends the receipt back to the partner for correction with the finding as what to
+    correct (portal.receipts.decisions.reopen_for_correction): its approved amount leaves the budget's
+    approved figures in the same transaction, and the partner is notified."""
     comment = (comment or "").strip()
     if item.checked_at is not None:
         raise ReviewError(_("This sample check was already recorded."))
+    receipt = db.get(Receipt, item.receipt_id)
+    conflict = db.exec(select(involvement(actor.id)).where(Receipt.id == item.receipt_id)).one()
+    if conflict:
+        raise ReviewError(conflict_message(conflict))
     if outcome not in (SampleOutcome.OK, SampleOutcome.ISSUE):
         raise ReviewError(_("Choose the outcome of the check."), "outcome")
     if outcome == SampleOutcome.ISSUE and not comment:
         raise ReviewError(_("Describe the problem you found."), "comment")
-    item.checked_at = utcnow()
-    item.checked_by_id = actor.id
-    item.outcome = outcome
-    item.comment = comment
-    db.add(item)
-    audit.record(db, actor, "review.sample_checked", item, {"checked_at": None},
-                 {"receipt_id": item.receipt_id, "draw_id": item.draw_id, "outcome": outcome, "comment": comment})
+    now = utcnow()
+    # One conditional UPDATE: of two staff recording the same check at once, exactly one succeeds.
+    claimed = db.exec(update(SampleItem).where(SampleItem.id == item.id, SampleItem.checked_at.is_(None))
+                      .values(checked_at=now, checked_by_id=actor.id, outcome=outcome, comment=comment)
+                      .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.rollback()
+        raise ReviewError(_("This sample check was already recorded."))
+    item.checked_at, item.checked_by_id, item.outcome, item.comment = now, actor.id, outcome, comment
+    after = {"receipt_id": item.receipt_id, "draw_id": item.draw_id, "outcome": outcome, "comment": comment}
+    if outcome == SampleOutcome.ISSUE and receipt.status == ReceiptStatus.APPROVED:
+        try:
+            receipt_decisions.reopen_for_correction(db, actor, receipt, comment, sample_item_id=item.id)
+        except errors.ReceiptError as exc:
+            db.rollback()
+            raise ReviewError(str(exc)) from exc
+        after["reopened"] = True
+    audit.record(db, actor, "review.sample_checked", item, {"checked_at": None}, after)
     db.commit()
 
 
@@ -631,12 +679,38 @@ class DrawItemRow:
     item: SampleItem
     receipt: Receipt
     case: Case
-    checked_by: str
+    checked_by: str  # the checker's name, or their e-mail address when they gave no name
+
+
+@dataclass
+class DrawReport:
+    """The sample report of one draw: what was drawn, checked and found, item by item."""
+
+    draw: SampleDraw
+    drawn_by: str
+    rows: list[DrawItemRow]
+
+    @property
+    def checked(self) -> int:
+        return sum(row.item.checked_at is not None for row in self.rows)
+
+    @property
+    def issues(self) -> int:
+        return sum(row.item.outcome == SampleOutcome.ISSUE for row in self.rows)
+
+    @property
+    def waiting(self) -> int:
+        return len(self.rows) - self.checked
 
 
 def draw_items(db: Session, draw: SampleDraw) -> list[DrawItemRow]:
-    rows = db.exec(select(SampleItem, Receipt, Case, User.name)
+    rows = db.exec(select(SampleItem, Receipt, Case, User.name, User.email)
                    .join(Receipt, Receipt.id == SampleItem.receipt_id).join(Case, Case.id == Receipt.case_id)
                    .outerjoin(User, User.id == SampleItem.checked_by_id)
                    .where(SampleItem.draw_id == draw.id).order_by(Receipt.id))
-    return [DrawItemRow(i, r, c, name or "") for i, r, c, name in rows]
+    return [DrawItemRow(i, r, c, name or email or "") for i, r, c, name, email in rows]
+
+
+def draw_report(db: Session, draw: SampleDraw) -> DrawReport:
+    drawn_by = db.get(User, draw.drawn_by_id) if draw.drawn_by_id else None
+    return DrawReport(draw, (drawn_by.name or drawn_by.email) if drawn_by else "", draw_items(db, draw))

@@ -24,8 +24,9 @@ from portal.receipts import errors as receipt_errors
 from portal.receipts import previews
 from portal.receipts import services as receipts
 from portal.receipts.forms import ReviewForm
+from portal.receipts.models import ReceiptStatus
 from portal.review import services
-from portal.review.models import SampleDraw
+from portal.review.models import SampleDraw, SampleOutcome
 from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.visits import followup
@@ -174,7 +175,7 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     counts, orgs, countries = services.desk_summary(session)
     _remember(counts)
     form, f = _filter_form(countries, orgs)
-    result = services.queue(session, f, counts=counts)
+    result = services.queue(session, f, counts=counts, viewer_id=current_user.id)
     services.add_details(session, result.items)
     if focus is not None and result.items:
         focus = min(focus, len(result.items) - 1)
@@ -182,7 +183,8 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
                   counts=_counts(), type_labels=type_labels(), warning_labels=warning_labels(),
                   args=filter_args(), now=utcnow(), message=message, problems=problems or {},
                   typed=typed or {}, focus=focus, four_eyes_cents=receipt_decisions.four_eyes_cents(), swap=is_swap(),
-                  results=results or [], has_preview=previews.has_preview)
+                  results=results or [], has_preview=previews.has_preview,
+                  conflict_message=services.conflict_message)
 
 
 @bp.get("/")
@@ -306,6 +308,9 @@ def check_sample(sample_item_id: int):
         services.check_sample(session, current_user, item, request.form.get("outcome", ""), comment)
     except services.ReviewError as exc:
         return _problem(f"sample-{item.id}", str(exc), comment)
+    if item.outcome == SampleOutcome.ISSUE and receipt.status == ReceiptStatus.CORRECTION_REQUESTED:
+        return _done(_("Problem found in %(ref)s recorded. The receipt is sent back to the partner for "
+                       "correction with your findings.", ref=receipt.reference))
     return _done(_("Sample check of %(ref)s recorded.", ref=receipt.reference))
 
 
@@ -347,4 +352,4 @@ def sample(draw_id: int):
     draw = session.get(SampleDraw, draw_id)
     if draw is None:
         abort(404)
-    return render("review/sample.html", draw=draw, rows=services.draw_items(session, draw))
+    return render("review/sample.html", report=services.draw_report(session, draw))
