@@ -27,7 +27,8 @@ from portal.reports.services import BelegRow
 def belegliste_header() -> list[str]:
     return [_("No."), _("Case reference"), _("Receipt"), _("Supplier"), _("Invoice number"), _("Invoice date"),
             _("Amount"), _("Currency"), _("Exchange rate (units for 1 EUR)"), _("Rate month"), _("Rate source"),
-            _("EUR amount"), _("Budget category"), _("Budget line"), _("Approval date"), _("Approvers")]
+            _("EUR amount"), _("Budget category"), _("Budget line"), _("Approval date"), _("Approvers"),
+            _("Rate evidence"), _("Rate evidence link")]
 
 
 def amount(minor: int, currency: str) -> Decimal:
@@ -49,7 +50,7 @@ def belegliste_values(row: BelegRow, category_label: Callable[[str], str]) -> li
             row.invoice_date, amount(row.amount_minor, row.currency), row.currency, rate(row.rate_micro),
             row.rate_month.strftime("%Y-%m") if row.rate_month else None, row.rate_source or "",
             eur(row.eur_cents), category_label(row.budget_category), row.budget_line, row.approved_on,
-            ", ".join(row.approvers)]
+            ", ".join(row.approvers), row.rate_evidence, row.rate_evidence_url]
 
 
 def to_csv(header: list[str], rows: Iterable[list]) -> bytes:
@@ -83,11 +84,13 @@ def belegliste_xlsx(rows: list[BelegRow], category_label: Callable[[str], str], 
             elif c == 7:
                 places = currency_precision(row.currency)
                 cell.number_format = "#,##0" + ("." + "0" * places if places else "")
+            if value and c == header.index(_("Rate evidence link")) + 1:
+                cell.hyperlink, cell.style = value, "Hyperlink"
     total_row = len(rows) + 3
     ws.cell(row=total_row, column=1, value=_("Total")).font = Font(bold=True)
     total = ws.cell(row=total_row, column=12, value=sum((eur(r.eur_cents) or Decimal(0)) for r in rows))
     total.number_format, total.font = "#,##0.00", Font(bold=True)
-    widths = [6, 14, 10, 28, 16, 12, 14, 9, 14, 10, 18, 14, 20, 36, 12, 30]
+    widths = [6, 14, 10, 28, 16, 12, 14, 9, 14, 10, 18, 14, 20, 36, 12, 30, 40, 40]
     for i, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(i)].width = w
 

@@ -16,6 +16,7 @@ from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
+from portal.receipts import rates as receipt_rates
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.visits.models import DIMENSIONS, Visit
@@ -170,6 +171,8 @@ class BelegRow:
     budget_line: str
     approved_on: date | None
     approvers: list[str] = field(default_factory=list)
+    rate_evidence: str = ""  # the kept file (name, number, SHA-256) or the reference typed with the rate
+    rate_evidence_url: str = ""  # the kept file's download (staff)
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
@@ -191,8 +194,10 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                      .order_by(ReceiptEvent.at, ReceiptEvent.id))
     for receipt_id, at, kind, name in events:
         approvals[receipt_id].append((at, kind, name or ""))
+    proofs = receipt_rates.proofs_for(db, [receipt for receipt, *_rest in rows])
     out = []
     for number, (receipt, reference, category, description) in enumerate(rows, start=1):
+        proof = proofs.get(receipt.id)
         mine = approvals.get(receipt.id, [])
         final = [at for at, kind, _n in mine if kind == "approved"]
         out.append(BelegRow(number=number, case_reference=reference, receipt_reference=receipt.reference,
@@ -202,7 +207,10 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                             rate_source=receipt.rate_source, eur_cents=receipt.eur_cents,
                             budget_category=category or "", budget_line=description or "",
                             approved_on=final[-1].date() if final else None,
-                            approvers=[name for _at, _k, name in mine]))
+                            approvers=[name for _at, _k, name in mine],
+                            rate_evidence=proof.reference() if proof else "",
+                            rate_evidence_url=receipt_rates.evidence_url(proof.evidence.id)
+                            if proof and proof.evidence else ""))
     return out
 
 
