@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from datetime import date
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -267,3 +269,16 @@ def test_the_evidence_download_is_staff_only_and_audited(client, db, w):
     assert (entry.actor_id, entry.object_id, entry.after["sha256"]) == (w["staff"].id, str(evidence.id),
                                                                         evidence.sha256)
     assert client.get(f"/receipts/rates/evidence/{evidence.id + 1}").status_code == 404
+
+
+def test_the_readme_samples_import_as_documented():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Exchange rates and their evidence"):]
+    inforeuro, plain = re.findall(r"```\n(.*?)```", section, re.S)[:2]
+    rows = rate_files.read(inforeuro.encode(), "export.csv", None).rows
+    assert [(r.currency, r.month, r.micro) for r in rows] == [
+        ("GEL", date(2024, 3, 1), 2_912_300), ("XOF", date(2024, 3, 1), 655_957_000),
+        ("TND", date(2024, 3, 1), 3_387_100)]
+    rows = rate_files.read(plain.encode(), "rates.csv", None).rows
+    assert [(r.currency, r.month, r.micro) for r in rows] == [
+        ("GEL", date(2024, 3, 1), 2_912_300), ("XOF", date(2024, 3, 1), 655_957_000)]
