@@ -282,3 +282,23 @@ def test_the_readme_samples_import_as_documented():
     rows = rate_files.read(plain.encode(), "rates.csv", None).rows
     assert [(r.currency, r.month, r.micro) for r in rows] == [
         ("GEL", date(2024, 3, 1), 2_912_300), ("XOF", date(2024, 3, 1), 655_957_000)]
+
+
+@pytest.mark.s3
+def test_the_evidence_is_kept_on_a_real_s3_server(app_config_s3, client, db, w):
+    import urllib.request
+
+    raw = inforeuro_xlsx()
+    switch(client, w["staff"])
+    assert send(client, raw, "inforeuro.xlsx").status_code == 303
+    evidence = db.exec(select(RateEvidence)).one()
+    with app_config_s3.app_context():
+        storage = get_storage()
+        head = storage.client.head_object(Bucket=storage.bucket, Key=evidence.key)
+        assert head["Metadata"]["sha256"] == evidence.sha256 == hashlib.sha256(raw).hexdigest()
+    resp = client.get(f"/receipts/rates/evidence/{evidence.id}")
+    assert resp.status_code == 302 and resp.headers["X-Content-Type-Options"] == "nosniff"
+    with urllib.request.urlopen(resp.location, timeout=10) as fetched:  # noqa: S310 - the local test server
+        assert fetched.headers["Content-Disposition"] == 'attachment; filename="inforeuro.xlsx"'
+        assert fetched.read() == raw
+    assert len(actions(db, "rate_evidence.downloaded")) == 1
