@@ -116,6 +116,10 @@ def _demo_scan(colour: str) -> bytes:
     return out.getvalue()
 
 
+INFOREURO = ("https://commission.europa.eu/funding-tenders/procedures-guidelines-tenders/"
+             "information-contractors-and-beneficiaries/exchange-rate-inforeuro_en")
+
+
 def _demo_receipts(db: Session) -> None:
     from portal.receipts import decisions, money
     from portal.receipts import rates as receipt_rates
@@ -125,7 +129,7 @@ def _demo_receipts(db: Session) -> None:
     users = {u.email: u for u in db.exec(select(User))}
     staff = users["staff@example.org"]
     for currency, month, rate in RATES:
-        receipt_rates.save_rate(db, staff, currency, month, Decimal(rate), f"InforEuro {month:%Y-%m}")
+        receipt_rates.save_rate(db, staff, currency, month, Decimal(rate), f"InforEuro {month:%Y-%m}", INFOREURO)
     all_cases = list(db.exec(select(Case).order_by(Case.id)))
     storage = get_storage()
     storage.ensure_ready()

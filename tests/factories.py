@@ -13,7 +13,7 @@ from portal.auth.models import User
 from portal.auth.services import hasher
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
-from portal.receipts.models import Receipt, ReceiptFile
+from portal.receipts.models import RateEvidence, Receipt, ReceiptFile
 from portal.review.models import SampleDraw, SampleItem
 from portal.visits.models import Visit, VisitPhoto
 from portal.workshop.models import Registration, Workshop
@@ -90,6 +90,16 @@ def make_receipt_file(db: Session, receipt: Receipt, **kw) -> ReceiptFile:
     row = ReceiptFile(**{"receipt_id": receipt.id, "key": f"receipts/{receipt.case_id}/{uuid4().hex}", "size": 3,
                          "sha256": uuid4().hex * 2, "original_sha256": uuid4().hex * 2,
                          "content_type": "application/pdf", "original_filename": "x.pdf", "confirmed": True, **kw})
+    db.add(row)
+    db.commit()
+    return row
+
+
+def make_rate_evidence(db: Session, **kw) -> RateEvidence:
+    """A kept rate file's row (the object itself is not stored: for tests that only need the row)."""
+    sha = uuid4().hex * 2
+    row = RateEvidence(**{"original_filename": "inforeuro.xlsx", "content_type": "text/csv", "size": 3,
+                          "sha256": sha, "key": f"rates/{sha}.csv", **kw})
     db.add(row)
     db.commit()
     return row

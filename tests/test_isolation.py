@@ -12,6 +12,7 @@ from tests.factories import (
     make_case,
     make_line,
     make_org,
+    make_rate_evidence,
     make_receipt,
     make_receipt_file,
     make_registration,
@@ -39,6 +40,7 @@ ARGUMENTS = {
     "workshop_id": lambda w: w["workshop"].id,  # staff-only routes
     "registration_id": lambda w: w["registration"].id,
     "upload_id": lambda w: w["upload_b"].token,  # a real upload of partner B, on B's case
+    "evidence_id": lambda w: w["evidence"].id,  # a kept rate file: staff only
 }
 # Routes with arguments that are not object IDs a partner could probe.
 NOT_ID_ROUTES = {"static"}
@@ -58,6 +60,7 @@ def world(db):
     db.commit()
     return {
         "upload_b": upload_b,
+        "evidence": make_rate_evidence(db),
         "workshop": workshop, "registration": make_registration(db, workshop),
         "receipt_b": receipt_b, "file_b": make_receipt_file(db, receipt_b), "sample_b": make_sample(db, receipt_b),
         "visit_b": visit_b, "photo_b": make_visit_photo(db, visit_b),

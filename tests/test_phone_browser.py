@@ -75,6 +75,7 @@ EXCLUDED = {
     "index": "redirects to the case list or the sign-in page",
     "static": "static files",
     "receipts.download": "a stored file (attachment)",
+    "receipts.rate_evidence": "a kept rate file (attachment), staff only",
     "receipts.preview": "an image",
     "receipts.files_part": "a receipt's file list, a fragment the receipt page (walked) polls while a scan runs",
     "visits.photos_part": "a visit's photo list, a fragment the visit page (walked) polls while a scan runs",

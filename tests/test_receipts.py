@@ -230,7 +230,8 @@ def test_sweep_removes_objects_no_row_refers_to_and_keeps_the_rest(app, client, 
 
 def test_eur_amount_uses_the_rate_of_the_invoice_month(client, db, w):
     switch(client, w["staff"])
-    resp = client.submit("/receipts/rates", {"currency": "GEL", "month": "2024-03", "rate": "2.9", "source": "InforEuro"})
+    resp = client.submit("/receipts/rates", {"currency": "GEL", "month": "2024-03", "rate": "2.9", "source": "InforEuro",
+                                             "source_ref": "InforEuro 2024-03"})
     assert resp.status_code == 303
     switch(client, w["partner"])
     receipt = load(db, new_receipt(client, w, currency="GEL", amount="290.00", invoice_date="2024-03-31"))

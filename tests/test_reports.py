@@ -17,7 +17,7 @@ from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
-from portal.demo import DEMO_PASSWORD, load_demo
+from portal.demo import DEMO_PASSWORD, INFOREURO, load_demo
 from portal.receipts.models import Receipt
 from tests.factories import make_line, make_receipt, make_user, make_visit
 from tests.helpers import count_statements
@@ -153,7 +153,7 @@ def expected_rows(demo) -> list[list]:
 HEADER = ["No.", "Case reference", "Receipt", "Supplier", "Invoice number", "Invoice date", "Amount", "Currency",
           "Exchange rate (units for 1 EUR)", "Rate month", "Rate source", "EUR amount", "Budget category",
           "Budget line", "Approval date", "Approvers", "Translation", "Drawn for a sample check", "Sample checked by",
-          "Sample check outcome"]
+          "Sample check outcome", "Rate evidence", "Rate evidence link"]
 NOT_SAMPLED = ["", "No", "", ""]  # no translation, not drawn (the demo has neither)
 
 
@@ -186,7 +186,8 @@ def test_belegliste_xlsx_cell_by_cell(client, db, demo):
         assert float(got[11]) == float(want[10]) and ws.cell(r, 12).number_format == "#,##0.00"
         assert got[12:14] == want[11:13]
         assert got[14].date() == want[13] and got[15] == want[14]
-        assert got[16:] == [None, "No", None, None]  # openpyxl reads an empty text back as None
+        assert got[16:20] == [None, "No", None, None]  # openpyxl reads an empty text back as None
+        assert got[20:] == [INFOREURO if want[6] != "EUR" else None, None]  # typed rates: their reference
     assert ws.cell(6, 1).value is None  # a blank row, then the total
     assert ws.cell(7, 1).value == "Total" and float(ws.cell(7, 12).value) == 7350.00
     info = wb.worksheets[1]
@@ -207,7 +208,7 @@ def test_belegliste_csv_cell_by_cell(client, db, demo):
     for got, want, ref in zip(rows[1:], expected, refs, strict=True):
         assert got == [str(want[0]), want[1], ref, want[2], want[3], want[4].isoformat(), want[5], want[6],
                        want[7], want[8], want[9], want[10], want[11], want[12], want[13].isoformat(), want[14],
-                       *NOT_SAMPLED]
+                       *NOT_SAMPLED, INFOREURO if want[6] != "EUR" else "", ""]  # typed rates: their reference, no file
 
 
 def test_belegliste_period_and_formula_text(client, db, demo):
@@ -387,7 +388,7 @@ def test_summaries_follow_every_change_in_the_same_transaction(app, db, demo):
         gone = make_receipt(db, case, line, eur_cents=700, amount_minor=700, invoice_date=date(2025, 4, 1))
         assert summary_matches(db) == []
         # A rate arrives: the waiting receipt is reconverted.
-        rates.save_rate(db, staff, "GEL", date(2025, 1, 1), Decimal("2.95"), "InforEuro")
+        rates.save_rate(db, staff, "GEL", date(2025, 1, 1), Decimal("2.95"), "InforEuro", "InforEuro 2025-01")
         db.refresh(gel)
         assert gel.eur_cents == 10_000 and summary_matches(db) == []
         # Decided: approved, then the other one sent back for correction and corrected into another month.

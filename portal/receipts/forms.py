@@ -127,10 +127,18 @@ class RateForm(FlaskForm):
         InputRequired(_l("Enter the rate, like 2.9123")),
         NumberRange(min=0.000001, message=_l("Enter a rate above 0"))])
     source = StringField(_l("Source"), default="InforEuro", validators=[Length(max=100)])
+    source_ref = StringField(_l("Source reference"), description=_l(
+        "Where you read the rate, for the auditors: the address of the InforEuro page or a document reference."),
+        validators=[DataRequired(_l("Enter where the rate comes from, like the InforEuro page or a document "
+                                    "reference")), Length(max=500)])
     submit = SubmitField(_l("Save rate"))
 
 
 class RateImportForm(FlaskForm):
-    file = FileField(_l("CSV file"), description=_l(
-        "One rate per line: currency, month, units for 1 EUR, source (optional), e.g. GEL,2024-03,2.9123"))
+    file = FileField(_l("Rates file (XLSX or CSV)"), description=_l(
+        "The month's InforEuro file as exported by the Commission (XLSX or CSV: a row per country with the "
+        "currency's ISO code and its rate), or a CSV with one rate per line: currency, month, units for 1 EUR, "
+        "source (optional), e.g. GEL,2024-03,2.9123. The file is kept as the rates' evidence."),
+        render_kw={"accept": ".xlsx,.csv,text/csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+    month = MonthField(_l("Month (if the file does not say)"), validators=[Optional()])
     submit = SubmitField(_l("Import rates"))

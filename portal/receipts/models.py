@@ -38,8 +38,30 @@ class FileKind(StrEnum):
     HANDOVER = "handover"
 
 
+class RateEvidence(SQLModel, table=True):
+    """A file rates were imported from (an InforEuro export, a CSV), kept as the auditors' evidence.
+
+    One row per distinct file (by SHA-256): importing the same file again reuses it. Stored under
+    `rates/<sha256>.<ext>`; never deleted (receipts are kept for years, and so is the proof of their rate)."""
+
+    __tablename__ = "rate_evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="import", max_length=16)
+    original_filename: str = Field(max_length=200)  # sanitised; only ever the download name
+    content_type: str = Field(max_length=100)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    sha256: str = Field(max_length=64, unique=True)
+    key: str = Field(max_length=300, unique=True)
+    uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
+    uploaded_at: datetime = Field(default_factory=utcnow)
+
+
 class ExchangeRate(SQLModel, table=True):
-    """One accounting rate per currency per month (InforEuro style): units of the currency for 1 EUR."""
+    """One accounting rate per currency per month (InforEuro style): units of the currency for 1 EUR.
+
+    Its evidence: the imported file it came from (`evidence_id`) or, for a rate typed in, a reference to
+    where it was read (`source_ref`: the InforEuro page, a document)."""
 
     __tablename__ = "exchange_rates"
     __table_args__ = (UniqueConstraint("currency", "month", name="uq_exchange_rates_currency_month"),)
@@ -50,6 +72,8 @@ class ExchangeRate(SQLModel, table=True):
     # How many units of `currency` one euro buys, times RATE_SCALE (InforEuro publishes it this way round).
     units_per_eur_micro: int = Field(sa_column=Column(BigInteger, nullable=False))
     source: str = Field(default="InforEuro", max_length=100)
+    source_ref: str = Field(default="", max_length=500)
+    evidence_id: int | None = Field(default=None, foreign_key="rate_evidence.id", index=True)
     updated_by_id: int | None = Field(default=None, foreign_key="users.id")
     updated_at: datetime = Field(default_factory=utcnow)
 

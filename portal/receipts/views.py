@@ -132,6 +132,7 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   four_eyes=decisions.needs_four_eyes(receipt),
                   duplicates=checks.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
+                  rate_proof=receipt_rates.proofs_for(session, [receipt]).get(receipt.id),
                   problem=problem, upload_cards=_upload_cards(case.id))
 
 
@@ -281,26 +282,28 @@ def queue():
 
 
 def _rates_page(status: int = 200, form=None, import_form=None):
+    session = db.session()
     currency = request.args.get("currency", "")[:3].upper()
     raw = request.args.get("page", "1")
-    rates, page, pages = receipt_rates.list_rates(db.session(), currency,
-                                             int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    rates, page, pages = receipt_rates.list_rates(session, currency,
+                                                  int(raw) if raw.isdigit() and len(raw) < 7 else 1)
     return render("receipts/rates.html", "receipts/_rates.html", status,
-                  rates=rates, currency=currency, rate_page=page, rate_pages=pages,
+                  rates=rates, evidence=receipt_rates.evidence_of(session, rates), currency=currency,
+                  rate_page=page, rate_pages=pages,
                   form=form or RateForm(formdata=None), import_form=import_form or RateImportForm(formdata=None))
 
 
 @bp.route("/receipts/rates", methods=["GET", "POST"])
 @staff_required
 def rates():
-    """Monthly exchange rates (units of a currency for 1 EUR), entered by hand."""
+    """Monthly exchange rates (units of a currency for 1 EUR), entered by hand with their source reference."""
     if request.method == "GET":
         return _rates_page()
     form = RateForm()
     if form.validate_on_submit():
         try:
             rate = receipt_rates.save_rate(db.session(), current_user, form.currency.data, form.month.data,
-                                      form.rate.data, form.source.data)
+                                           form.rate.data, form.source.data, form.source_ref.data)
         except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
@@ -308,26 +311,40 @@ def rates():
     return _rates_page(422, form=form)
 
 
+RATE_FILE_MAX = 2 * 1024 * 1024
+
+
 @bp.post("/receipts/rates/import")
 @staff_required
 def import_rates():
-    """Import monthly rates from a CSV file; all lines or none."""
+    """Import monthly rates from an InforEuro file (XLSX or CSV) or a plain CSV; all lines or none; the file
+    is kept as the evidence."""
     form = RateImportForm()
     if form.validate_on_submit():
         upload = form.file.data
-        raw = upload.read(2 * 1024 * 1024 + 1) if upload else b""
+        raw = upload.read(RATE_FILE_MAX + 1) if upload else b""
         try:
             if not raw:
-                raise errors.ReceiptError(_("Select a CSV file"), "file")
-            if len(raw) > 2 * 1024 * 1024:
+                raise errors.ReceiptError(_("Select an XLSX or CSV file"), "file")
+            if len(raw) > RATE_FILE_MAX:
                 raise errors.ReceiptError(_("The selected file must be smaller than 2 MB"), "file")
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise errors.ReceiptError(_("The selected file must be a CSV file in UTF-8"), "file") from None
-            count = receipt_rates.import_rates_csv(db.session(), current_user, text)
+            result = receipt_rates.import_rates(db.session(), get_storage(), current_user, raw,
+                                                upload.filename or "", form.month.data)
         except errors.ReceiptError as exc:
             put_on_form(form, exc)
         else:
-            return done(url_for("receipts.rates"), _("%(count)d rates imported.", count=count))
+            message = (_("%(count)d rates imported again from a file kept before.", count=result.count)
+                       if result.kept_before else _("%(count)d rates imported.", count=result.count))
+            return done(url_for("receipts.rates"), message)
     return _rates_page(422, import_form=form)
+
+
+@bp.get("/receipts/rates/evidence/<int:evidence_id>")
+@staff_required
+def rate_evidence(evidence_id: int):
+    """Download a kept rate file (the evidence of imported rates) as an attachment; staff only, audited."""
+    session = db.session()
+    row = receipt_rates.get_evidence(session, evidence_id)
+    if row is None:
+        abort(404)
+    return serving.download(session, current_user, row, "rate_evidence.downloaded", evidence_id=row.id)

@@ -28,7 +28,8 @@ def belegliste_header() -> list[str]:
     return [_("No."), _("Case reference"), _("Receipt"), _("Supplier"), _("Invoice number"), _("Invoice date"),
             _("Amount"), _("Currency"), _("Exchange rate (units for 1 EUR)"), _("Rate month"), _("Rate source"),
             _("EUR amount"), _("Budget category"), _("Budget line"), _("Approval date"), _("Approvers"),
-            _("Translation"), _("Drawn for a sample check"), _("Sample checked by"), _("Sample check outcome")]
+            _("Translation"), _("Drawn for a sample check"), _("Sample checked by"), _("Sample check outcome"),
+            _("Rate evidence"), _("Rate evidence link")]
 
 
 def amount(minor: int, currency: str) -> Decimal:
@@ -51,7 +52,7 @@ def belegliste_values(row: BelegRow, category_label: Callable[[str], str]) -> li
             row.rate_month.strftime("%Y-%m") if row.rate_month else None, row.rate_source or "",
             eur(row.eur_cents), category_label(row.budget_category), row.budget_line, row.approved_on,
             ", ".join(row.approvers), row.translation, _("Yes") if row.sample_drawn else _("No"),
-            row.sample_checked_by, sample_outcome(row)]
+            row.sample_checked_by, sample_outcome(row), row.rate_evidence, row.rate_evidence_url]
 
 
 def sample_outcome(row: BelegRow) -> str:
@@ -91,11 +92,13 @@ def belegliste_xlsx(rows: list[BelegRow], category_label: Callable[[str], str], 
             elif c == 7:
                 places = currency_precision(row.currency)
                 cell.number_format = "#,##0" + ("." + "0" * places if places else "")
+            if value and c == header.index(_("Rate evidence link")) + 1:
+                cell.hyperlink, cell.style = value, "Hyperlink"
     total_row = len(rows) + 3
     ws.cell(row=total_row, column=1, value=_("Total")).font = Font(bold=True)
     total = ws.cell(row=total_row, column=12, value=sum((eur(r.eur_cents) or Decimal(0)) for r in rows))
     total.number_format, total.font = "#,##0.00", Font(bold=True)
-    widths = [6, 14, 10, 28, 16, 12, 14, 9, 14, 10, 18, 14, 20, 36, 12, 30, 40, 10, 20, 18]
+    widths = [6, 14, 10, 28, 16, 12, 14, 9, 14, 10, 18, 14, 20, 36, 12, 30, 40, 10, 20, 18, 40, 40]
     for i, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(i)].width = w
 

@@ -16,6 +16,7 @@ from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
+from portal.receipts import rates as receipt_rates
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.review.models import SampleItem
@@ -176,6 +177,8 @@ class BelegRow:
     sample_drawn: bool = False
     sample_checked_by: str = ""
     sample_outcome: str = ""
+    rate_evidence: str = ""  # the kept file (name, number, SHA-256) or the reference typed with the rate
+    rate_evidence_url: str = ""  # the kept file's download (staff)
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
@@ -202,8 +205,10 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
         select(SampleItem.receipt_id, SampleItem.outcome, User.name, User.email)
         .join(Receipt, Receipt.id == SampleItem.receipt_id).outerjoin(User, User.id == SampleItem.checked_by_id)
         .where(*listed).order_by(SampleItem.id))}  # the latest draw of a receipt wins
+    proofs = receipt_rates.proofs_for(db, [receipt for receipt, *_rest in rows])
     out = []
     for number, (receipt, reference, category, description) in enumerate(rows, start=1):
+        proof = proofs.get(receipt.id)
         mine = approvals.get(receipt.id, [])
         final = [at for at, kind, _n in mine if kind == "approved"]
         out.append(BelegRow(number=number, case_reference=reference, receipt_reference=receipt.reference,
@@ -216,7 +221,11 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                             approvers=[name for _at, _k, name in mine], translation=receipt.translation,
                             sample_drawn=receipt.id in samples,
                             sample_outcome=samples.get(receipt.id, ("", ""))[0],
-                            sample_checked_by=samples.get(receipt.id, ("", ""))[1]))
+                            sample_checked_by=samples.get(receipt.id, ("", ""))[1],
+
+                            rate_evidence=proof.reference() if proof else "",
+                            rate_evidence_url=receipt_rates.evidence_url(proof.evidence.id)
+                            if proof and proof.evidence else ""))
     return out
 
 
