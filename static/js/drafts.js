@@ -135,8 +135,26 @@
 
     // The visit form's autosave (htmx on the form itself): what it sent is on the server once it answers.
     // Its submit button (htmx too) leads to the next page, or back here with an error.
-    form.addEventListener("htmx:beforeRequest", function (event) {
-      if (event.detail.elt === form) { state.sending = values(form); } else { leave(); }
+    // beforeSend, not beforeRequest: checks.js may still stop a submission at beforeRequest.
+    form.addEventListener("htmx:beforeSend", function (event) {
+      if (event.detail.elt === form) {
+        state.sending = values(form);
+      } else {
+        leave();
+        // An autosave still on its way would only store what the submission now sends.
+        if (window.htmx) { window.htmx.trigger(form, "htmx:abort"); }
+      }
+    });
+    // The submission was saved (HX-Redirect): drop the device copy before leaving, rather than only on the
+    // next page. That page also names it (data-drafts-done), but the name travels in the session cookie,
+    // and an autosave answered at the same moment can carry the cookie from before the submission.
+    form.addEventListener("htmx:beforeOnLoad", function (event) {
+      var xhr = event.detail.xhr;
+      var target = xhr && xhr.getResponseHeader("HX-Redirect");
+      if (event.detail.elt === form || !target || !db()) { return; }
+      event.preventDefault();
+      var go = function () { window.location.href = target; };
+      kv.del(key, db()).then(go, go);
     });
     form.addEventListener("htmx:afterRequest", function (event) {
       if (event.detail.elt === form) {
