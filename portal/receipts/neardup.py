@@ -294,18 +294,20 @@ def matches_of(db: Session, receipt_ids: list[int]) -> dict[int, list[tuple[Rece
     return out
 
 
-def visible_matches(db: Session, user: User, receipt: Receipt) -> list[Match]:
-    """The matches of one receipt the user may be told of: staff all, a partner their organisation's."""
-    found = matches_of(db, [receipt.id]).get(receipt.id, [])
-    return only_visible(user, found)
+def visible_matches(db: Session, user: User, receipt: Receipt, case: Case) -> list[Match]:
+    """The matches of one receipt (of `case`) the user may be told of: staff all, a partner their own
+    organisation's."""
+    return only_visible(user, case, matches_of(db, [receipt.id]).get(receipt.id, []))
 
 
-def only_visible(user: User, found: list[tuple[Receipt, Case, str, list[str]]]) -> list[Match]:
+def only_visible(user: User, case: Case, found: list[tuple[Receipt, Case, str, list[str]]]) -> list[Match]:
+    """`own`: the other receipt is of the same organisation as the receipt of `case`. A partner is told of
+    those only, and only within their organisation: another organisation's receipt is never named or hinted."""
     out = []
-    for other, case, organisation, reasons in found:
-        own = user.organisation_id is not None and case.organisation_id == user.organisation_id
-        if user.is_staff or own:
-            out.append(Match(other, case, reasons, organisation, own))
+    for other, other_case, organisation, reasons in found:
+        own = other_case.organisation_id == case.organisation_id
+        if user.is_staff or (own and other_case.organisation_id == user.organisation_id):
+            out.append(Match(other, other_case, reasons, organisation, own))
     return out
 
 
