@@ -6,7 +6,7 @@ FLASK := $(VENV)/bin/flask --app portal
 PYBABEL := $(VENV)/bin/pybabel
 LANGS := de fr ar ru
 
-.PHONY: run test bench soak drill venv assets translations translations-compile lint clean
+.PHONY: run test bench bench-neardup soak drill venv assets translations translations-compile lint clean
 
 $(VENV)/.installed: pyproject.toml
 	scripts/ensure-tools.sh
@@ -64,6 +64,11 @@ test: venv assets translations-compile
 # Not part of `make test`: about 10 minutes, plus about 18 for the uploads over 2G (BENCH_UPLOADS_PDF_MB=1: 4); writes bench-results/bench.md and bench-results/throughput.svg.
 bench: venv assets translations-compile
 	scripts/bench.sh
+
+# Not part of `make test`: about a minute, no services; recall and precision of the near-duplicate check on
+# generated receipt photos with altered copies (scripts/bench/neardup.py).
+bench-neardup: venv
+	$(VENV)/bin/python scripts/bench/neardup.py
 
 # Not part of `make test`: concurrent uploaders and readers against gunicorn + PostgreSQL + Ceph S3 while
 # the S3 gateway is restarted; prints acknowledged/lost uploads, orphans, unexpected 5xx and p95.

@@ -41,6 +41,14 @@ MINUS = "-\u2212"
 _SHAPE = re.compile(r"^[0-9., \u066b\u066c]+$")
 
 
+def ascii_digits(text: str) -> str:
+    """`text` with every decimal digit of any script (Arabic-Indic, Persian, Devanagari, fullwidth …) as 0–9."""
+    import unicodedata
+
+    return "".join(str(unicodedata.decimal(ch)) if not ch.isascii() and unicodedata.decimal(ch, None) is not None
+                   else ch for ch in text)
+
+
 class NumberProblem(ValueError):
     """Why a typed number was refused: `kind` is "wrong" (not a number) or "ambiguous"."""
 

@@ -37,6 +37,7 @@ def _jobs() -> dict[str, str]:
     return {
         "send_mail": "portal.mail:send_mail",
         "scan_file": "portal.scanning.services:scan_job",
+        "fingerprint_file": "portal.receipts.neardup:fingerprint_job",
     }
 
 

@@ -77,6 +77,17 @@ def describe_receipt(user: User, receipt: Receipt, case: Case) -> str:
     return _("a receipt of another organisation")
 
 
+def near_warnings(user: User, near: list[tuple[Receipt, Case, list[str]]],
+                  exact: list[tuple[Receipt, Case]]) -> list[str]:
+    """What the person who submitted is told of the receipts this one looks like: only their own
+    organisation's (another organisation's are for staff alone), and not those they just confirmed."""
+    confirmed = {r.id for r, _c in exact}
+    return [_("This receipt looks like receipt %(ref)s of case %(case)s (yours). If it is the same purchase, "
+              "correct this one. The reviewer will see this too.", ref=other.reference, case=case.reference)
+            for other, case, _reasons in near
+            if other.id not in confirmed and case.organisation_id == user.organisation_id and not user.is_staff]
+
+
 def check_file_duplicates(db: Session, user: User, files: list[tuple[str, str, CleanFile]]) -> None:
     seen: dict[str, str] = {}
     for field_name, _kind, clean in files:

@@ -32,3 +32,16 @@ def sweep_command(minutes: int):
         click.echo(f"error: {error}", err=True)
     if report.errors or failed:
         sys.exit(1)
+
+
+@receipts_group.command("fingerprints")
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many files in this run")
+def fingerprints_command(limit: int | None):
+    """Fingerprint the receipt files that have none yet (files stored before the near-duplicate check)
+    and record the receipts whose pictures look alike. Safe to run twice: done files are skipped."""
+    from portal.receipts.neardup import backfill
+
+    with Session(dbm.engine(), expire_on_commit=False) as session:
+        done, skipped = backfill(session, get_storage(), limit)
+    click.echo(f"fingerprinted {done} files; {skipped} without a picture, not cleared by the virus scan "
+               f"or not readable now")

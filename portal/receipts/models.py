@@ -10,10 +10,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from portal.audit import utcnow
+from portal.receipts.keys import invoice_key, supplier_key
 from portal.scanning import Scanned
 
 RATE_SCALE = 1_000_000  # exchange rates are stored as whole millionths
@@ -107,6 +108,10 @@ class Receipt(SQLModel, table=True):
     rate_missing: bool = False
     # The hidden one-time key of the form that created it: the same form sent twice makes one receipt.
     nonce: str = Field(max_length=64, unique=True)
+    # Matching keys (portal/receipts/keys.py), kept in step with supplier and invoice_number by the hooks
+    # below: the near-duplicate check compares these. (ix_receipts_invoice_key is 0009's lower() index.)
+    supplier_norm: str = Field(default="", max_length=200, index=True)
+    invoice_norm: str = Field(default="", max_length=100, index=True)
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -116,6 +121,16 @@ class Receipt(SQLModel, table=True):
     @property
     def reference(self) -> str:
         return f"R-{self.id:05d}"
+
+    def set_keys(self) -> None:
+        self.supplier_norm = supplier_key(self.supplier)
+        self.invoice_norm = invoice_key(self.invoice_number)
+
+
+@event.listens_for(Receipt, "before_insert")
+@event.listens_for(Receipt, "before_update")
+def _keys_in_step(_mapper, _connection, receipt: Receipt) -> None:
+    receipt.set_keys()
 
 
 class ReceiptFile(Scanned, table=True):
@@ -136,6 +151,27 @@ class ReceiptFile(Scanned, table=True):
     confirmed: bool = Field(default=False, index=True)
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow, index=True)
+    # The picture's fingerprint (portal/receipts/neardup.py): a 64-bit perceptual hash of the first page,
+    # as a signed BIGINT; None until the job made it (or for a file without a picture).
+    phash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class ReceiptMatch(SQLModel, table=True):
+    """Two receipts that look like the same purchase (portal/receipts/neardup.py): `receipt_id` is the later
+    one. `reason`: "invoice" (same invoice number), "amount" (same supplier, amount and date) or "image"
+    (the pictures; `distance` is the Hamming distance of their fingerprints)."""
+
+    __tablename__ = "receipt_matches"
+    __table_args__ = (UniqueConstraint("receipt_id", "other_id", "reason", name="uq_receipt_matches"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    receipt_id: int = Field(sa_column=Column(Integer, ForeignKey("receipts.id", ondelete="CASCADE"), index=True,
+                                             nullable=False))
+    other_id: int = Field(sa_column=Column(Integer, ForeignKey("receipts.id", ondelete="CASCADE"), index=True,
+                                           nullable=False))
+    reason: str = Field(max_length=16)
+    distance: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class ReceiptEvent(SQLModel, table=True):

@@ -24,8 +24,9 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
+from portal.receipts import neardup
 from portal.receipts.budget import figures_of, over_budget
-from portal.receipts.checks import check_file_duplicates, invoice_duplicates, set_flags, warnings_for
+from portal.receipts.checks import check_file_duplicates, invoice_duplicates, near_warnings, set_flags, warnings_for
 from portal.receipts.errors import Conflict, DuplicateInvoice, InFlight, ReceiptError, UploadFailed
 from portal.receipts.models import (
     EDITABLE,
@@ -291,7 +292,7 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
     receipt_id, keys, row_ids = receipt.id, _own_keys(pairs), [row.id for row, _c in pairs]
     upload_ids = _upload_ids(pairs)
     try:
-        _confirm_new(db, actor, receipt, [row for row, _c in pairs])
+        near = _confirm_new(db, actor, receipt, [row for row, _c in pairs])
     except SQLAlchemyError as exc:
         db.rollback()
         log.warning("receipt %s stored but not confirmed: %s", receipt_id, exc)
@@ -299,10 +300,11 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
         raise UploadFailed(str(MSG_FAILED), "files") from None
     # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
     rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
-    return Outcome(receipt, warnings=warnings_for(receipt), files=rows)
+    return Outcome(receipt, warnings=warnings_for(receipt) + near_warnings(actor, near, matches), files=rows)
 
 
-def _confirm_new(db: Session, actor: User, receipt: Receipt, rows: list[ReceiptFile]) -> None:
+def _confirm_new(db: Session, actor: User, receipt: Receipt, rows: list[ReceiptFile]) -> list:
+    """Submit the receipt and confirm its files, with the receipts it looks like recorded (returned)."""
     receipt.status = ReceiptStatus.SUBMITTED
     receipt.over_budget = over_budget(db, receipt)  # other receipts may have come in meanwhile
     receipt.updated_at = utcnow()
@@ -314,7 +316,9 @@ def _confirm_new(db: Session, actor: User, receipt: Receipt, rows: list[ReceiptF
     db.add(ReceiptEvent(receipt_id=receipt.id, revision=receipt.revision, actor_id=actor.id, kind="submitted",
                         snapshot=after))
     audit.record(db, actor, "receipt.submitted", receipt, after=after)
+    near = neardup.record_field_matches(db, receipt)
     db.commit()
+    return near
 
 
 def add_files(db: Session, storage: Storage, actor: User, receipt: Receipt, kind: str,
@@ -407,8 +411,9 @@ def update_receipt(db: Session, actor: User, receipt: Receipt, data: dict, expec
     db.add(ReceiptEvent(receipt_id=receipt.id, revision=receipt.revision, actor_id=actor.id, kind="resubmitted",
                         snapshot=after))
     audit.record(db, actor, "receipt.resubmitted", receipt, before, after)
+    near = neardup.record_field_matches(db, receipt)
     db.commit()
-    return Outcome(receipt, warnings=warnings_for(receipt))
+    return Outcome(receipt, warnings=warnings_for(receipt) + near_warnings(actor, near, matches))
 
 
 def case_part(db: Session, case: Case, lines: list, with_events: bool = False) -> dict:

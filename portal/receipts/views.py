@@ -12,7 +12,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import done, polled, render
-from portal.receipts import checks, decisions, errors, money, previews, services
+from portal.receipts import checks, decisions, errors, money, neardup, previews, services
 from portal.receipts import rates as receipt_rates
 from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
@@ -133,7 +133,8 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   duplicates=checks.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
                   rate_proof=receipt_rates.proofs_for(session, [receipt]).get(receipt.id),
-                  problem=problem, upload_cards=_upload_cards(case.id))
+                  near=neardup.visible_matches(session, current_user, receipt, case), problem=problem,
+                  upload_cards=_upload_cards(case.id))
 
 
 @bp.get("/receipts/<int:receipt_id>")

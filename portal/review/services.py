@@ -45,9 +45,9 @@ from portal.cases.models import Case
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
-from portal.receipts import errors, previews
+from portal.receipts import errors, neardup, previews
 from portal.receipts import search as receipt_search
-from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
+from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptMatch, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
 from portal.visits.followup import flagged_condition
@@ -113,6 +113,7 @@ class QueueItem:
     # For a sample check: "uploader" or "approver" when the viewer handled the receipt and may not check it.
     conflict: str = ""
     file: ReceiptFile | None = None  # the receipt's first file, for its preview
+    near: list[neardup.Match] = field(default_factory=list)  # receipts it looks like (add_details)
 
     @property
     def key(self) -> str:
@@ -134,7 +135,8 @@ class QueueItem:
         r = self.receipt
         if r is None:
             return []
-        found = [name for name, on in (("duplicate", r.duplicate_suspected), ("over_budget", r.over_budget),
+        found = [name for name, on in (("duplicate", r.duplicate_suspected or bool(self.near)),
+                                       ("over_budget", r.over_budget),
                                        ("outside_period", r.outside_period), ("rate_missing", r.rate_missing))
                  if on]
         if self.new_supplier:
@@ -170,6 +172,12 @@ def _new_supplier():
     earlier = aliased(Receipt)
     return ~exists().where(func.lower(func.trim(earlier.supplier)) == func.lower(func.trim(Receipt.supplier)),
                            earlier.id < Receipt.id, earlier.status != ReceiptStatus.PENDING).correlate(Receipt)
+
+
+def _has_match():
+    """A near-duplicate is recorded for the receipt, either way round."""
+    return exists().where(or_(ReceiptMatch.receipt_id == Receipt.id, ReceiptMatch.other_id == Receipt.id)) \
+        .correlate(Receipt)
 
 
 def _common_conditions(f: QueueFilter) -> list:
@@ -319,7 +327,8 @@ def _paged(query, keys, cursor, limit: int):
 def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
     conditions = _common_conditions(f)
     warning_condition = {
-        "duplicate": Receipt.duplicate_suspected.is_(True), "over_budget": Receipt.over_budget.is_(True),
+        "duplicate": or_(Receipt.duplicate_suspected.is_(True), _has_match()),
+        "over_budget": Receipt.over_budget.is_(True),
         "outside_period": Receipt.outside_period.is_(True), "rate_missing": Receipt.rate_missing.is_(True),
         "new_supplier": _new_supplier(),
     }.get(f.warning)
@@ -463,13 +472,17 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
 
 
 def add_details(db: Session, items: list[QueueItem]) -> None:
-    """Each receipt's budget line figures and first file, two statements for the whole page."""
+    """Each receipt's budget line figures, first file and near-duplicates, a few statements for the whole
+    page (the desk is staff's: every match is shown, another organisation's as a warning)."""
     shown = [item for item in items if item.receipt is not None]
     lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
     files = previews.first_files(db, [item.receipt.id for item in shown])
+    near = neardup.matches_of(db, [item.receipt.id for item in shown])
     for item in shown:
         item.line = lines.get(item.receipt.budget_line_id)
         item.file = files.get(item.receipt.id)
+        item.near = [neardup.Match(other, case, reasons, organisation, case.organisation_id == item.case.organisation_id)
+                     for other, case, organisation, reasons in near.get(item.receipt.id, [])]
 
 
 # Approving several at once ----------------------------------------------------------------------

@@ -229,7 +229,14 @@ def scan_job(kind: str, row_id: int) -> str:
             verdict = scan_file(db, storage, row).verdict.value
         if isinstance(row, ReceiptFile) and is_cleared(row):
             _make_preview(storage, row)
+            _fingerprint_later(row)
         return verdict
+
+
+def _fingerprint_later(row: ScannedRow) -> None:
+    """A receipt's picture, once cleared, is fingerprinted for the near-duplicate check (its own job)."""
+    if isinstance(row, ReceiptFile) and row.kind == "receipt" and row.phash is None:
+        tasks.enqueue("fingerprint_file", row.id)
 
 
 def _make_preview(storage: Storage, row: ReceiptFile) -> None:
@@ -297,6 +304,7 @@ def rescan(db: Session, storage: Storage, older_than: timedelta | None = None) -
         result = scan_file(db, storage, row, None, scanner)
         if result.verdict is Verdict.CLEAN:
             report.clean += 1
+            _fingerprint_later(row)
         elif result.verdict is Verdict.INFECTED:
             report.infected += 1
         else:
