@@ -213,22 +213,67 @@ def _pdf_text_page(pdf) -> Page | None:
         text = textpage.get_text_range(0, count) if count else ""
         if len(text.strip()) < PDF_MIN_TEXT:
             return None
-        lines: list[Line] = []
+        # The text order of a PDF need not be the reading order (right-to-left runs, table cells), so
+        # lines are made again from where the words are; left-to-right words (digits, Latin) glyph by
+        # glyph, right-to-left ones as pdfium gives them (their glyphs are shaped: ligatures).
+        pieces: list[Word] = []
         for raw_line in _pdf_lines(textpage, count):
-            line = Line()
             for chars in raw_line:
-                word = "".join(ch for ch, _b in chars)
-                boxes = [b for _c, b in chars if b]
-                box = union([(round(lft), round(height - tp), round(rgt - lft), round(tp - btm))
-                             for lft, btm, rgt, tp in boxes])
-                line.words.append(Word(word, box or (0, 0, 0, 0), 100.0))
-            if line.words:
-                lines.append(line)
+                glyphs = [Word(c, (round(lft), round(height - tp), round(rgt - lft), round(tp - btm)), 100.0)
+                          for c, (lft, btm, rgt, tp) in ((c, b) for c, b in chars if b)]
+                text = "".join(c for c, _b in chars)
+                if _rtl(text):
+                    pieces.append(Word(text, union(g.box for g in glyphs) or (0, 0, 0, 0), 100.0))
+                else:
+                    pieces.extend(glyphs)
+        lines = _by_geometry(pieces)
         return Page(lines=lines, width=round(width), height=round(height), engine="pdfium text layer",
                     script="", confidence=100.0)
     finally:
         textpage.close()
         page.close()
+
+
+def _rtl(text: str) -> bool:
+    """Whether text has right-to-left letters (Hebrew, Arabic; Arabic-Indic digits run left to right)."""
+    return any(("\u0590" <= ch <= "\u08ff" or "\ufb1d" <= ch <= "\ufefc")
+               and not ("\u0660" <= ch <= "\u066c" or "\u06f0" <= ch <= "\u06f9") for ch in text)
+
+
+def _by_geometry(words: list[Word]) -> list[Line]:
+    """Words grouped into lines by where they are on the page (a PDF's text order need not be the reading
+    order: right-to-left text and table cells come in any order), each line in reading order."""
+    lines: list[list[Word]] = []
+    for word in sorted(words, key=lambda w: (w.box[1] + w.box[3] / 2, w.box[0])):
+        middle = word.box[1] + word.box[3] / 2
+        for line in lines:
+            first = line[0].box
+            if abs((first[1] + first[3] / 2) - middle) <= max(2, min(first[3], word.box[3]) * 0.5):
+                line.append(word)
+                break
+        else:
+            lines.append([word])
+    out = []
+    for line in sorted(lines, key=lambda ln: min(w.box[1] for w in ln)):
+        line = _merge_glyphs(sorted(line, key=lambda w: w.box[0]))
+        rtl = sum(_rtl(w.text) for w in line) * 2 >= len(line) and any(_rtl(w.text) for w in line)
+        out.append(Line(sorted(line, key=lambda w: w.box[0], reverse=rtl)))
+    return out
+
+
+def _merge_glyphs(words: list[Word]) -> list[Word]:
+    """Left-to-right glyphs (sorted left to right) joined into words: neighbours whose boxes (pdfium's
+    loose ones, which touch within a word) are closer than an eighth of their height."""
+    merged: list[Word] = []
+    for word in words:
+        last = merged[-1] if merged else None
+        if last is not None and not _rtl(last.text) and not _rtl(word.text):
+            gap = word.box[0] - (last.box[0] + last.box[2])
+            if gap < max(last.box[3], word.box[3]) * 0.12:
+                merged[-1] = Word(last.text + word.text, union([last.box, word.box]), min(last.conf, word.conf))
+                continue
+        merged.append(word)
+    return merged
 
 
 def _pdf_lines(textpage, count: int):
@@ -251,7 +296,7 @@ def _pdf_lines(textpage, count: int):
                 word = []
             continue
         try:
-            box = textpage.get_charbox(i)
+            box = textpage.get_charbox(i, loose=True)
         except Exception:  # noqa: BLE001
             box = None
         word.append((ch, box))

@@ -32,6 +32,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
+from portal.ocr import services as ocr
 from portal.receipts.models import (
     RATE_SCALE,
     ExchangeRate,
@@ -586,6 +587,7 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
         raise UploadFailed(str(MSG_FAILED), "files") from None
     # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
     rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
+    ocr.queue(receipt_id)  # text recognition, after the scan (portal/ocr)
     return Outcome(receipt, warnings=warnings_for(receipt), files=rows)
 
 

@@ -12,7 +12,6 @@ normalisation (supplier), per script, with the seconds per photo and per PDF; wr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re

@@ -49,7 +49,8 @@ FONTS = {
 FALLBACK = [("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", DEJAVU), ("NotoSans-Regular.ttf", "NotoSans-Bold.ttf", NOTO)]
 MONO = ("DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf", DEJAVU)
 
-ARABIC_INDIC = str.maketrans("0123456789.,", "٠١٢٣٤٥٦٧٨٩٫٬")
+ARABIC_INDIC = str.maketrans("0123456789.,", "٠١٢٣٤٥٦٧٨٩٫٬")  # amounts: digits and separators
+ARABIC_DIGITS = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")  # dates: digits only
 
 # label words per language
 LABELS = {
@@ -181,7 +182,7 @@ def _fmt_date(d: date, lang: str, arabic_digits: bool, rng: random.Random) -> st
         text = {"de": f"{d.day}. {month} {d.year}", "ru": f"{d.day} {month} {d.year} г."}.get(
             lang, f"{d.day} {month} {d.year}")
     if arabic_digits:
-        text = text.translate(ARABIC_INDIC)
+        text = text.translate(ARABIC_DIGITS)
     return text
 
 
