@@ -188,7 +188,7 @@ def test_an_upload_answers_before_the_scan_and_a_worker_scans_it(app, client, db
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
     rows = files_of(db, receipt_id)
     assert {r.scan_status for r in rows.values()} == {"pending"} and all(r.scanned_at is None for r in rows.values())
-    assert app.extensions["huey"].pending_count() == 2  # one scan job per file
+    assert app.extensions["huey"].pending_count() == 3  # one scan job per file, then the text recognition
     assert "Files are being checked for viruses" in client.get(resp.location).get_data(as_text=True)
 
     consumer = start_consumer(app, workers=2)  # the worker, as `flask --app portal worker` runs it

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Tesseract languages per script, the script's own first; Latin covers the English, German and French labels.
 LANGUAGES = {"Latin": "eng+deu+fra", "Cyrillic": "rus+eng", "Arabic": "ara+eng", "Georgian": "kat+eng"}
 MIN_EDGE, MAX_EDGE = 1600, 3000  # px, the long edge a picture is brought to (small ones enlarged at most 2x)
-LOW_CONFIDENCE = 62  # mean word confidence below which a "Latin" page is tried as Georgian
+LOW_CONFIDENCE = 75  # mean confidence of the words below which a "Latin" page is tried as Georgian
 TIMEOUT = 60  # seconds for one tesseract run
 PDF_MIN_TEXT = 20  # characters a PDF's text layer needs to be taken instead of reading the rendered page
 
@@ -168,7 +168,7 @@ def _read(img: Image.Image, langs: str, scale: float) -> tuple[list[Line], float
     data = pytesseract.image_to_data(img, lang=langs, config="--psm 4", output_type=pytesseract.Output.DICT,
                                      timeout=TIMEOUT)
     lines: dict[tuple, Line] = {}
-    confs = []
+    confs = []  # of the words with letters: numbers read well in any script, words tell the script
     for i, text in enumerate(data["text"]):
         text = (text or "").strip()
         conf = float(data["conf"][i])
@@ -177,7 +177,8 @@ def _read(img: Image.Image, langs: str, scale: float) -> tuple[list[Line], float
         box = tuple(round(data[k][i] / scale) for k in ("left", "top", "width", "height"))
         key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
         lines.setdefault(key, Line()).words.append(Word(text, box, conf))
-        confs.append(conf)
+        if sum(ch.isalpha() for ch in text) >= 2:
+            confs.append(conf)
     return list(lines.values()), (sum(confs) / len(confs) if confs else 0.0)
 
 

@@ -267,7 +267,8 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
 def _cmap(path: str) -> frozenset:
     from fontTools.ttLib import TTFont
 
-    return frozenset(TTFont(path, lazy=True).getBestCmap())
+    with TTFont(path, lazy=True) as font:
+        return frozenset(font.getBestCmap())
 
 
 def _pick(text: str, candidates, bold: bool) -> str:
