@@ -12,6 +12,12 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v pg_isready >/dev/null || need_apt+=(postgresql postgresql-client)
 command -v openssl >/dev/null || need_apt+=(openssl)  # a throw-away certificate for the nginx TLS check
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs in any script
+# Text recognition of receipts (portal/ocr) and the receipts tests/test_ocr.py draws (Arabic, Georgian fonts).
+command -v tesseract >/dev/null || need_apt+=(tesseract-ocr)
+for lang in eng deu fra ara rus kat; do
+  [ -f "/usr/share/tesseract-ocr/5/tessdata/$lang.traineddata" ] || need_apt+=("tesseract-ocr-$lang")
+done
+[ -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf ] || need_apt+=(fonts-noto-core)
 scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh

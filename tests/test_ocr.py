@@ -194,7 +194,7 @@ def test_an_uploaded_receipt_is_read_by_the_worker_once_however_often_the_job_ru
 
 @needs_tesseract
 def test_a_photo_is_read_and_without_tesseract_simply_not(app, db, w, monkeypatch):
-    data, truth = make_receipt_picture(1, "ru", "centred")
+    data, truth = make_receipt_picture(2, "ru", "centred")
     receipt = make_receipt(db, w["case"])
     with app.app_context():
         storage = get_storage()

@@ -31,7 +31,7 @@ from portal.storage import CHUNK_SIZE
 log = logging.getLogger(__name__)
 
 # Tesseract languages per script, the script's own first; Latin covers the English, German and French labels.
-LANGUAGES = {"Latin": "eng+deu+fra", "Cyrillic": "rus+eng", "Arabic": "ara+eng", "Georgian": "kat+eng"}
+LANGUAGES = {"Latin": "deu+eng+fra", "Cyrillic": "rus+eng", "Arabic": "ara+eng", "Georgian": "kat+eng"}
 MIN_EDGE, MAX_EDGE = 1600, 3000  # px, the long edge a picture is brought to (small ones enlarged at most 2x)
 LOW_CONFIDENCE = 75  # mean confidence of the words below which a "Latin" page is tried as Georgian
 TIMEOUT = 60  # seconds for one tesseract run
