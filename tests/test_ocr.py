@@ -223,3 +223,18 @@ def test_an_unreadable_file_is_recorded_once_and_the_catchup_leaves_it(app, db, 
         assert services.missing(db) == []
         assert services.read_receipt(db, storage, receipt.id) == "read before"
     assert services.text_of(db, receipt.id) is None and services.fields_of(db, receipt.id) == {}
+
+
+def test_a_total_in_another_column_of_the_same_row_and_a_legal_form_read_as_zeros():
+    # Tesseract read the right-to-left table's columns as blocks of their own: label and amount apart
+    lines = [Line([Word("000", (300, 10, 60, 30), 90), Word("Швейный", (370, 10, 150, 30), 90),
+                   Word("Мир", (530, 10, 60, 30), 90)]),
+             Line([Word("Счёт", (600, 60, 80, 30), 90), Word("№", (690, 60, 20, 30), 90)]),
+             Line([Word("ИТОГО", (600, 200, 120, 30), 90)]),
+             Line([Word("A-778", (40, 62, 90, 30), 90)]),
+             Line([Word("1", (40, 150, 20, 30), 90)]),
+             Line([Word("4 500,00", (40, 203, 140, 30), 90), Word("₽", (190, 203, 20, 30), 90)])]
+    fields = extract(Page(lines=lines, width=800, height=300, engine="test"))
+    assert as_values(fields) == {"supplier": "ООО Швейный Мир", "invoice_number": "A-778", "amount": "4500.00",
+                                 "currency": "RUB"}
+    assert fields["amount"]["box"] == [40, 203, 140, 30]

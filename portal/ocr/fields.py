@@ -216,6 +216,16 @@ def _letters(text: str) -> int:
     return sum(1 for ch in text if ch.isalpha())
 
 
+# Russian and Ukrainian legal forms, which Tesseract reads with zeros and a three for the letters О and З
+_LEGAL_FORMS = {"000": "ООО", "0A0": "ОАО", "3A0": "ЗАО", "0OO": "ООО", "O0O": "ООО", "00O": "ООО", "TOB": "ТОВ"}
+
+
+def _legal_form(word: str, line: str) -> str:
+    if word in _LEGAL_FORMS and any("\u0400" <= ch <= "\u04ff" for ch in line):
+        return _LEGAL_FORMS[word]
+    return word
+
+
 def _supplier(lines: list[Line]) -> dict | None:
     for i, line in enumerate(lines[:8]):
         text = line.text.strip(" .:-_|*=~")
@@ -234,9 +244,21 @@ def _supplier(lines: list[Line]) -> dict | None:
             words.pop(0)
         if not words:
             continue
-        value = " ".join(w.text for w in words).strip(" .:-_|*=~")
+        value = " ".join(_legal_form(w.text, line.text) for w in words).strip(" .:-_|*=~")
         box = union(w.box for w in words)
         return {"value": value, "box": list(box) if box else None, "line": i}
+    return None
+
+
+def _number_token(text: str) -> tuple[str, int, int] | None:
+    """The first token of text with a digit that is no date: (token, start, end)."""
+    for t in _TOKEN_RE.finditer(text):
+        token = t.group(0).strip("._-/")
+        if not any(ch.isdigit() for ch in western(token)):
+            continue
+        if dates_in(token) or len(token) < 2:
+            return None
+        return western(token), t.start(), t.end()
     return None
 
 
@@ -245,18 +267,22 @@ def _invoice_number(lines: list[Line]) -> dict | None:
     for i, line in enumerate(lines):
         text = line.text
         for m in INVOICE_RE.finditer(text):
-            rest = text[m.end():]
-            # tokens after the label, on this line (the first with a digit)
-            for t in _TOKEN_RE.finditer(rest):
-                token = t.group(0).strip("._-/")
-                if not any(ch.isdigit() for ch in western(token)):
-                    continue
-                if dates_in(token) or len(token) < 2:
-                    break
-                start = m.end() + t.start()
-                strong = m.lastindex is not None and m.group(1) is not None  # "Invoice No." over a bare "No."
-                candidates.append((0 if strong else 1, i, western(token), line, start, start + len(t.group(0))))
+            strong = m.lastindex is not None and m.group(1) is not None  # "Invoice No." over a bare "No."
+            found = _number_token(text[m.end():])  # after the label, on this line
+            if found is not None:
+                token, start, end = found
+                candidates.append((0 if strong else 2, i, token, line, m.end() + start, m.end() + end))
                 break
+            if strong and not text[m.end():].strip():  # in another column of the same row
+                for j in _same_row(lines, i):
+                    other = lines[j].text
+                    if INVOICE_RE.search(other) or DATE_LABEL_RE.search(other):
+                        continue
+                    found = _number_token(other)
+                    if found is not None:
+                        token, start, end = found
+                        candidates.append((1, j, token, lines[j], start, end))
+                        break
     if not candidates:
         return None
     candidates.sort(key=lambda c: (c[0], c[1]))
@@ -316,14 +342,19 @@ def _total(lines: list[Line], places: int | None) -> dict | None:
         if not TOTAL_RE.search(text) or SUBTOTAL_RE.search(text):
             continue
         amounts = [a for a in amounts_in(text, places) if a[0] > 0 and not _in_date(text, a)]
-        if not amounts and i + 1 < len(lines):  # the amount on the next line (RTL tables, narrow slips)
-            nxt = western(lines[i + 1].text)
-            if not TOTAL_RE.search(nxt):
-                amounts = [a for a in amounts_in(nxt, places) if a[0] > 0 and not _in_date(nxt, a)]
-                if amounts:
-                    value, start, end = max(amounts, key=lambda a: a[0])
-                    labelled.append((value, lines[i + 1], i + 1, start, end))
-                continue
+        if not amounts:
+            # the amount in another column of the same row (Tesseract may read columns as blocks of their
+            # own, right-to-left tables), else on the next line (narrow slips)
+            for j in [*_same_row(lines, i), i + 1]:
+                if j >= len(lines) or j == i or (j == i + 1 and TOTAL_RE.search(lines[j].text)):
+                    continue
+                other = western(lines[j].text)
+                found = [a for a in amounts_in(other, places) if a[0] > 0 and not _in_date(other, a)]
+                if found:
+                    value, start, end = max(found, key=lambda a: a[0])
+                    labelled.append((value, lines[j], j, start, end))
+                    break
+            continue
         if amounts:
             value, start, end = max(amounts, key=lambda a: a[0])
             labelled.append((value, line, i, start, end))
@@ -345,6 +376,20 @@ def _total(lines: list[Line], places: int | None) -> dict | None:
         return None
     _f, value, line, i, start, end = best
     return _field(str(value), line, i, start, end)
+
+
+def _same_row(lines: list[Line], i: int) -> list[int]:
+    """The other lines whose words sit on the same row of the page as line i's."""
+    box = union(w.box for w in lines[i].words)
+    if box is None or not box[3]:
+        return []
+    middle = box[1] + box[3] / 2
+    rows = []
+    for j, line in enumerate(lines):
+        other = union(w.box for w in line.words)
+        if j != i and other is not None and abs(other[1] + other[3] / 2 - middle) <= box[3] * 0.6:
+            rows.append(j)
+    return sorted(rows, key=lambda j: abs(j - i))
 
 
 def _in_date(text: str, amount: tuple) -> bool:

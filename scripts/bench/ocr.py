@@ -38,8 +38,9 @@ PHOTO_SECONDS = 4.0
 
 
 def normal(text: str) -> str:
-    """Supplier names compared without case, accents' composition, punctuation and spacing."""
-    text = unicodedata.normalize("NFKC", text or "").casefold()
+    """Supplier names compared without case, accents, punctuation and spacing."""
+    text = unicodedata.normalize("NFKD", text or "").casefold()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return re.sub(r"[\W_]+", "", text)
 
 
@@ -119,7 +120,7 @@ def render(rows: list[dict], made: float) -> str:
         f"{made:.0f} s), read one at a time by portal/ocr as the worker does "
         f"({engine.tesseract_version() and 'tesseract ' + engine.tesseract_version()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}). Exactly right: amount, date, currency, invoice number; "
-        "supplier after normalisation (case, spaces, punctuation).",
+        "supplier after normalisation (case, accents, spaces, punctuation).",
         "",
         "| receipts | n | amount | date | currency | invoice no. | supplier | s / receipt (median, max) |",
         "|---|---|---|---|---|---|---|---|",
