@@ -36,6 +36,9 @@ MIN_EDGE, MAX_EDGE = 1600, 3000  # px, the long edge a picture is brought to (sm
 LOW_CONFIDENCE = 75  # mean confidence of the words below which a "Latin" page is tried as Georgian
 TIMEOUT = 60  # seconds for one tesseract run
 PDF_MIN_TEXT = 20  # characters a PDF's text layer needs to be taken instead of reading the rendered page
+# One core per reading (Tesseract's OpenMP threads only fight each other on a busy worker, which runs jobs
+# side by side); set OMP_THREAD_LIMIT in the worker's environment to change it.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 Box = tuple[int, int, int, int]  # left, top, width, height
 
@@ -223,7 +226,7 @@ def _pdf_text_page(pdf) -> Page | None:
                 glyphs = [Word(c, (round(lft), round(height - tp), round(rgt - lft), round(tp - btm)), 100.0)
                           for c, (lft, btm, rgt, tp) in ((c, b) for c, b in chars if b)]
                 text = "".join(c for c, _b in chars)
-                if _rtl(text):
+                if is_rtl(text):
                     pieces.append(Word(text, union(g.box for g in glyphs) or (0, 0, 0, 0), 100.0))
                 else:
                     pieces.extend(glyphs)
@@ -235,7 +238,7 @@ def _pdf_text_page(pdf) -> Page | None:
         page.close()
 
 
-def _rtl(text: str) -> bool:
+def is_rtl(text: str) -> bool:
     """Whether text has right-to-left letters (Hebrew, Arabic; Arabic-Indic digits run left to right)."""
     return any(("\u0590" <= ch <= "\u08ff" or "\ufb1d" <= ch <= "\ufefc")
                and not ("\u0660" <= ch <= "\u066c" or "\u06f0" <= ch <= "\u06f9") for ch in text)
@@ -257,7 +260,7 @@ def _by_geometry(words: list[Word]) -> list[Line]:
     out = []
     for line in sorted(lines, key=lambda ln: min(w.box[1] for w in ln)):
         line = _merge_glyphs(sorted(line, key=lambda w: w.box[0]))
-        rtl = sum(_rtl(w.text) for w in line) * 2 >= len(line) and any(_rtl(w.text) for w in line)
+        rtl = sum(is_rtl(w.text) for w in line) * 2 >= len(line) and any(is_rtl(w.text) for w in line)
         out.append(Line(sorted(line, key=lambda w: w.box[0], reverse=rtl)))
     return out
 
@@ -268,7 +271,7 @@ def _merge_glyphs(words: list[Word]) -> list[Word]:
     merged: list[Word] = []
     for word in words:
         last = merged[-1] if merged else None
-        if last is not None and not _rtl(last.text) and not _rtl(word.text):
+        if last is not None and not is_rtl(last.text) and not is_rtl(word.text):
             gap = word.box[0] - (last.box[0] + last.box[2])
             if gap < max(last.box[3], word.box[3]) * 0.12:
                 merged[-1] = Word(last.text + word.text, union([last.box, word.box]), min(last.conf, word.conf))
@@ -344,5 +347,3 @@ def recognise(stream: BinaryIO, content_type: str) -> Page | None:
     img.load()
     return recognise_image(img)
 
-
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one core per reading: the worker runs jobs side by side

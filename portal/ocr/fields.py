@@ -25,7 +25,7 @@ from datetime import date
 from decimal import Decimal
 
 from portal.numbers import NumberProblem, parse_number
-from portal.ocr.engine import Line, Page, union
+from portal.ocr.engine import Line, Page, is_rtl, union
 
 _DIGITS = {**{0x0660 + i: str(i) for i in range(10)}, **{0x06F0 + i: str(i) for i in range(10)}}
 
@@ -273,6 +273,12 @@ def _invoice_number(lines: list[Line]) -> dict | None:
                 token, start, end = found
                 candidates.append((0 if strong else 2, i, token, line, m.end() + start, m.end() + end))
                 break
+            if strong and is_rtl(text):  # a right-to-left line that Tesseract gave number first
+                found = _number_token(text[:m.start()])
+                if found is not None:
+                    token, start, end = found
+                    candidates.append((0, i, token, line, start, end))
+                    break
             if strong and not text[m.end():].strip():  # in another column of the same row
                 for j in _same_row(lines, i):
                     other = lines[j].text
@@ -387,9 +393,11 @@ def _same_row(lines: list[Line], i: int) -> list[int]:
     rows = []
     for j, line in enumerate(lines):
         other = union(w.box for w in line.words)
-        if j != i and other is not None and abs(other[1] + other[3] / 2 - middle) <= box[3] * 0.6:
-            rows.append(j)
-    return sorted(rows, key=lambda j: abs(j - i))
+        # a photo taken at a slant lifts one end of a row: up to a line's height apart is the same row
+        distance = abs(other[1] + other[3] / 2 - middle) if other is not None else None
+        if j != i and distance is not None and distance <= box[3] * 1.0:
+            rows.append((distance, j))
+    return [j for _d, j in sorted(rows)]
 
 
 def _in_date(text: str, amount: tuple) -> bool:
