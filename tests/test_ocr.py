@@ -238,3 +238,11 @@ def test_a_total_in_another_column_of_the_same_row_and_a_legal_form_read_as_zero
     assert as_values(fields) == {"supplier": "ООО Швейный Мир", "invoice_number": "A-778", "amount": "4500.00",
                                  "currency": "RUB"}
     assert fields["amount"]["box"] == [40, 203, 140, 30]
+
+
+def test_a_georgian_page_without_a_readable_lari_sign_is_in_lari():
+    georgian = page("შპს ხელსაწყოები", "ჩეკი Ne: WU-38690", "სულ 7 710.30 «")
+    georgian.script = "Georgian"
+    assert as_values(extract(georgian)) == {"supplier": "შპს ხელსაწყოები", "invoice_number": "WU-38690",
+                                            "amount": "7710.30", "currency": "GEL"}
+    assert "currency" not in as_values(extract(page("Shop", "Total 7 710.30")))  # no guess in other scripts

@@ -125,7 +125,7 @@ SUBTOTAL_RE = re.compile(r"sub\s*-?total|sous-total|zwischensumme|без\s+нд�
 INVOICE_RE = re.compile(r"(invoice|receipt|bill|rechnung\w*|beleg\w*|quittung|facture|re[çc]u|ticket|сч[её]т\w*"
                         r"|чек|накладная|فاتورة|الفاتورة|إيصال|ايصال|ინვოის\w*|ანგარიშ\w*|ჩეკი)"
                         r"(?:[\s\-]*(?:no\.?|nr\.?|n[°º o]\.?|num(?:ber|éro)?|#|№|nummer|номер|رقم)?)\s*[:.#№]?\s*"
-                        r"|(?:^|\s)(?:no\.?|nr\.?|n°|№|#|رقم)\s*[:.]?\s*", re.IGNORECASE)
+                        r"|(?:^|\s)(?:no\.?|nr\.?|n°|№|#|رقم|ne)\s*[:.]?\s*", re.IGNORECASE)  # "Ne": № as Tesseract reads it
 DATE_LABEL_RE = re.compile(r"date|datum|дата|تاريخ|التاريخ|თარიღ", re.IGNORECASE)
 SKIP_SUPPLIER_RE = re.compile(r"tel\b|tél|тел|phone|fax|هاتف|ტელ|www\.|@|http|str\.|straße|strasse|street|rue\b"
                               r"|avenue|ул\.|пр\.|شارع|გამზ|inn\b|инн|vat\s*id|ust-?id", re.IGNORECASE)
@@ -405,6 +405,11 @@ def _in_date(text: str, amount: tuple) -> bool:
     return any(s <= start < e or s < end <= e for _d, s, e in dates_in(text))
 
 
+# The currency a page in a script of one country is in when no sign was read (Tesseract's Georgian model
+# has no ₾: it reads ¢, « or nothing).
+SCRIPT_CURRENCY = {"Georgian": "GEL"}
+
+
 def extract(page: Page) -> dict[str, dict]:
     """The fields found on the page (see the module's docstring)."""
     lines = [line for line in page.lines if line.text.strip()]
@@ -428,6 +433,8 @@ def extract(page: Page) -> dict[str, dict]:
     if total:
         fields["amount"] = total
         currency = _currency(lines, total["line"]) or currency
+    if currency is None and SCRIPT_CURRENCY.get(page.script):
+        currency = {"value": SCRIPT_CURRENCY[page.script], "box": None, "line": None}
     if currency:
         fields["currency"] = currency
     return fields
