@@ -288,7 +288,7 @@ def runs_per_day(task_class) -> int:
 
 def test_the_periodic_schedule_lists_every_job_at_its_interval(app):
     schedule = tasks.periodic_schedule(app)
-    expected = {"mail_retry": 1440, "scan_rescan": 144, "receipts_sweep": 24, "photos_sweep": 24,
+    expected = {"mail_retry": 1440, "scan_rescan": 144, "ocr_catchup": 144, "receipts_sweep": 24, "photos_sweep": 24,
                 "privacy_retention": 1, "workshop_purge": 1, "audit_verify": 1, "visits_digest": 1,
                 "notification_digests": 24}
     assert {name: runs_per_day(task) for name, task in schedule.items()} == expected
