@@ -246,3 +246,9 @@ def test_a_georgian_page_without_a_readable_lari_sign_is_in_lari():
     assert as_values(extract(georgian)) == {"supplier": "შპს ხელსაწყოები", "invoice_number": "WU-38690",
                                             "amount": "7710.30", "currency": "GEL"}
     assert "currency" not in as_values(extract(page("Shop", "Total 7 710.30")))  # no guess in other scripts
+
+
+def test_a_french_total_read_without_its_accent_is_still_the_total():
+    fields = as_values(extract(page("Atelier Couture Diallo", "Facture n° 2025/47896", "Sous-total 1 828,29 €",
+                                    "TVA 18% 329,09 €", "Net a payer 2 157,38 €")))
+    assert (fields["amount"], fields["invoice_number"]) == ("2157.38", "2025/47896")

@@ -117,15 +117,15 @@ def amounts_in(text: str, places: int | None = None) -> list[tuple[Decimal, int,
 
 # Labels ----------------------------------------------------------------------------------------------
 
-TOTAL_RE = re.compile(r"(?<!sub)(?<!sous-)(?<!zwischen)\b(grand\s*total|total|summe|gesamt\w*|betrag|montant|net\s+à\s+payer"
-                      r"|à\s+payer|итог\w*|всего|к\s+оплате|сумма)\b|المجموع|الإجمالي|الاجمالي|المبلغ|"
+TOTAL_RE = re.compile(r"(?<!sub)(?<!sous-)(?<!zwischen)\b(grand\s*total|total|summe|gesamt\w*|betrag|montant|net\s+[àa]\s+payer"
+                      r"|[àa]\s+payer|итог\w*|всего|к\s+оплате|сумма)\b|المجموع|الإجمالي|الاجمالي|المبلغ|"
                       r"სულ|ჯამი", re.IGNORECASE)
 SUBTOTAL_RE = re.compile(r"sub\s*-?total|sous-total|zwischensumme|без\s+ндс|المجموع\s+الفرعي|ქვეჯამი"
                          r"|\b(vat|tva|mwst|ндс|tax)\b|الضريبة|დღგ", re.IGNORECASE)
 INVOICE_RE = re.compile(r"(invoice|receipt|bill|rechnung\w*|beleg\w*|quittung|facture|re[çc]u|ticket|сч[её]т\w*"
                         r"|чек|накладная|فاتورة|الفاتورة|إيصال|ايصال|ინვოის\w*|ანგარიშ\w*|ჩეკი)"
                         r"(?:[\s\-]*(?:no\.?|nr\.?|n[°º o]\.?|num(?:ber|éro)?|#|№|nummer|номер|رقم)?)\s*[:.#№]?\s*"
-                        r"|(?:^|\s)(?:no\.?|nr\.?|n°|№|#|رقم|ne)\s*[:.]?\s*", re.IGNORECASE)  # "Ne": № as Tesseract reads it
+                        r"|(?:^|\s)(?:no\.?|nr\.?|n°|№|#|رقم|ne)(?![^\W\d_])\s*[:.]?\s*", re.IGNORECASE)  # "Ne": № as Tesseract reads it
 DATE_LABEL_RE = re.compile(r"date|datum|дата|تاريخ|التاريخ|თარიღ", re.IGNORECASE)
 SKIP_SUPPLIER_RE = re.compile(r"tel\b|tél|тел|phone|fax|هاتف|ტელ|www\.|@|http|str\.|straße|strasse|street|rue\b"
                               r"|avenue|ул\.|пр\.|شارع|გამზ|inn\b|инн|vat\s*id|ust-?id", re.IGNORECASE)
