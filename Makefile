@@ -6,7 +6,7 @@ FLASK := $(VENV)/bin/flask --app portal
 PYBABEL := $(VENV)/bin/pybabel
 LANGS := de fr ar ru
 
-.PHONY: run test bench bench-neardup soak drill venv assets translations translations-compile lint clean
+.PHONY: run test bench bench-neardup bench-ocr soak drill venv assets translations translations-compile lint clean
 
 $(VENV)/.installed: pyproject.toml
 	scripts/ensure-tools.sh
@@ -69,6 +69,12 @@ bench: venv assets translations-compile
 # generated receipt photos with altered copies (scripts/bench/neardup.py).
 bench-neardup: venv
 	$(VENV)/bin/python scripts/bench/neardup.py
+
+# Not part of `make test`: text recognition of receipts on a generated set of phone photos and text PDFs in four
+# scripts (about 4 minutes); prints the share of each field read right and the seconds per receipt; writes
+# bench-results/ocr.md.
+bench-ocr: venv
+	scripts/bench-ocr.sh
 
 # Not part of `make test`: concurrent uploaders and readers against gunicorn + PostgreSQL + Ceph S3 while
 # the S3 gateway is restarted; prints acknowledged/lost uploads, orphans, unexpected 5xx and p95.

@@ -19,6 +19,7 @@ def import_models() -> type[SQLModel]:
     from portal.auth import models as _auth  # noqa: F401
     from portal.cases import models as _cases  # noqa: F401
     from portal.notifications import models as _notifications  # noqa: F401
+    from portal.ocr import models as _ocr  # noqa: F401
     from portal.orgs import models as _orgs  # noqa: F401
     from portal.receipts import models as _receipts  # noqa: F401
     from portal.review import models as _review  # noqa: F401

@@ -38,6 +38,7 @@ def _jobs() -> dict[str, str]:
         "send_mail": "portal.mail:send_mail",
         "scan_file": "portal.scanning.services:scan_job",
         "fingerprint_file": "portal.receipts.neardup:fingerprint_job",
+        "read_receipt": "portal.ocr.services:read_job",
     }
 
 
@@ -45,6 +46,7 @@ def _jobs() -> dict[str, str]:
 PERIODIC: tuple[Periodic, ...] = (
     Periodic("mail_retry", "portal.mail:retry_mail", {"minute": "*"}, "1 min"),
     Periodic("scan_rescan", "portal.scanning.services:rescan_job", {"minute": "*/10"}, "10 min"),
+    Periodic("ocr_catchup", "portal.ocr.services:catchup_job", {"minute": "3-59/10"}, "10 min"),
     Periodic("receipts_sweep", "portal.receipts.sweep:sweep_job", {"minute": "5"}, "hourly"),
     Periodic("photos_sweep", "portal.visits.photos:sweep_photos_job", {"minute": "15"}, "hourly"),
     Periodic("privacy_retention", "portal.cases.retention:retention_job", {"minute": "30", "hour": "1"}, "daily"),
@@ -92,7 +94,7 @@ def _in_app(app: Flask, name: str, spec: str) -> Callable:
     return run
 
 
-PRIORITY = {"send_mail": 10, "scan_file": 5}
+PRIORITY = {"send_mail": 10, "scan_file": 5, "read_receipt": 1}  # a file is read after its scan
 
 
 def init_tasks(app: Flask) -> Huey:

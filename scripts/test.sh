@@ -14,6 +14,11 @@ command -v openssl >/dev/null || need_apt+=(openssl)  # a throw-away certificate
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)  # PDFs: Latin, Cyrillic, Georgian, Arabic
 # PDFs: the scripts DejaVu lacks (Urdu/Pashto letters, Ethiopic, Indic, ...); optional on a dev machine, CI has them
 [ -f /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf ] || need_apt+=(fonts-noto-core)
+# Text recognition of receipts (portal/ocr) and the receipts tests/test_ocr.py draws (Arabic, Georgian fonts).
+command -v tesseract >/dev/null || need_apt+=(tesseract-ocr)
+for lang in eng deu fra ara rus kat; do
+  [ -f "/usr/share/tesseract-ocr/5/tessdata/$lang.traineddata" ] || need_apt+=("tesseract-ocr-$lang")
+done
 scripts/apt-install.sh "${need_apt[@]}"
 
 scripts/postgres.sh

@@ -177,3 +177,35 @@ def big_pdf(padding: int) -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
         b"<< /Length %d >>\nstream\n" % len(data) + data + b"\nendstream",
     ])
+
+
+def ocr_set():
+    """scripts/bench/ocr_set.py, the generator of receipt pictures and PDFs with their true fields."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "ocr_set" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "scripts" / "bench" / "ocr_set.py"
+        spec = importlib.util.spec_from_file_location("ocr_set", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["ocr_set"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["ocr_set"]
+
+
+def make_receipt_picture(seed: int, lang: str, layout: str = "centred", kind: str = "png"):
+    """A generated receipt (clean, not degraded) as PNG or text-PDF bytes, with its true fields."""
+    import io
+
+    gen = ocr_set()
+    spec = gen.receipt(seed, lang, layout)
+    if kind == "pdf":
+        data = gen.text_pdf(spec)
+    else:
+        out = io.BytesIO()
+        gen.clean_image(spec).save(out, "PNG")
+        data = out.getvalue()
+    truth = spec.truth()
+    return data, {"supplier": truth["supplier"], "invoice_number": truth["invoice_number"],
+                  "invoice_date": truth["date"], "amount": truth["amount"], "currency": truth["currency"]}

@@ -180,7 +180,7 @@ def test_an_upload_answers_before_the_scan_and_a_worker_scans_it(app, client, db
     receipt_id = int(resp.location.rsplit("/", 1)[-1])
     rows = files_of(db, receipt_id)
     assert {r.scan_status for r in rows.values()} == {"pending"} and all(r.scanned_at is None for r in rows.values())
-    assert app.extensions["huey"].pending_count() == 2  # one scan job per file
+    assert app.extensions["huey"].pending_count() == 3  # one scan job per file, then the text recognition
     assert "Files are being checked for viruses" in client.get(resp.location).get_data(as_text=True)
 
     consumer = start_consumer(app, workers=2)  # the worker, as `flask --app portal worker` runs it
@@ -280,7 +280,7 @@ def runs_per_day(task_class) -> int:
 
 def test_the_periodic_schedule_lists_every_job_at_its_interval(app):
     schedule = tasks.periodic_schedule(app)
-    expected = {"mail_retry": 1440, "scan_rescan": 144, "receipts_sweep": 24, "photos_sweep": 24,
+    expected = {"mail_retry": 1440, "scan_rescan": 144, "ocr_catchup": 144, "receipts_sweep": 24, "photos_sweep": 24,
                 "privacy_retention": 1, "workshop_purge": 1, "audit_verify": 1, "visits_digest": 1,
                 "notification_digests": 24}
     assert {name: runs_per_day(task) for name, task in schedule.items()} == expected

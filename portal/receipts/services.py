@@ -24,6 +24,7 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
+from portal.ocr import services as ocr
 from portal.receipts import neardup
 from portal.receipts.budget import figures_of, over_budget
 from portal.receipts.checks import check_file_duplicates, invoice_duplicates, near_warnings, set_flags, warnings_for
@@ -300,6 +301,7 @@ def create_receipt(db: Session, storage: Storage, actor: User, case: Case, data:
         raise UploadFailed(str(MSG_FAILED), "files") from None
     # Saved and acknowledged; an infected file is quarantined, the rest of the receipt stays.
     rows = scanning.scan_new(db, storage, [row for row, _c in pairs], actor)
+    ocr.queue(receipt_id)  # text recognition, after the scan (portal/ocr)
     return Outcome(receipt, warnings=warnings_for(receipt) + near_warnings(actor, near, matches), files=rows)
 
 
