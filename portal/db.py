@@ -20,6 +20,7 @@ def import_models() -> type[SQLModel]:
     from portal.cases import models as _cases  # noqa: F401
     from portal.notifications import models as _notifications  # noqa: F401
     from portal.orgs import models as _orgs  # noqa: F401
+    from portal.receipts import handover as _handover  # noqa: F401
     from portal.receipts import models as _receipts  # noqa: F401
     from portal.review import models as _review  # noqa: F401
     from portal.uploads import models as _uploads  # noqa: F401

@@ -16,6 +16,7 @@ from portal.receipts import checks, decisions, errors, money, previews, services
 from portal.receipts import rates as receipt_rates
 from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
+from portal.receipts.handover_views import part as handover_part
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.scanning import views as scan_views
@@ -114,7 +115,8 @@ def new(case_id: int):
                   device_draft=device_draft_key("receipt-new", case.id))
 
 
-def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None):
+def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None,
+          handover_form=None, exempt_form=None):
     session = db.session()
     case = services.case_of(session, receipt)
     if review_form is None:
@@ -133,7 +135,8 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   four_eyes=decisions.needs_four_eyes(receipt),
                   duplicates=checks.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
-                  problem=problem, upload_cards=_upload_cards(case.id))
+                  problem=problem, upload_cards=[] if handover_form else _upload_cards(case.id),
+                  **handover_part(session, current_user, receipt, handover_form, exempt_form))
 
 
 @bp.get("/receipts/<int:receipt_id>")

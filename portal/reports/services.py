@@ -16,6 +16,8 @@ from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
+from portal.receipts import handover
+from portal.receipts.handover import HandoverState
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.visits.models import DIMENSIONS, Visit
@@ -170,10 +172,12 @@ class BelegRow:
     budget_line: str
     approved_on: date | None
     approvers: list[str] = field(default_factory=list)
+    handover: HandoverState | None = None  # confirmed (date), missing, not applicable (reason), …
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
-    """The approved receipts invoiced in the period, numbered, with their approvals: two statements."""
+    """The approved receipts invoiced in the period, numbered, with their approvals and handovers: four
+    statements."""
     rows = db.exec(select(Receipt, Case.reference, BudgetLine.category, BudgetLine.description)
                    .join(Case, Case.id == Receipt.case_id)
                    .outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
@@ -191,6 +195,8 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                      .order_by(ReceiptEvent.at, ReceiptEvent.id))
     for receipt_id, at, kind, name in events:
         approvals[receipt_id].append((at, kind, name or ""))
+    handovers = handover.states_of(db, [row[0] for row in rows], condition=and_(
+        Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start, Receipt.invoice_date <= end))
     out = []
     for number, (receipt, reference, category, description) in enumerate(rows, start=1):
         mine = approvals.get(receipt.id, [])
@@ -202,7 +208,7 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                             rate_source=receipt.rate_source, eur_cents=receipt.eur_cents,
                             budget_category=category or "", budget_line=description or "",
                             approved_on=final[-1].date() if final else None,
-                            approvers=[name for _at, _k, name in mine]))
+                            approvers=[name for _at, _k, name in mine], handover=handovers.get(receipt.id)))
     return out
 
 

@@ -44,8 +44,9 @@ from portal.cases.models import Case
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
-from portal.receipts import errors, previews
+from portal.receipts import errors, handover, previews
 from portal.receipts import search as receipt_search
+from portal.receipts.handover import HandoverState
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
@@ -110,6 +111,7 @@ class QueueItem:
     sort_key: tuple = ()  # the item's place in the queue's order, as the database sorted it
     line: receipt_budget.LineSummary | None = None  # the receipt's budget line, beside the decision
     file: ReceiptFile | None = None  # the receipt's first file, for its preview
+    handover: HandoverState | None = None  # the receipt's handover: confirmed, missing, …
 
     @property
     def key(self) -> str:
@@ -457,13 +459,15 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
 
 
 def add_details(db: Session, items: list[QueueItem]) -> None:
-    """Each receipt's budget line figures and first file, two statements for the whole page."""
+    """Each receipt's budget line figures, first file and handover state, four statements for the whole page."""
     shown = [item for item in items if item.receipt is not None]
     lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
     files = previews.first_files(db, [item.receipt.id for item in shown])
+    handovers = handover.states_of(db, [item.receipt for item in shown])
     for item in shown:
         item.line = lines.get(item.receipt.budget_line_id)
         item.file = files.get(item.receipt.id)
+        item.handover = handovers.get(item.receipt.id)
 
 
 # Approving several at once ----------------------------------------------------------------------
