@@ -152,7 +152,7 @@ def expected_rows(demo) -> list[list]:
 
 HEADER = ["No.", "Case reference", "Receipt", "Supplier", "Invoice number", "Invoice date", "Amount", "Currency",
           "Exchange rate (units for 1 EUR)", "Rate month", "Rate source", "EUR amount", "Budget category",
-          "Budget line", "Approval date", "Approvers"]
+          "Budget line", "Approval date", "Approvers", "Handover date", "Handover status", "Handover note"]
 
 
 def receipt_refs(db, rows) -> list[str]:
@@ -184,6 +184,7 @@ def test_belegliste_xlsx_cell_by_cell(client, db, demo):
         assert float(got[11]) == float(want[10]) and ws.cell(r, 12).number_format == "#,##0.00"
         assert got[12:14] == want[11:13]
         assert got[14].date() == want[13] and got[15] == want[14]
+        assert got[16:] == [None, "Handover missing", None]  # the demo's handovers are not confirmed
     assert ws.cell(6, 1).value is None  # a blank row, then the total
     assert ws.cell(7, 1).value == "Total" and float(ws.cell(7, 12).value) == 7350.00
     info = wb.worksheets[1]
@@ -203,7 +204,8 @@ def test_belegliste_csv_cell_by_cell(client, db, demo):
     assert len(rows) == 1 + len(expected)
     for got, want, ref in zip(rows[1:], expected, refs, strict=True):
         assert got == [str(want[0]), want[1], ref, want[2], want[3], want[4].isoformat(), want[5], want[6],
-                       want[7], want[8], want[9], want[10], want[11], want[12], want[13].isoformat(), want[14]]
+                       want[7], want[8], want[9], want[10], want[11], want[12], want[13].isoformat(), want[14],
+                       "", "Handover missing", ""]
 
 
 def test_belegliste_period_and_formula_text(client, db, demo):

@@ -134,13 +134,13 @@ def state(receipt: Receipt, handed_over_on: date | None, reason: str | None, on:
 
 
 def _lookups(db: Session, condition) -> tuple[dict[int, date], dict[int, str]]:
-    """Handover dates and exemption reasons of the receipts matching `condition`: two statements."""
-    dates = dict(db.exec(select(HandoverReceipt.receipt_id, Handover.handed_over_on)
-                         .join(Handover, Handover.id == HandoverReceipt.handover_id)
-                         .join(Receipt, Receipt.id == HandoverReceipt.receipt_id).where(condition)).all())
-    reasons = dict(db.exec(select(HandoverExemption.receipt_id, HandoverExemption.reason)
-                           .join(Receipt, Receipt.id == HandoverExemption.receipt_id).where(condition)).all())
-    return dates, reasons
+    """Handover dates and exemption reasons of the receipts matching `condition`: one statement."""
+    rows = db.exec(select(Receipt.id, Handover.handed_over_on, HandoverExemption.reason)
+                   .outerjoin(HandoverReceipt, HandoverReceipt.receipt_id == Receipt.id)
+                   .outerjoin(Handover, Handover.id == HandoverReceipt.handover_id)
+                   .outerjoin(HandoverExemption, HandoverExemption.receipt_id == Receipt.id)
+                   .where(condition, (Handover.id.is_not(None)) | (HandoverExemption.receipt_id.is_not(None)))).all()
+    return ({i: d for i, d, _r in rows if d is not None}, {i: r for i, _d, r in rows if r is not None})
 
 
 def states_of(db: Session, receipts: list[Receipt], condition=None, on: date | None = None) -> dict[int, HandoverState]:

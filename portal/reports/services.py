@@ -176,7 +176,7 @@ class BelegRow:
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
-    """The approved receipts invoiced in the period, numbered, with their approvals and handovers: four
+    """The approved receipts invoiced in the period, numbered, with their approvals and handovers: three
     statements."""
     rows = db.exec(select(Receipt, Case.reference, BudgetLine.category, BudgetLine.description)
                    .join(Case, Case.id == Receipt.case_id)

@@ -459,7 +459,7 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
 
 
 def add_details(db: Session, items: list[QueueItem]) -> None:
-    """Each receipt's budget line figures, first file and handover state, four statements for the whole page."""
+    """Each receipt's budget line figures, first file and handover state, three statements for the whole page."""
     shown = [item for item in items if item.receipt is not None]
     lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
     files = previews.first_files(db, [item.receipt.id for item in shown])
