@@ -21,9 +21,12 @@ from portal.uploads import services as uploads
 bp = Blueprint("handover", __name__)
 
 
-def _also_choices(session, receipt) -> list[tuple[int, str]]:
-    return [(r.id, f"{r.reference} – {r.supplier}, {format_date(r.invoice_date)}")
-            for r in handover.open_receipts(session, receipt)]
+def _also(session, receipt) -> tuple[list[tuple[int, str]], dict]:
+    """The case's other open receipts: as the form's choices, and by id for the page, which isolates each
+    reference (<bdi>) and lets the rest of the label wrap."""
+    rows = handover.open_receipts(session, receipt)
+    return ([(r.id, f"{r.reference} – {r.supplier}, {format_date(r.invoice_date)}") for r in rows],
+            {r.id: r for r in rows})
 
 
 def _cards(case_id: int) -> list:
@@ -38,14 +41,16 @@ def part(session, user, receipt, form=None, exempt_form=None) -> dict:
            "handover_details": handover.details(session, receipt) if state.status == "confirmed" else None,
            "handover_exemption": handover.exemption_of(session, receipt) if state.status == "not_applicable"
            else None,
-           "handover_form": None, "exempt_form": None, "handover_cards": [], "handover_proof": []}
+           "handover_form": None, "exempt_form": None, "handover_cards": [], "handover_proof": [],
+           "handover_open": {}}
     if handover.can_confirm(session, user, receipt):
+        choices, ctx["handover_open"] = _also(session, receipt)
         if form is None:
             form = HandoverForm(formdata=None, prefix="handover", handed_over_on=handover.today(),
                                 received_by=handover.case_reference(session, receipt))
-            form.also.choices = _also_choices(session, receipt)
         else:
             ctx["handover_cards"] = _cards(receipt.case_id)
+        form.also.choices = choices
         ctx["handover_form"] = form
         ctx["handover_proof"] = handover.unlinked_proof(session, [receipt.id])
     if handover.can_exempt(session, user, receipt):
@@ -66,7 +71,7 @@ def confirm(receipt_id: int):
     session = db.session()
     receipt = services.get_receipt_for(session, current_user, receipt_id)
     form = HandoverForm(prefix="handover")
-    form.also.choices = _also_choices(session, receipt)
+    form.also.choices = _also(session, receipt)[0]
     valid = form.validate_on_submit()  # first: validation resets the fields' errors
     resolved = uploads.resolve(session, current_user, receipt.case_id, request.form.getlist("uploads"),
                                ("handover",))
