@@ -121,9 +121,10 @@ def today() -> date:
     return utcnow().date()
 
 
-def state(receipt: Receipt, handed_over_on: date | None, reason: str | None, on: date | None = None) -> HandoverState:
+def state(receipt: Receipt, handed_over_on: date | None, reason: str | None, on: date | None = None,
+          days: int | None = None) -> HandoverState:
     """The rule: confirmed, not applicable, else missing once the invoice is more than HANDOVER_DUE_DAYS old."""
-    due_on = receipt.invoice_date + timedelta(days=due_days())
+    due_on = receipt.invoice_date + timedelta(days=due_days() if days is None else days)
     if handed_over_on is not None:
         return HandoverState(HandoverStatus.CONFIRMED, due_on, handed_over_on)
     if reason is not None:
@@ -149,7 +150,8 @@ def states_of(db: Session, receipts: list[Receipt], condition=None, on: date | N
     if not receipts:
         return {}
     dates, reasons = _lookups(db, condition if condition is not None else Receipt.id.in_([r.id for r in receipts]))
-    return {r.id: state(r, dates.get(r.id), reasons.get(r.id), on) for r in receipts}
+    on, days = on or today(), due_days()
+    return {r.id: state(r, dates.get(r.id), reasons.get(r.id), on, days) for r in receipts}
 
 
 def state_of(db: Session, receipt: Receipt, on: date | None = None) -> HandoverState:
