@@ -72,6 +72,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.cases.views import bp as cases_bp
     from portal.health import bp as health_bp
     from portal.orgs.views import bp as orgs_bp
+    from portal.receipts.handover_views import bp as handover_bp
     from portal.receipts.views import bp as receipts_bp
     from portal.reports.views import bp as reports_bp
     from portal.review.views import bp as review_bp
@@ -80,7 +81,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.workshop.views import bp as workshop_bp
 
     for bp in (health_bp, auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp,
-               uploads_bp):
+               uploads_bp, handover_bp):
         app.register_blueprint(bp)
 
     @app.get("/")

@@ -208,6 +208,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "PROJECT_FUNDING_EUR": _int(env, "PROJECT_FUNDING_EUR", 300_000),
         # Receipts above this many euros need a second, different staff member's approval.
         "RECEIPT_FOUR_EYES_EUR": _int(env, "RECEIPT_FOUR_EYES_EUR", 1000),
+        # A receipt without a handover confirmation is flagged once its invoice is this many days old.
+        "HANDOVER_DUE_DAYS": _int(env, "HANDOVER_DUE_DAYS", 30),
         # Names shown in the footer, page titles, mails and PDFs. Unset, the defaults are translated for
         # each reader; a value an operator sets is shown as given, in every language.
         "PORTAL_NAME": _text(env, "PORTAL_NAME", _l("IntegPlan portal")),

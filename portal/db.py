@@ -21,6 +21,7 @@ def import_models() -> type[SQLModel]:
     from portal.notifications import models as _notifications  # noqa: F401
     from portal.ocr import models as _ocr  # noqa: F401
     from portal.orgs import models as _orgs  # noqa: F401
+    from portal.receipts import handover as _handover  # noqa: F401
     from portal.receipts import models as _receipts  # noqa: F401
     from portal.review import models as _review  # noqa: F401
     from portal.uploads import models as _uploads  # noqa: F401

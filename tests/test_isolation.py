@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 
 from portal.audit import utcnow
+from portal.receipts.handover import Handover, HandoverExemption
 from portal.uploads.models import Upload
 from tests.factories import (
     make_case,
@@ -103,6 +105,8 @@ def test_partner_of_other_org_gets_404_everywhere(app, client, world, db):
     assert world["case_b"].status == "planned"
     db.refresh(world["upload_b"])  # not removed (DELETE) and not written to (PATCH)
     assert world["upload_b"].offset == 0
+    # No handover confirmed or marked not applicable (POST /receipts/<id>/handover, …/not-applicable).
+    assert not db.exec(select(Handover)).all() and not db.exec(select(HandoverExemption)).all()
 
 
 def test_owner_sees_the_same_objects(client, world):

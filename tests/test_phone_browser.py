@@ -302,6 +302,12 @@ def test_partner_and_public_pages_fit_a_phone_in_four_languages(browser: Browser
             error = page.locator("#paid_directly-error").bounding_box()
             assert label and error and label["width"] > PHONE["width"] * 0.6 and error["y"] + error["height"] <= label["y"] + 1, (
                 lang, label, error)
+            # The handover form on the receipt page, sent without its required fields: its errors fit too.
+            page.goto(f"{live_server.url}{PARTNER_PAGES['receipts.show'](data)}")
+            page.get_by_label(live_server.t(lang, "Received by"), exact=True).fill("")
+            page.get_by_role("button", name=live_server.t(lang, "Confirm handover")).click()
+            expect(page.locator("#handover .error-summary")).to_be_visible()
+            _check(page, page.url, f"[{lang}] receipts.show with handover errors", problems, goto=False)
         finally:
             context.close()
     assert not problems, "\n".join(problems)

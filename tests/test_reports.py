@@ -153,7 +153,8 @@ def expected_rows(demo) -> list[list]:
 HEADER = ["No.", "Case reference", "Receipt", "Supplier", "Invoice number", "Invoice date", "Amount", "Currency",
           "Exchange rate (units for 1 EUR)", "Rate month", "Rate source", "EUR amount", "Budget category",
           "Budget line", "Approval date", "Approvers", "Translation", "Drawn for a sample check", "Sample checked by",
-          "Sample check outcome", "Rate evidence", "Rate evidence link"]
+          "Sample check outcome", "Rate evidence", "Rate evidence link",
+          "Handover date", "Handover status", "Handover note"]
 NOT_SAMPLED = ["", "No", "", ""]  # no translation, not drawn (the demo has neither)
 
 
@@ -187,7 +188,8 @@ def test_belegliste_xlsx_cell_by_cell(client, db, demo):
         assert got[12:14] == want[11:13]
         assert got[14].date() == want[13] and got[15] == want[14]
         assert got[16:20] == [None, "No", None, None]  # openpyxl reads an empty text back as None
-        assert got[20:] == [INFOREURO if want[6] != "EUR" else None, None]  # typed rates: their reference
+        assert got[20:22] == [INFOREURO if want[6] != "EUR" else None, None]  # typed rates: their reference
+        assert got[22:] == [None, "Handover missing", None]  # the demo's handovers are not confirmed
     assert ws.cell(6, 1).value is None  # a blank row, then the total
     assert ws.cell(7, 1).value == "Total" and float(ws.cell(7, 12).value) == 7350.00
     info = wb.worksheets[1]
@@ -208,7 +210,8 @@ def test_belegliste_csv_cell_by_cell(client, db, demo):
     for got, want, ref in zip(rows[1:], expected, refs, strict=True):
         assert got == [str(want[0]), want[1], ref, want[2], want[3], want[4].isoformat(), want[5], want[6],
                        want[7], want[8], want[9], want[10], want[11], want[12], want[13].isoformat(), want[14],
-                       *NOT_SAMPLED, INFOREURO if want[6] != "EUR" else "", ""]  # typed rates: their reference, no file
+                       *NOT_SAMPLED, INFOREURO if want[6] != "EUR" else "", "",  # typed rates: their reference, no file
+                       "", "Handover missing", ""]
 
 
 def test_belegliste_period_and_formula_text(client, db, demo):

@@ -16,6 +16,7 @@ from portal.receipts import checks, decisions, errors, money, neardup, previews,
 from portal.receipts import rates as receipt_rates
 from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
+from portal.receipts.handover_views import part as handover_part
 from portal.rules import put_on_form
 from portal.scanning import services as scanning
 from portal.security import parse_id
@@ -113,7 +114,8 @@ def new(case_id: int):
                   device_draft=device_draft_key("receipt-new", case.id))
 
 
-def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None):
+def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None,
+          handover_form=None, exempt_form=None):
     session = db.session()
     case = services.case_of(session, receipt)
     if review_form is None:
@@ -134,7 +136,8 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
                   rate_proof=receipt_rates.proofs_for(session, [receipt]).get(receipt.id),
                   near=neardup.visible_matches(session, current_user, receipt, case), problem=problem,
-                  upload_cards=_upload_cards(case.id))
+                  upload_cards=[] if handover_form else _upload_cards(case.id),
+                  **handover_part(session, current_user, receipt, handover_form, exempt_form))
 
 
 @bp.get("/receipts/<int:receipt_id>")

@@ -19,6 +19,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from portal import csvfile
+from portal.receipts import handover
 from portal.receipts.models import RATE_SCALE
 from portal.receipts.money import currency_precision
 from portal.reports.services import BelegRow
@@ -29,7 +30,8 @@ def belegliste_header() -> list[str]:
             _("Amount"), _("Currency"), _("Exchange rate (units for 1 EUR)"), _("Rate month"), _("Rate source"),
             _("EUR amount"), _("Budget category"), _("Budget line"), _("Approval date"), _("Approvers"),
             _("Translation"), _("Drawn for a sample check"), _("Sample checked by"), _("Sample check outcome"),
-            _("Rate evidence"), _("Rate evidence link")]
+            _("Rate evidence"), _("Rate evidence link"),
+            *handover.belegliste_header()]
 
 
 def amount(minor: int, currency: str) -> Decimal:
@@ -52,7 +54,8 @@ def belegliste_values(row: BelegRow, category_label: Callable[[str], str]) -> li
             row.rate_month.strftime("%Y-%m") if row.rate_month else None, row.rate_source or "",
             eur(row.eur_cents), category_label(row.budget_category), row.budget_line, row.approved_on,
             ", ".join(row.approvers), row.translation, _("Yes") if row.sample_drawn else _("No"),
-            row.sample_checked_by, sample_outcome(row), row.rate_evidence, row.rate_evidence_url]
+            row.sample_checked_by, sample_outcome(row), row.rate_evidence, row.rate_evidence_url,
+            *handover.belegliste_values(row.handover)]
 
 
 def sample_outcome(row: BelegRow) -> str:
@@ -80,7 +83,8 @@ def belegliste_xlsx(rows: list[BelegRow], category_label: Callable[[str], str], 
     for cell in ws[1]:
         cell.font = Font(bold=True)
     ws.freeze_panes = "A2"
-    formats = {6: "yyyy-mm-dd", 9: "0.000000", 12: "#,##0.00", 15: "yyyy-mm-dd"}
+    formats = {6: "yyyy-mm-dd", 9: "0.000000", 12: "#,##0.00", 15: "yyyy-mm-dd",
+               header.index(handover.belegliste_header()[0]) + 1: "yyyy-mm-dd"}
     for r, row in enumerate(rows, start=2):
         values = belegliste_values(row, category_label)
         for c, value in enumerate(values, start=1):
@@ -101,6 +105,8 @@ def belegliste_xlsx(rows: list[BelegRow], category_label: Callable[[str], str], 
     widths = [6, 14, 10, 28, 16, 12, 14, 9, 14, 10, 18, 14, 20, 36, 12, 30, 40, 10, 20, 18, 40, 40]
     for i, w in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(i)].width = w
+    for name, w in zip(handover.belegliste_header(), (12, 18, 30), strict=True):
+        ws.column_dimensions[get_column_letter(header.index(name) + 1)].width = w
 
     info = wb.create_sheet(_("Period")[:31])
     info.append([_("Period from"), start])

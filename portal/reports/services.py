@@ -16,7 +16,9 @@ from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.orgs.models import Organisation
+from portal.receipts import handover
 from portal.receipts import rates as receipt_rates
+from portal.receipts.handover import HandoverState
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptStatus
 from portal.reports.models import BudgetRollup, BudgetSummary
 from portal.review.models import SampleItem
@@ -179,11 +181,12 @@ class BelegRow:
     sample_outcome: str = ""
     rate_evidence: str = ""  # the kept file (name, number, SHA-256) or the reference typed with the rate
     rate_evidence_url: str = ""  # the kept file's download (staff)
+    handover: HandoverState | None = None  # confirmed (date), missing, not applicable (reason), …
 
 
 def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
     """The approved receipts invoiced in the period, numbered, with their approvals and their latest sample
-    check: three statements."""
+    check, rate evidence and handover: a few statements."""
     listed = (Receipt.status == ReceiptStatus.APPROVED, Receipt.invoice_date >= start, Receipt.invoice_date <= end)
     rows = db.exec(select(Receipt, Case.reference, BudgetLine.category, BudgetLine.description)
                    .join(Case, Case.id == Receipt.case_id)
@@ -206,6 +209,7 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
         .join(Receipt, Receipt.id == SampleItem.receipt_id).outerjoin(User, User.id == SampleItem.checked_by_id)
         .where(*listed).order_by(SampleItem.id))}  # the latest draw of a receipt wins
     proofs = receipt_rates.proofs_for(db, [receipt for receipt, *_rest in rows])
+    handovers = handover.states_of(db, [row[0] for row in rows], condition=and_(*listed))
     out = []
     for number, (receipt, reference, category, description) in enumerate(rows, start=1):
         proof = proofs.get(receipt.id)
@@ -222,10 +226,10 @@ def belegliste(db: Session, start: date, end: date) -> list[BelegRow]:
                             sample_drawn=receipt.id in samples,
                             sample_outcome=samples.get(receipt.id, ("", ""))[0],
                             sample_checked_by=samples.get(receipt.id, ("", ""))[1],
-
                             rate_evidence=proof.reference() if proof else "",
                             rate_evidence_url=receipt_rates.evidence_url(proof.evidence.id)
-                            if proof and proof.evidence else ""))
+                            if proof and proof.evidence else "",
+                            handover=handovers.get(receipt.id)))
     return out
 
 

@@ -45,8 +45,9 @@ from portal.cases.models import Case
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
-from portal.receipts import errors, neardup, previews
+from portal.receipts import errors, handover, neardup, previews
 from portal.receipts import search as receipt_search
+from portal.receipts.handover import HandoverState
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptMatch, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
@@ -114,6 +115,7 @@ class QueueItem:
     conflict: str = ""
     file: ReceiptFile | None = None  # the receipt's first file, for its preview
     near: list[neardup.Match] = field(default_factory=list)  # receipts it looks like (add_details)
+    handover: HandoverState | None = None  # the receipt's handover: confirmed, missing, …
 
     @property
     def key(self) -> str:
@@ -472,17 +474,20 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
 
 
 def add_details(db: Session, items: list[QueueItem]) -> None:
-    """Each receipt's budget line figures, first file and near-duplicates, a few statements for the whole
+    """Each receipt's budget line figures, first file, near-duplicates and handover
+    state, a few statements for the whole
     page (the desk is staff's: every match is shown, another organisation's as a warning)."""
     shown = [item for item in items if item.receipt is not None]
     lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
     files = previews.first_files(db, [item.receipt.id for item in shown])
+    handovers = handover.states_of(db, [item.receipt for item in shown])
     near = neardup.matches_of(db, [item.receipt.id for item in shown])
     for item in shown:
         item.line = lines.get(item.receipt.budget_line_id)
         item.file = files.get(item.receipt.id)
         item.near = [neardup.Match(other, case, reasons, organisation, case.organisation_id == item.case.organisation_id)
                      for other, case, organisation, reasons in near.get(item.receipt.id, [])]
+        item.handover = handovers.get(item.receipt.id)
 
 
 # Approving several at once ----------------------------------------------------------------------
