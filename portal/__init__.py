@@ -57,6 +57,7 @@ def _init_extensions(app: Flask) -> None:
     init_static_caching(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
+    i18n.install_jinja(app)  # the templates' _() with the request's translations kept
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)

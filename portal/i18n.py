@@ -8,8 +8,10 @@ from functools import lru_cache
 
 from babel import Locale, numbers
 from flask import current_app, has_request_context, request, session
-from flask_babel import format_currency, get_locale
+from flask.globals import _cv_app
+from flask_babel import format_currency, get_locale, get_translations
 from flask_login import current_user
+from jinja2 import pass_context
 from markupsafe import Markup
 
 from portal.config import RTL_LANGUAGES
@@ -32,8 +34,97 @@ def select_locale() -> str:
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+# The current locale and its translations, kept for the request --------------------------------------
+# Flask-Babel finds the request's locale and translations anew on every call (several context-local
+# lookups and str(Locale) each time); a page calls them hundreds of times. Both are kept on Flask-Babel's own
+# per-request namespace, next to the locale they belong to: force_locale() and refresh() replace or drop
+# that locale object, so a kept value is used only while the very same locale object is current.
+
+def _babel_namespace():
+    app_ctx = _cv_app.get(None)
+    if app_ctx is None:
+        return None
+    return app_ctx.g.__dict__.get("_flask_babel")
+
+
+def locale_name() -> str:
+    """str(get_locale()) ("de"), without working it out again while the request's locale stays the same."""
+    ns = _babel_namespace()
+    if ns is not None:
+        d = ns.__dict__
+        kept = d.get("portal_locale_name")
+        if kept is not None and kept[0] is d.get("babel_locale"):
+            return kept[1]
+    locale = get_locale()
+    name = str(locale)
+    ns = _babel_namespace()
+    if ns is not None and locale is not None:
+        ns.portal_locale_name = (locale, name)
+    return name
+
+
+def translations():
+    """flask_babel.get_translations(), kept the same way (for the same locale and domain)."""
+    ns = _babel_namespace()
+    if ns is not None:
+        d = ns.__dict__
+        kept = d.get("portal_translations")
+        if kept is not None and kept[0] is d.get("babel_locale") and kept[1] is d.get("babel_domain"):
+            return kept[2]
+    found = get_translations()
+    ns = _babel_namespace()
+    if ns is not None and ns.__dict__.get("babel_locale") is not None:
+        ns.portal_translations = (ns.babel_locale, ns.__dict__.get("babel_domain"), found)
+    return found
+
+
+# Jinja's gettext functions as jinja2.ext.i18n installs them (newstyle: autoescaped, always %-formatted),
+# calling the kept translations directly instead of through three layers of context calls per string.
+
+@pass_context
+def _jinja_gettext(__context, __string, **variables):
+    rv = translations().ugettext(__string)
+    if __context.eval_ctx.autoescape:
+        rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
+    return rv % variables
+
+
+@pass_context
+def _jinja_ngettext(__context, __singular, __plural, __num, **variables):
+    variables.setdefault("num", __num)
+    rv = translations().ungettext(__singular, __plural, __num)
+    if __context.eval_ctx.autoescape:
+        rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
+    return rv % variables
+
+
+@pass_context
+def _jinja_pgettext(__context, __string_ctx, __string, **variables):
+    variables.setdefault("context", __string_ctx)
+    rv = translations().upgettext(__string_ctx, __string)
+    if __context.eval_ctx.autoescape:
+        rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
+    return rv % variables
+
+
+@pass_context
+def _jinja_npgettext(__context, __string_ctx, __singular, __plural, __num, **variables):
+    variables.setdefault("context", __string_ctx)
+    variables.setdefault("num", __num)
+    rv = translations().unpgettext(__string_ctx, __singular, __plural, __num)
+    if __context.eval_ctx.autoescape:
+        rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
+    return rv % variables
+
+
+def install_jinja(app) -> None:
+    """After babel.init_app: the templates' _(), gettext(), ngettext(), pgettext() and npgettext()."""
+    app.jinja_env.globals.update(_=_jinja_gettext, gettext=_jinja_gettext, ngettext=_jinja_ngettext,
+                                 pgettext=_jinja_pgettext, npgettext=_jinja_npgettext)
+
+
 def text_direction() -> str:
-    return "rtl" if str(get_locale()) in RTL_LANGUAGES else "ltr"
+    return "rtl" if locale_name() in RTL_LANGUAGES else "ltr"
 
 
 # CLDR's currency spacing, which Babel does not apply: a currency sign that ends (or starts) with a
@@ -73,14 +164,14 @@ def money(cents: int | None, currency: str = "EUR") -> str:
     per locale, since a page shows the same amounts many times (budget lines, totals, receipts)."""
     if cents is None:
         return "–"
-    return _money(str(get_locale()), int(cents), currency)
+    return _money(locale_name(), int(cents), currency)
 
 
 def percent(share: float | None, digits: int = 1) -> str:
     """A share (0.024) as the locale writes a percentage: "2.4%", German "2,4 %", French "2,4 %"."""
     if share is None:
         return "–"
-    loc, _currency, pattern = _number_formats(str(get_locale()))
+    loc, _currency, pattern = _number_formats(locale_name())
     return _percent_pattern(pattern, digits).apply(share, loc)
 
 
@@ -104,7 +195,7 @@ def _countries(locale: str) -> tuple[tuple[str, str], ...]:
 
 def countries() -> tuple[tuple[str, str], ...]:
     """(ISO code, name in the current language), sorted by name."""
-    return _countries(str(get_locale()))
+    return _countries(locale_name())
 
 
 @lru_cache(maxsize=16)
@@ -115,7 +206,7 @@ def _territories(locale: str) -> dict[str, str]:
 def country_name(code: str | None) -> str:
     if not code:
         return ""
-    return _territories(str(get_locale())).get(code, code)
+    return _territories(locale_name()).get(code, code)
 
 
 def is_country(code: str) -> bool:
