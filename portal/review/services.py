@@ -18,6 +18,7 @@ import math
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from flask_babel import gettext as _
 from sqlalchemy import (
@@ -41,6 +42,7 @@ from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.cases.services import countries_select
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
@@ -162,8 +164,10 @@ def _first_approver():
             .correlate(Receipt).scalar_subquery())
 
 
+@cache
 def _new_supplier():
-    """No earlier receipt (other than an abandoned upload) names the same supplier."""
+    """No earlier receipt (other than an abandoned upload) names the same supplier. Built once: the aliased
+    entity is costly to make, and the expression is the same for every query that uses it."""
     earlier = aliased(Receipt)
     return ~exists().where(func.lower(func.trim(earlier.supplier)) == func.lower(func.trim(Receipt.supplier)),
                            earlier.id < Receipt.id, earlier.status != ReceiptStatus.PENDING).correlate(Receipt)
@@ -539,7 +543,8 @@ def desk_summary(db: Session) -> tuple[dict[str, int], list[tuple[int, str]], li
                     cast(sub, BigInteger).label("number"), literal("").label("label"))
              for name, sub in _count_subqueries()]
     parts.append(select(literal("org"), literal(""), cast(Organisation.id, BigInteger), Organisation.name))
-    parts.append(select(literal("country"), Case.country, cast(literal(None), BigInteger), literal("")).distinct())
+    countries = countries_select().subquery()
+    parts.append(select(literal("country"), countries.c.country, cast(literal(None), BigInteger), literal("")))
     rows = db.exec(union_all(*parts)).all()
     found = {key: int(number or 0) for kind, key, number, _label in rows if kind == "count"}
     counts_ = {name: found.get(name, 0) for name, _sub in _count_subqueries()}
