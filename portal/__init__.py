@@ -93,7 +93,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_hooks(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime, get_locale
+    from flask_babel import format_datetime, get_locale
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
@@ -127,7 +127,7 @@ def _register_hooks(app: Flask) -> None:
         country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,
-        format_date=format_date,
+        format_date=i18n.format_date,
         get_locale=get_locale,
         format_datetime=format_datetime,
         drafts_done=forms.drafts_done,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
@@ -10,8 +11,9 @@ from babel import Locale, numbers
 from flask import current_app, has_request_context, request, session
 from flask.globals import _cv_app
 from flask_babel import format_currency, get_locale, get_translations
+from flask_babel import format_date as flask_format_date
 from flask_login import current_user
-from jinja2 import pass_context
+from jinja2 import pass_eval_context
 from markupsafe import Markup
 
 from portal.config import RTL_LANGUAGES
@@ -79,40 +81,43 @@ def translations():
 
 
 # Jinja's gettext functions as jinja2.ext.i18n installs them (newstyle: autoescaped, always %-formatted),
-# calling the kept translations directly instead of through three layers of context calls per string.
+# calling the kept translations directly instead of through three layers of context calls per string. They
+# take the evaluation context (for autoescaping), not the whole context as jinja2.ext.i18n's do: Jinja
+# copies the whole context (every global) for each call of a context function inside a loop or after a
+# {% set %}, hundreds of copies on a page like the review desk.
 
-@pass_context
-def _jinja_gettext(__context, __string, **variables):
+@pass_eval_context
+def _jinja_gettext(__eval_ctx, __string, **variables):
     rv = translations().ugettext(__string)
-    if __context.eval_ctx.autoescape:
+    if __eval_ctx.autoescape:
         rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
     return rv % variables
 
 
-@pass_context
-def _jinja_ngettext(__context, __singular, __plural, __num, **variables):
+@pass_eval_context
+def _jinja_ngettext(__eval_ctx, __singular, __plural, __num, **variables):
     variables.setdefault("num", __num)
     rv = translations().ungettext(__singular, __plural, __num)
-    if __context.eval_ctx.autoescape:
+    if __eval_ctx.autoescape:
         rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
     return rv % variables
 
 
-@pass_context
-def _jinja_pgettext(__context, __string_ctx, __string, **variables):
+@pass_eval_context
+def _jinja_pgettext(__eval_ctx, __string_ctx, __string, **variables):
     variables.setdefault("context", __string_ctx)
     rv = translations().upgettext(__string_ctx, __string)
-    if __context.eval_ctx.autoescape:
+    if __eval_ctx.autoescape:
         rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
     return rv % variables
 
 
-@pass_context
-def _jinja_npgettext(__context, __string_ctx, __singular, __plural, __num, **variables):
+@pass_eval_context
+def _jinja_npgettext(__eval_ctx, __string_ctx, __singular, __plural, __num, **variables):
     variables.setdefault("context", __string_ctx)
     variables.setdefault("num", __num)
     rv = translations().unpgettext(__string_ctx, __singular, __plural, __num)
-    if __context.eval_ctx.autoescape:
+    if __eval_ctx.autoescape:
         rv = Markup(rv)  # noqa: S704 - the catalog's own text, as jinja2.ext.i18n marks it
     return rv % variables
 
@@ -134,8 +139,28 @@ _LETTER_THEN_DIGIT = re.compile(r"(?<=[^\W\d_])(?=[-\u2212]?\d)|(?<=\d)(?=[^\W\d
 
 
 def amount(value: Decimal, currency: str) -> str:
-    """An amount in `currency`, in the current locale, with the currency spacing above."""
+    """An amount in `currency`, in the current locale, with the currency spacing above (kept per locale,
+    like money())."""
+    return _amount(locale_name(), value, currency)
+
+
+@lru_cache(maxsize=4096)
+def _amount(_locale: str, value: Decimal, currency: str) -> str:
     return _LETTER_THEN_DIGIT.sub("\u00a0", format_currency(value, currency))
+
+
+def format_date(value=None, format=None, rebase=True) -> str:  # noqa: A002 - Flask-Babel's names
+    """flask_babel.format_date; a plain date in the default format is written once per locale and kept
+    (a page shows the same invoice and visit dates many times). Datetimes go through Flask-Babel each time
+    (their date depends on the user's time zone)."""
+    if type(value) is date and format is None and rebase:
+        return _date_text(locale_name(), value)
+    return flask_format_date(value, format, rebase)
+
+
+@lru_cache(maxsize=4096)
+def _date_text(_locale: str, value: date) -> str:
+    return flask_format_date(value)
 
 
 @lru_cache(maxsize=16)
@@ -171,7 +196,12 @@ def percent(share: float | None, digits: int = 1) -> str:
     """A share (0.024) as the locale writes a percentage: "2.4%", German "2,4 %", French "2,4 %"."""
     if share is None:
         return "–"
-    loc, _currency, pattern = _number_formats(locale_name())
+    return _percent(locale_name(), share, digits)
+
+
+@lru_cache(maxsize=4096)
+def _percent(locale: str, share: float, digits: int) -> str:
+    loc, _currency, pattern = _number_formats(locale)
     return _percent_pattern(pattern, digits).apply(share, loc)
 
 
