@@ -93,7 +93,7 @@ def interleaved(targets: dict, n: int, headers: dict) -> dict[str, tuple[float, 
     return {name: (statistics.median(cpu[name]), statistics.median(wall[name])) for name in targets}
 
 
-def sql_of(client, path: str, headers: dict) -> None:
+def sql_of(client, path: str, headers: dict, explain: bool = False) -> None:
     engine = client.application.extensions["db_engine"]
     seen = []
 
@@ -101,15 +101,52 @@ def sql_of(client, path: str, headers: dict) -> None:
         context._t0 = time.perf_counter()
 
     def after(conn, cursor, statement, params, context, executemany):
-        seen.append(((time.perf_counter() - context._t0) * 1000, " ".join(statement.split())[:400]))
+        seen.append(((time.perf_counter() - context._t0) * 1000, " ".join(statement.split())[:400],
+                     statement, params))
 
     sa.event.listen(engine, "before_cursor_execute", before)
     sa.event.listen(engine, "after_cursor_execute", after)
     client.get(path, headers=headers)
     sa.event.remove(engine, "before_cursor_execute", before)
     sa.event.remove(engine, "after_cursor_execute", after)
-    for ms, text in seen:
+    for ms, text, statement, params in seen:
         print(f"    {ms:7.2f} ms  {text}")
+        if explain and statement.lstrip().upper().startswith("SELECT"):
+            with engine.connect() as conn:
+                cur = conn.connection.dbapi_connection.cursor()
+                cur.execute("EXPLAIN ANALYZE " + statement, params)
+                lines = [r[0] for r in cur.fetchall()]
+                print("\n".join("        " + ln for ln in lines if "Scan" in ln or "Time" in ln or "Sort" in ln))
+
+
+def calls_per_request(client, path: str, headers: dict, n: int = 10) -> float:
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(n):
+        client.get(path, headers=headers)
+    prof.disable()
+    return pstats.Stats(prof).total_calls / n
+
+
+def by_package(stats: pstats.Stats, n: int) -> None:
+    """Own time per request, summed by package (site-packages' top folder, the portal, the templates)."""
+    sums: dict[str, float] = {}
+    for (filename, _line, _func), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():
+        if "site-packages/" in filename:
+            key = filename.split("site-packages/")[1].split("/")[0]
+        elif "/templates/" in filename:
+            key = "templates"
+        elif "/portal/" in filename:
+            key = "portal"
+        elif filename.startswith("~") or filename.startswith("<"):
+            key = "builtins"
+        else:
+            key = "stdlib"
+        sums[key] = sums.get(key, 0.0) + tottime
+    total = sum(sums.values())
+    print(f"  own time per request (profiled): {total / n * 1000:.1f} ms")
+    for key, value in sorted(sums.items(), key=lambda kv: -kv[1])[:14]:
+        print(f"    {key:24} {value / n * 1000:6.2f} ms")
 
 
 def main() -> None:
@@ -123,6 +160,8 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=35)
     ap.add_argument("--sort", default="cumulative")
     ap.add_argument("--sql", action="store_true", help="print each statement of one request with its time")
+    ap.add_argument("--calls", action="store_true", help="Python function calls per request, from cProfile")
+    ap.add_argument("--explain", action="store_true", help="with --sql: EXPLAIN ANALYZE each SELECT")
     args = ap.parse_args()
     if args.fresh:
         fresh(args.fresh)
@@ -139,17 +178,23 @@ def main() -> None:
         target = f"(target {p.target})" if p.target else ""
         print(f"{p.name:28} cpu {cpu:6.2f} ms  wall {wall:6.2f} ms  ratio cpu {lean_cpu / cpu:.2f} "
               f"wall {lean_wall / wall:.2f} {target}", flush=True)
+    if args.calls:
+        print("Python function calls per request (a measure the machine's load does not move):")
+        for name, (c, path) in targets.items():
+            print(f"  {name:28} {calls_per_request(c, path, headers):8,.0f}")
     for p in chosen:
         print(p.name) if args.sql or args.prof else None
         if args.sql:
-            sql_of(client, p.path, headers)
+            sql_of(client, p.path, headers, args.explain)
         if args.prof:
             prof = cProfile.Profile()
             prof.enable()
             for _ in range(args.n):
                 client.get(p.path, headers=headers)
             prof.disable()
-            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.top)
+            stats = pstats.Stats(prof)
+            by_package(stats, args.n)
+            stats.sort_stats(args.sort).print_stats(args.top)
 
 
 if __name__ == "__main__":
