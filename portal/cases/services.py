@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 
 from flask import abort
 from flask_babel import gettext as _
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
@@ -109,21 +110,43 @@ class CasePage:
 
 def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
     """One page of the cases a user may see, filtered, with each case's planned budget."""
-    conditions = list(scope(user))
+    params = {"scope_org": user.organisation_id, "offset": 0, "limit": PER_PAGE}
     if f.q:
-        like = f"%{f.q.strip()[:50]}%"
-        conditions.append(or_(Case.reference.ilike(like), Case.notes.ilike(like)))
+        params["like"] = f"%{f.q.strip()[:50]}%"
     if f.status in tuple(CaseStatus):
-        conditions.append(Case.status == f.status)
+        params["status"] = f.status
     if f.country:
-        conditions.append(Case.country == f.country[:2].upper())
+        params["country"] = f.country[:2].upper()
     if f.organisation_id and user.is_staff:
-        conditions.append(Case.organisation_id == f.organisation_id)
+        params["organisation_id"] = f.organisation_id
+    count, query = _list_statements(not user.is_staff, *(name in params for name in _FILTERS))
     # Core statements on the session's connection: the list only reads, so no ORM objects are built.
     conn = db.connection()
-    total = conn.execute(select(func.count()).select_from(Case).where(*conditions)).scalar_one()
+    total = conn.execute(count, params).scalar_one()
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, f.page), pages)
+    params["offset"] = (page - 1) * PER_PAGE
+    rows = [CaseRow(row, row.organisation, int(row.planned_cents)) for row in conn.execute(query, params)]
+    return CasePage(rows=rows, total=total, page=page, pages=pages)
+
+
+_FILTERS = ("like", "status", "country", "organisation_id")
+
+
+@cache
+def _list_statements(scoped: bool, like: bool, status: bool, country: bool, organisation: bool):
+    """The case list's count and page statements for one combination of filters, built once (building and
+    keying them cost more than running them); the values are bound parameters."""
+    conditions = [Case.organisation_id == bindparam("scope_org")] if scoped else []
+    if like:
+        conditions.append(or_(Case.reference.ilike(bindparam("like")), Case.notes.ilike(bindparam("like"))))
+    if status:
+        conditions.append(Case.status == bindparam("status"))
+    if country:
+        conditions.append(Case.country == bindparam("country"))
+    if organisation:
+        conditions.append(Case.organisation_id == bindparam("organisation_id"))
+    count = select(func.count()).select_from(Case).where(*conditions)
     # A correlated subquery, summed for the page's 25 cases only (a grouped join summed every budget line).
     planned = (select(func.coalesce(func.sum(BudgetLine.planned_cents), 0))
                .where(BudgetLine.case_id == Case.id).correlate(Case).scalar_subquery())
@@ -132,9 +155,8 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
              .join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions)
              .order_by(Case.created_at.desc(), Case.id.desc())
-             .offset((page - 1) * PER_PAGE).limit(PER_PAGE))
-    rows = [CaseRow(row, row.organisation, int(row.planned_cents)) for row in conn.execute(query)]
-    return CasePage(rows=rows, total=total, page=page, pages=pages)
+             .offset(bindparam("offset")).limit(bindparam("limit")))
+    return count, query
 
 
 def countries_select(*conditions):
@@ -147,8 +169,14 @@ def countries_select(*conditions):
     return select(found.c.country).where(found.c.country.is_not(None)).order_by(found.c.country)
 
 
+@cache
+def _countries_statement(scoped: bool):
+    return countries_select(*((Case.organisation_id == bindparam("scope_org"),) if scoped else ()))
+
+
 def case_countries(db: Session, user: User) -> list[str]:
-    return list(db.exec(countries_select(*scope(user))))
+    rows = db.connection().execute(_countries_statement(not user.is_staff), {"scope_org": user.organisation_id})
+    return [country for (country,) in rows]
 
 
 # Eligibility ------------------------------------------------------------------------------------
