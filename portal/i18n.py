@@ -10,7 +10,7 @@ from functools import lru_cache
 from babel import Locale, numbers
 from flask import current_app, has_request_context, request, session
 from flask.globals import _cv_app
-from flask_babel import format_currency, get_locale, get_translations
+from flask_babel import Domain, format_currency, get_locale, get_translations
 from flask_babel import format_date as flask_format_date
 from flask_login import current_user
 from jinja2 import pass_eval_context
@@ -80,6 +80,24 @@ def translations():
     return found
 
 
+class KeptDomain(Domain):
+    """Flask-Babel's message domain with the request's translations kept as translations() keeps them, so
+    gettext() and lazy strings in Python (form labels, flash messages) find them at once too."""
+
+    def get_translations(self):
+        ns = _babel_namespace()
+        if ns is not None:
+            d = ns.__dict__
+            kept = d.get("portal_translations")
+            if kept is not None and kept[0] is d.get("babel_locale") and kept[1] is self:
+                return kept[2]
+        found = super().get_translations()
+        ns = _babel_namespace()
+        if ns is not None and ns.__dict__.get("babel_locale") is not None:
+            ns.portal_translations = (ns.babel_locale, self, found)
+        return found
+
+
 # Jinja's gettext functions as jinja2.ext.i18n installs them (newstyle: autoescaped, always %-formatted),
 # calling the kept translations directly instead of through three layers of context calls per string. They
 # take the evaluation context (for autoescaping), not the whole context as jinja2.ext.i18n's do: Jinja
@@ -123,7 +141,12 @@ def _jinja_npgettext(__eval_ctx, __string_ctx, __singular, __plural, __num, **va
 
 
 def install_jinja(app) -> None:
-    """After babel.init_app: the templates' _(), gettext(), ngettext(), pgettext() and npgettext()."""
+    """After babel.init_app: the templates' _(), gettext(), ngettext(), pgettext() and npgettext(), and
+    the default domain as a KeptDomain."""
+    from portal.extensions import babel
+
+    if not isinstance(babel.__dict__.get("domain_instance"), KeptDomain):  # one Babel for every app
+        babel.domain_instance = KeptDomain(domain=app.config.get("BABEL_DOMAIN", "messages"))
     app.jinja_env.globals.update(_=_jinja_gettext, gettext=_jinja_gettext, ngettext=_jinja_ngettext,
                                  pgettext=_jinja_pgettext, npgettext=_jinja_npgettext)
 
