@@ -57,6 +57,7 @@ def _init_extensions(app: Flask) -> None:
     init_static_caching(app)
     csrf.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
+    i18n.install_jinja(app)  # the templates' _() with the request's translations kept
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.user_loader(load_user)
@@ -93,7 +94,7 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_hooks(app: Flask) -> None:
-    from flask_babel import format_date, format_datetime, get_locale
+    from flask_babel import format_datetime, get_locale
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
@@ -127,7 +128,7 @@ def _register_hooks(app: Flask) -> None:
         country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,
-        format_date=format_date,
+        format_date=i18n.format_date,
         get_locale=get_locale,
         format_datetime=format_datetime,
         drafts_done=forms.drafts_done,

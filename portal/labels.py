@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask_babel import force_locale, get_locale
+from flask_babel import force_locale
+
+from portal.i18n import locale_name
 
 
 class Titled:
@@ -23,13 +25,13 @@ class Titled:
     @classmethod
     def titles(cls) -> dict[str, str]:
         """Every value's title in the current language (the same dictionary for the same locale)."""
-        return _titles(cls, str(get_locale()))
+        return _titles(cls, locale_name())
 
     @classmethod
     def title(cls, value: str | None) -> str:
         if value is None:
             return ""
-        return _titles(cls, str(get_locale())).get(str(value), str(value))
+        return _titles(cls, locale_name()).get(str(value), str(value))
 
 
 @lru_cache(maxsize=256)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import os
+import stat
 
 from flask import Flask, request
 from werkzeug.security import safe_join
@@ -19,18 +20,24 @@ def init_static_caching(app: Flask) -> None:
     versioned_urls = app.config["PORTAL_ENV"] == "production"
 
     def content_hash(filename: str) -> str | None:
+        # os.stat on the joined path, not pathlib: every page asks for seven static URLs, and building Path
+        # objects cost more than the rest of the layout's links. The same checks: a regular file (symlinks
+        # followed), its hash kept while its modification time and size stay the same.
         joined = safe_join(app.static_folder, filename)
-        try:
-            path = Path(joined) if joined else None
-            stat = path.stat() if path else None
-        except OSError:
-            stat = None
-        if path is None or stat is None or not path.is_file():
+        if not joined:
             return None
-        key = (filename, stat.st_mtime_ns, stat.st_size)
-        if key not in hashes:
-            hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        return hashes[key]
+        try:
+            found = os.stat(joined)
+        except OSError:
+            return None
+        if not stat.S_ISREG(found.st_mode):
+            return None
+        key = (filename, found.st_mtime_ns, found.st_size)
+        digest = hashes.get(key)
+        if digest is None:
+            with open(joined, "rb") as fh:
+                digest = hashes[key] = hashlib.sha256(fh.read()).hexdigest()[:12]
+        return digest
 
     @app.url_defaults
     def _static_version(endpoint, values):

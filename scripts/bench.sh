@@ -2,7 +2,8 @@
 # `make bench`: start PostgreSQL, the Ceph S3 server and (from the Python driver) the portal and a bare
 # Flask app under gunicorn; generate the volume; measure; write bench-results/bench.md and throughput.svg.
 # Not part of `make test`. Takes about 10 minutes on a 2-core machine, plus about 18 for the resumable uploads
-# over 2G (a 6 MB PDF at 50 kbit/s; BENCH_UPLOADS_PDF_MB=1 for about 4).
+# over 2G (a 6 MB PDF at 50 kbit/s; BENCH_UPLOADS_PDF_MB=1 for about 4). BENCH_SKIP_UPLOADS=1 leaves out the
+# upload and 2G parts; BENCH_QUICK=1 (for iterating) also takes 3 rounds and 1,000 then 10,000 receipts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

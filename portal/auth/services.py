@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import time
 from datetime import timedelta
-from functools import wraps
+from functools import cache, wraps
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,6 +14,7 @@ from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import bindparam
 from sqlmodel import Session, delete, func, select
 from zxcvbn import zxcvbn
 
@@ -142,6 +143,16 @@ def may_sign_in(db_: Session, user: User | None) -> bool:
     return org is not None and org.active
 
 
+@cache
+def _user_statement():
+    """load_user()'s statement, built once (the values are bound parameters)."""
+    return (select(User, UserSession, Organisation.active)
+            .outerjoin(UserSession, (UserSession.user_id == User.id)
+                       & (UserSession.token_hash == bindparam("token_hash")))
+            .outerjoin(Organisation, Organisation.id == User.organisation_id)
+            .where(User.id == bindparam("user_id")))
+
+
 def load_user(user_id: str) -> User | None:
     """Flask-Login loader: the id carries the session version ("sign out everywhere") and the server-side
     session id (this browser's sign-out), so old cookies stop working."""
@@ -151,11 +162,7 @@ def load_user(user_id: str) -> User | None:
     db_ = db.session()
     # One statement on every request: the user, this browser's session row and the organisation's state
     # (the same checks as may_sign_in()).
-    found = db_.exec(select(User, UserSession, Organisation.active)
-                     .outerjoin(UserSession, (UserSession.user_id == User.id)
-                                & (UserSession.token_hash == _hash_token(sid)))
-                     .outerjoin(Organisation, Organisation.id == User.organisation_id)
-                     .where(User.id == int(uid))).first()
+    found = db_.exec(_user_statement(), params={"token_hash": _hash_token(sid), "user_id": int(uid)}).first()
     if found is None:
         return None
     user, row, org_active = found

@@ -26,8 +26,13 @@ def names(db: Session) -> dict[int, str]:
     return {o.id: o.name for o in all_orgs(db)}
 
 
+_CHOICES = select(Organisation.id, Organisation.name, Organisation.active).order_by(Organisation.name)
+
+
 def choices(db: Session, active_only: bool = True) -> list[tuple[int, str]]:
-    return [(o.id, o.name) for o in all_orgs(db) if o.active or not active_only]
+    """(id, name) by name, for select fields and filters: read as rows, no Organisation objects built."""
+    db.flush()  # as an ORM query would (autoflush): organisations added in this request are listed
+    return [(row.id, row.name) for row in db.connection().execute(_CHOICES) if row.active or not active_only]
 
 
 def get_org(db: Session, org_id: int) -> Organisation:

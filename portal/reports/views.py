@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from flask import Blueprint, current_app, request
 from flask_babel import format_datetime, format_decimal
@@ -17,6 +18,7 @@ from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.cases.models import BudgetCategory
 from portal.htmx import render
+from portal.i18n import locale_name
 from portal.reports import charts, exports, services
 from portal.security import parse_id
 from portal.workshop.models import RegRole
@@ -95,7 +97,13 @@ def belegliste_csv():
 # Dashboard --------------------------------------------------------------------------------------
 
 def _eur(cents: int) -> str:
-    return format_decimal(round(cents / 100), format="#,##0")
+    """Whole euros as the locale groups them; kept per locale (the charts label ~170 figures a page)."""
+    return _whole_euros(locale_name(), round(cents / 100))
+
+
+@lru_cache(maxsize=4096)
+def _whole_euros(_locale: str, euros: int) -> str:
+    return format_decimal(euros, format="#,##0")
 
 
 def _series(*names: str) -> list[charts.Series]:

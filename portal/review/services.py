@@ -18,6 +18,7 @@ import math
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from flask_babel import gettext as _
 from sqlalchemy import (
@@ -42,6 +43,7 @@ from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.cases.services import countries_select
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
@@ -169,8 +171,10 @@ def _first_approver():
             .correlate(Receipt).scalar_subquery())
 
 
+@cache
 def _new_supplier():
-    """No earlier receipt (other than an abandoned upload) names the same supplier."""
+    """No earlier receipt (other than an abandoned upload) names the same supplier. Built once: the aliased
+    entity is costly to make, and the expression is the same for every query that uses it."""
     earlier = aliased(Receipt)
     return ~exists().where(func.lower(func.trim(earlier.supplier)) == func.lower(func.trim(Receipt.supplier)),
                            earlier.id < Receipt.id, earlier.status != ReceiptStatus.PENDING).correlate(Receipt)
@@ -551,22 +555,37 @@ def _count_subqueries() -> list[tuple[str, object]]:
 
 def counts(db: Session) -> dict[str, int]:
     """How many items of each type wait, across every organisation, in one statement."""
+    names, statement = _counts_statement()
+    row = db.exec(statement).one()
+    return {name: int(value or 0) for name, value in zip(names, row, strict=True)}
+
+
+@cache
+def _counts_statement():
     found = _count_subqueries()
-    row = db.exec(select(*(sub.label(name) for name, sub in found))).one()
-    return {name: int(value or 0) for (name, _sub), value in zip(found, row, strict=True)}
+    return [name for name, _sub in found], select(*(sub.label(name) for name, sub in found))
+
+
+@cache
+def _summary_statement():
+    """desk_summary()'s statement (it has no parameters), built once."""
+    found = _count_subqueries()
+    parts = [select(literal("count").label("kind"), literal(name).label("key"),
+                    cast(sub, BigInteger).label("number"), literal("").label("label"))
+             for name, sub in found]
+    parts.append(select(literal("org"), literal(""), cast(Organisation.id, BigInteger), Organisation.name))
+    countries = countries_select().subquery()
+    parts.append(select(literal("country"), countries.c.country, cast(literal(None), BigInteger), literal("")))
+    return [name for name, _sub in found], union_all(*parts)
 
 
 def desk_summary(db: Session) -> tuple[dict[str, int], list[tuple[int, str]], list[str]]:
     """The counts per type and the filter form's options (organisations, return countries of cases), in one
     statement: the desk page needs both, and the navigation's count comes from the same figures."""
-    parts = [select(literal("count").label("kind"), literal(name).label("key"),
-                    cast(sub, BigInteger).label("number"), literal("").label("label"))
-             for name, sub in _count_subqueries()]
-    parts.append(select(literal("org"), literal(""), cast(Organisation.id, BigInteger), Organisation.name))
-    parts.append(select(literal("country"), Case.country, cast(literal(None), BigInteger), literal("")).distinct())
-    rows = db.exec(union_all(*parts)).all()
+    names, statement = _summary_statement()
+    rows = db.exec(statement).all()
     found = {key: int(number or 0) for kind, key, number, _label in rows if kind == "count"}
-    counts_ = {name: found.get(name, 0) for name, _sub in _count_subqueries()}
+    counts_ = {name: found.get(name, 0) for name in names}
     organisations = sorted(((int(number), label) for kind, _k, number, label in rows if kind == "org"),
                            key=lambda p: p[1].casefold())
     countries = sorted({key for kind, key, _n, _l in rows if kind == "country" and key})

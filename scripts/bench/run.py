@@ -54,6 +54,11 @@ CONNECTIONS = 16
 UA = "Mozilla/5.0 (X11; Linux x86_64) integplan-bench/1"  # wrk, requests and Chromium send the same one:
 # the portal's "strong" session protection ties the session to the address and the User-Agent.
 UPLOAD_MB = 100  # the issue's size; the bench's portal accepts receipts up to RECEIPT_MAX_MB=110
+# BENCH_QUICK=1 (for iterating, not for the README): 3 rounds, 1,000 then 10,000 receipts, no uploads, no 2G.
+# BENCH_SKIP_UPLOADS=1: the full page measures without the upload, the 2G and the resumable-upload parts.
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+SKIP_UPLOADS = QUICK or os.environ.get("BENCH_SKIP_UPLOADS", "") not in ("", "0")
+ROUNDS = 3 if QUICK else pages.ROUNDS
 
 
 def log(msg: str) -> None:
@@ -483,13 +488,15 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
         targets = {pages.LEAN: (f"http://127.0.0.1:{LEAN_PORT}/cases/", lean_cookie),
                    **{p.name: (BASE + p.path, cookie) for p in present}}
         small_sql: dict[str, int] = {}
-        with timed(f"pages at 1,000 receipts: {pages.ROUNDS} interleaved rounds"):
-            small = pages.measure(targets, wrk, settle, PAGE_SECONDS, log=log)
+        with timed(f"pages at 1,000 receipts: {ROUNDS} interleaved rounds"):
+            small = pages.measure(targets, wrk, settle, PAGE_SECONDS, rounds=ROUNDS, log=log)
             for p in present:
                 small[p.name].html_bytes = pages.html_size(staff, BASE + p.path)[1]
                 small_sql[p.name] = counter.statements(p.path)
-        with timed("receipts: up to 100,000"):
-            data.receipts(engine, 101, data.CASES)
+        last_case = data.CASES // 10 if QUICK else data.CASES
+        volume = f"{last_case * data.RECEIPTS_PER_CASE:,}"
+        with timed(f"receipts: up to {volume}"):
+            data.receipts(engine, 101, last_case)
         with engine.connect() as conn:
             counts = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}"')).scalar_one()  # noqa: S608
                       for t in ("organisations", "cases", "budget_lines", "receipts", "receipt_events", "visits",
@@ -498,11 +505,11 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
                          + f"; workshop registrations: {info['registrations']}. Receipt file rows are not "
                          "generated (no measured page lists files).")
 
-        with timed(f"pages at 100,000 receipts: {pages.ROUNDS} interleaved rounds"):
-            large = pages.measure(targets, wrk, settle, PAGE_SECONDS, log=log)
+        with timed(f"pages at {volume} receipts: {ROUNDS} interleaved rounds"):
+            large = pages.measure(targets, wrk, settle, PAGE_SECONDS, rounds=ROUNDS, log=log)
             for p in present:
                 large[p.name].html_bytes = pages.html_size(staff, BASE + p.path)[1]
-        pages.rows(small, large, res.add)
+        pages.rows(small, large, res.add, volume)
         for p in present:
             res.chart.append((p.name, statistics.median(large[p.name].rps), p.target))
         res.ceiling = statistics.median(large[pages.LEAN].rps)
@@ -512,7 +519,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
                 f"{hello.rps:,.0f} req/s, p99 {hello.p99_ms:.1f} ms", "", "")
         for p in present:
             n_large = counter.statements(p.path)
-            res.add(f"{p.name}: SQL statements per request", f"{n_large} (at 100,000 receipts)",
+            res.add(f"{p.name}: SQL statements per request", f"{n_large} (at {volume} receipts)",
                     f"{small_sql[p.name]} (at 1,000)", "", "≤ 6", n_large <= 6)
 
         with timed("page weight"):
@@ -536,58 +543,62 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
                 res.add(f"htmx fragment: {name}", f"{size / 1024:.1f} KB ({enc})", "", "", "≤ 8 KB",
                         size <= 8 * 1024)
 
-        with timed(f"upload: {UPLOAD_MB} MB PDF through the portal vs boto3 put_object"):
-            pdfs = [OUT / f"upload-{n}.pdf" for n in range(3)]  # different bytes: the portal refuses duplicates
-            for path in pdfs:
-                big_pdf(path, UPLOAD_MB)
-            warm = [OUT / f"warm-{n}.pdf" for n in range(2)]
-            for path in warm:
-                big_pdf(path, 1)
-            portal_srv = servers[0]
-            for n, path in enumerate(warm):  # warm both workers' imports (pikepdf, Pillow) with small uploads first
-                upload_receipt(staff, 43 + n, path, "warm.pdf", 1000 + n)
-            before = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
-            with RssSampler(list(before)) as sampler:
-                portal_times = [upload_receipt(staff, 50 + n, path, "scan.pdf", n) for n, path in enumerate(pdfs)]
-            after = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
-            pdf = pdfs[0]
-            direct_times = [direct_put(pdf) for _ in range(3)]
-            mb = pdf.stat().st_size / 1e6
-            tp_portal, tp_direct = mb / statistics.median(portal_times), mb / statistics.median(direct_times)
-            # VmHWM only moves when a new peak passes the worker's earlier one (a big page may have set it), so
-            # the growth is the highest VmRSS sampled during the uploads over the worker's VmRSS before them.
-            growth = max(max(sampler.peak[p] - before[p]["VmRSS"], after[p]["VmHWM"] - before[p]["VmHWM"])
-                         for p in before if p in after) / 1024
-            res.add(f"upload {mb:.1f} MB PDF through the portal (receipt form)", f"{tp_portal:.1f} MB/s",
-                    f"{tp_direct:.1f} MB/s (boto3 put_object)", f"{tp_portal / tp_direct:.2f}", "≥ 0.7",
-                    tp_portal / tp_direct >= 0.7)
-            res.add("upload: worker peak memory growth", f"{growth:.1f} MB",
-                    "VmRSS before (sampled every 5 ms)", "", "≤ 32 MB", growth <= 32)
-            res.notes.append(f"Upload: a {mb:.1f} MB one-page scan (RECEIPT_MAX_MB=110 for the bench; production "
-                             "default 20). Median of 3; VmRSS after: "
-                             + ", ".join(f"{a['VmRSS'] / 1024:.0f} MB" for a in after.values()) + ".")
+        if SKIP_UPLOADS:
+            res.notes.append("The upload, 2G and resumable-upload measures were skipped in this run "
+                             "(BENCH_QUICK or BENCH_SKIP_UPLOADS).")
+        else:
+            with timed(f"upload: {UPLOAD_MB} MB PDF through the portal vs boto3 put_object"):
+                pdfs = [OUT / f"upload-{n}.pdf" for n in range(3)]  # different bytes: the portal refuses duplicates
+                for path in pdfs:
+                    big_pdf(path, UPLOAD_MB)
+                warm = [OUT / f"warm-{n}.pdf" for n in range(2)]
+                for path in warm:
+                    big_pdf(path, 1)
+                portal_srv = servers[0]
+                for n, path in enumerate(warm):  # warm both workers' imports (pikepdf, Pillow) with small uploads first
+                    upload_receipt(staff, 43 + n, path, "warm.pdf", 1000 + n)
+                before = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
+                with RssSampler(list(before)) as sampler:
+                    portal_times = [upload_receipt(staff, 50 + n, path, "scan.pdf", n) for n, path in enumerate(pdfs)]
+                after = {pid: memory_kb(pid) for pid in portal_srv.worker_pids()}
+                pdf = pdfs[0]
+                direct_times = [direct_put(pdf) for _ in range(3)]
+                mb = pdf.stat().st_size / 1e6
+                tp_portal, tp_direct = mb / statistics.median(portal_times), mb / statistics.median(direct_times)
+                # VmHWM only moves when a new peak passes the worker's earlier one (a big page may have set it), so
+                # the growth is the highest VmRSS sampled during the uploads over the worker's VmRSS before them.
+                growth = max(max(sampler.peak[p] - before[p]["VmRSS"], after[p]["VmHWM"] - before[p]["VmHWM"])
+                             for p in before if p in after) / 1024
+                res.add(f"upload {mb:.1f} MB PDF through the portal (receipt form)", f"{tp_portal:.1f} MB/s",
+                        f"{tp_direct:.1f} MB/s (boto3 put_object)", f"{tp_portal / tp_direct:.2f}", "≥ 0.7",
+                        tp_portal / tp_direct >= 0.7)
+                res.add("upload: worker peak memory growth", f"{growth:.1f} MB",
+                        "VmRSS before (sampled every 5 ms)", "", "≤ 32 MB", growth <= 32)
+                res.notes.append(f"Upload: a {mb:.1f} MB one-page scan (RECEIPT_MAX_MB=110 for the bench; production "
+                                 "default 20). Median of 3; VmRSS after: "
+                                 + ", ".join(f"{a['VmRSS'] / 1024:.0f} MB" for a in after.values()) + ".")
 
-        with timed("Chromium on emulated 2G"):
-            from browser import two_g
+            with timed("Chromium on emulated 2G"):
+                from browser import two_g
 
-            try:
-                figures = two_g(BASE, UA, data.STAFF_EMAIL, data.PASSWORD, case_id, OUT)
-            except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
-                figures = []
-                res.notes.append(f"Chromium on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
-            for name, seconds, target in figures:
-                value = f"{seconds:.1f} s" if seconds != float("inf") else "failed"
-                res.add(name, value, "", "", f"≤ {target} s", seconds <= target)
+                try:
+                    figures = two_g(BASE, UA, data.STAFF_EMAIL, data.PASSWORD, case_id, OUT)
+                except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
+                    figures = []
+                    res.notes.append(f"Chromium on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                for name, seconds, target in figures:
+                    value = f"{seconds:.1f} s" if seconds != float("inf") else "failed"
+                    res.add(name, value, "", "", f"≤ {target} s", seconds <= target)
 
-        # Its own portal (port 8092) and database: the cut and the reload must not disturb the figures above.
-        with timed("resumable uploads on emulated 2G (scripts/bench/uploads.py)"):
-            import uploads
+            # Its own portal (port 8092) and database: the cut and the reload must not disturb the figures above.
+            with timed("resumable uploads on emulated 2G (scripts/bench/uploads.py)"):
+                import uploads
 
-            try:
-                for what, value, target, ok in uploads.measure(float(os.environ.get("BENCH_UPLOADS_PDF_MB", "6"))):
-                    res.add(what, value, "", "", target, ok)
-            except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
-                res.notes.append(f"Uploads on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                try:
+                    for what, value, target, ok in uploads.measure(float(os.environ.get("BENCH_UPLOADS_PDF_MB", "6"))):
+                        res.add(what, value, "", "", target, ok)
+                except Exception as exc:  # noqa: BLE001 - the table is still written, with the failure in a note
+                    res.notes.append(f"Uploads on 2G failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     finally:
         for server in servers:
             server.stop()
