@@ -1,7 +1,7 @@
 """indexes for the review desk's counts
 
 Revision ID: 0018_perf
-Revises: 0014_dash
+Revises: 0018_handover
 Create Date: 2026-11-27 18:00:00
 
 - receipts (revision, id) WHERE status = 'submitted' (partial): the desk's counts (on the desk and, every
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0018_perf'
-down_revision = '0014_dash'
+down_revision = '0018_handover'
 branch_labels = None
 depends_on = None
 
