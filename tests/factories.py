@@ -11,8 +11,8 @@ from sqlmodel import Session
 
 from portal.auth.models import User
 from portal.auth.services import hasher
-from portal.ocr.models import ReceiptText
 from portal.cases.models import BudgetLine, Case
+from portal.ocr.models import ReceiptText
 from portal.orgs.models import Organisation
 from portal.receipts.models import RateEvidence, Receipt, ReceiptFile
 from portal.review.models import SampleDraw, SampleItem

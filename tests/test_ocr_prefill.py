@@ -18,12 +18,18 @@ from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.ocr import prefill
 from portal.ocr import services as ocr
-from portal.ocr.models import ReceiptText, UploadText
+from portal.ocr.models import UploadText
 from portal.storage import get_storage
 from portal.uploads.models import Upload
-from tests.browser_fixtures import sign_in, watch_csp
-from tests.factories import make_org, make_receipt, make_receipt_file, make_receipt_picture, make_receipt_text, \
-    make_user
+from tests.browser_fixtures import axe_violations, format_violations, sign_in, watch_csp
+from tests.factories import (
+    make_org,
+    make_receipt,
+    make_receipt_file,
+    make_receipt_picture,
+    make_receipt_text,
+    make_user,
+)
 from tests.helpers import fields, switch, upload_file
 
 POLL = "every 2s"
@@ -206,4 +212,6 @@ def test_a_suggestion_fills_its_field_on_a_click_and_never_overwrites_what_was_t
     box.locator('[data-prefill-field="supplier"]').click()  # … and replaced on one
     expect(page.locator("#supplier")).to_have_value(truth["supplier"])
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    violations = axe_violations(page)
+    assert not violations, format_violations(violations)
     assert problems == [], problems

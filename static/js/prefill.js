@@ -41,7 +41,8 @@
     field.dispatchEvent(new Event("input", { bubbles: true }));
     field.dispatchEvent(new Event("change", { bubbles: true }));
     var used = box() && box().getAttribute("data-msg-used");
-    if (used) { button.textContent = used; }
+    var state = button.querySelector("[data-prefill-state]");
+    if (used && state) { state.textContent = used; }
   }
 
   document.addEventListener("click", function (event) {
