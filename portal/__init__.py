@@ -72,6 +72,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.auth.views import bp as auth_bp
     from portal.cases.views import bp as cases_bp
     from portal.health import bp as health_bp
+    from portal.ocr.views import bp as ocr_bp
     from portal.orgs.views import bp as orgs_bp
     from portal.receipts.handover_views import bp as handover_bp
     from portal.receipts.views import bp as receipts_bp
@@ -82,7 +83,7 @@ def _register_blueprints(app: Flask) -> None:
     from portal.workshop.views import bp as workshop_bp
 
     for bp in (health_bp, auth_bp, orgs_bp, cases_bp, receipts_bp, visits_bp, workshop_bp, review_bp, reports_bp,
-               uploads_bp, handover_bp):
+               uploads_bp, handover_bp, ocr_bp):
         app.register_blueprint(bp)
 
     @app.get("/")

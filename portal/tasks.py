@@ -39,6 +39,7 @@ def _jobs() -> dict[str, str]:
         "scan_file": "portal.scanning.services:scan_job",
         "fingerprint_file": "portal.receipts.neardup:fingerprint_job",
         "read_receipt": "portal.ocr.services:read_job",
+        "read_upload": "portal.ocr.prefill:read_upload_job",
     }
 
 
@@ -94,7 +95,8 @@ def _in_app(app: Flask, name: str, spec: str) -> Callable:
     return run
 
 
-PRIORITY = {"send_mail": 10, "scan_file": 5, "read_receipt": 1}  # a file is read after its scan
+# A file is read after its scan; an upload's suggestions (someone waits at the form) before the receipts.
+PRIORITY = {"send_mail": 10, "scan_file": 5, "read_upload": 3, "read_receipt": 1}
 
 
 def init_tasks(app: Flask) -> Huey:

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from portal.auth.models import User
 from portal.auth.services import hasher
 from portal.cases.models import BudgetLine, Case
+from portal.ocr.models import ReceiptText
 from portal.orgs.models import Organisation
 from portal.receipts.models import RateEvidence, Receipt, ReceiptFile
 from portal.review.models import SampleDraw, SampleItem
@@ -90,6 +91,14 @@ def make_receipt_file(db: Session, receipt: Receipt, **kw) -> ReceiptFile:
     row = ReceiptFile(**{"receipt_id": receipt.id, "key": f"receipts/{receipt.case_id}/{uuid4().hex}", "size": 3,
                          "sha256": uuid4().hex * 2, "original_sha256": uuid4().hex * 2,
                          "content_type": "application/pdf", "original_filename": "x.pdf", "confirmed": True, **kw})
+    db.add(row)
+    db.commit()
+    return row
+
+
+def make_receipt_text(db: Session, receipt: Receipt, text: str, **kw) -> ReceiptText:
+    """What text recognition read on the receipt's first file, written straight to the database."""
+    row = ReceiptText(**{"receipt_id": receipt.id, "status": "read", "text": text, "engine": "test", **kw})
     db.add(row)
     db.commit()
     return row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from base64 import b64encode
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -286,3 +287,42 @@ def next_code(secret: str, db, user) -> str:
     """A code not used yet: the step after the last accepted one (within the one-step drift allowed)."""
     db.refresh(user)
     return pyotp.TOTP(secret).at((user.totp_last_step + 1) * 30)
+
+
+# Resumable uploads (tus 1.0) through the test client ---------------------------------------------------
+
+def b64(value) -> str:
+    return b64encode(str(value).encode()).decode()
+
+
+def metadata(**items) -> str:
+    return ",".join(f"{key} {b64(value)}" for key, value in items.items())
+
+
+def tus_headers(client, **extra) -> dict:
+    if not getattr(client, "_csrf", None):
+        client._csrf = client.csrf_token()
+    return {"Tus-Resumable": "1.0.0", "X-CSRFToken": client._csrf, **extra}
+
+
+def create(client, case_id, length, filename="invoice.pdf", purpose="receipt", **meta):
+    return client.post("/uploads/", headers=tus_headers(client, **{
+        "Upload-Length": str(length),
+        "Upload-Metadata": metadata(filename=filename, filetype="application/pdf", purpose=purpose, case=case_id,
+                                    **meta)}))
+
+
+def patch(client, url, body: bytes, offset: int):
+    return client.open(url, method="PATCH", data=body, headers=tus_headers(
+        client, **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}))
+
+
+def upload_file(client, case_id, data: bytes, filename="invoice.pdf", purpose="receipt", piece=4096, **meta) -> str:
+    """The whole file in pieces; returns the token."""
+    resp = create(client, case_id, len(data), filename, purpose, **meta)
+    assert resp.status_code == 201, resp.get_data(as_text=True)
+    url = resp.headers["Location"]
+    for start in range(0, len(data), piece):
+        resp = patch(client, url, data[start:start + piece], start)
+        assert resp.status_code == 204, resp.get_data(as_text=True)
+    return url.rsplit("/", 1)[-1]

@@ -80,6 +80,8 @@ EXCLUDED = {
     "receipts.files_part": "a receipt's file list, a fragment the receipt page (walked) polls while a scan runs",
     "visits.photos_part": "a visit's photo list, a fragment the visit page (walked) polls while a scan runs",
     "health.healthz": "a health check for the proxy and systemd (plain text)",
+    "ocr.suggestions": "suggestions from an uploaded receipt, a fragment inside the new-receipt form (shown at 360 px in tests/test_ocr_prefill.py)",
+    "ocr.text": "the recognised text of a receipt, a staff fragment inside the desk and the receipt page",
     "uploads.card": "an upload's card, a fragment inside the receipt and visit forms (walked with a file in tests/test_upload_resume_browser.py)",
     "visits.photo": "a stored photo",
     "cases.privacy_export": "JSON download, administrators only",

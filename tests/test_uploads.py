@@ -9,7 +9,6 @@ import re
 import socket
 import threading
 import time
-from base64 import b64encode
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -26,7 +25,7 @@ from portal.uploads import services
 from portal.uploads.models import Upload
 from portal.visits.models import VisitPhoto
 from tests.factories import big_pdf, make_case, make_org, make_user, make_visit
-from tests.helpers import fields, jpeg_with_gps, raw_pdf, unique_pdf
+from tests.helpers import create, fields, jpeg_with_gps, metadata, patch, raw_pdf, tus_headers, unique_pdf, upload_file
 
 S3_URL = os.environ.get("S3_ENDPOINT_URL", "")
 
@@ -46,45 +45,8 @@ def noisy_jpeg(size=(400, 300)) -> bytes:
     return out.getvalue()
 
 
-def b64(value) -> str:
-    return b64encode(str(value).encode()).decode()
-
-
-def metadata(**items) -> str:
-    return ",".join(f"{key} {b64(value)}" for key, value in items.items())
-
-
-def tus_headers(client, **extra) -> dict:
-    if not getattr(client, "_csrf", None):
-        client._csrf = client.csrf_token()
-    return {"Tus-Resumable": "1.0.0", "X-CSRFToken": client._csrf, **extra}
-
-
-def create(client, case_id, length, filename="invoice.pdf", purpose="receipt", **meta):
-    return client.post("/uploads/", headers=tus_headers(client, **{
-        "Upload-Length": str(length),
-        "Upload-Metadata": metadata(filename=filename, filetype="application/pdf", purpose=purpose, case=case_id,
-                                    **meta)}))
-
-
-def patch(client, url, body: bytes, offset: int):
-    return client.open(url, method="PATCH", data=body, headers=tus_headers(
-        client, **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}))
-
-
 def head(client, url):
     return client.open(url, method="HEAD", headers=tus_headers(client))
-
-
-def upload_file(client, case_id, data: bytes, filename="invoice.pdf", purpose="receipt", piece=4096, **meta) -> str:
-    """The whole file in pieces; returns the token."""
-    resp = create(client, case_id, len(data), filename, purpose, **meta)
-    assert resp.status_code == 201, resp.get_data(as_text=True)
-    url = resp.headers["Location"]
-    for start in range(0, len(data), piece):
-        resp = patch(client, url, data[start:start + piece], start)
-        assert resp.status_code == 204, resp.get_data(as_text=True)
-    return url.rsplit("/", 1)[-1]
 
 
 def card(client, token):

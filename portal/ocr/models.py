@@ -45,3 +45,29 @@ class ReceiptText(SQLModel, table=True):
     millis: int = 0  # how long the reading took
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UploadText(SQLModel, table=True):
+    """What text recognition found on a completed receipt upload before its receipt exists (the form's
+    suggestions, portal/ocr/prefill.py). The same columns as ReceiptText, plus `crops`: {field: JPEG as
+    base64} of where on the picture each field was. Carried over to the receipt's ReceiptText when the form
+    is saved (no second reading); removed with its upload (the uploads' sweep)."""
+
+    __tablename__ = "upload_texts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    upload_id: int = Field(sa_column=Column(Integer, ForeignKey("upload.id", ondelete="CASCADE"),
+                                            nullable=False, unique=True))
+    status: str = Field(default=TextStatus.READ, max_length=16)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    lines: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    crops: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    width: int = 0
+    height: int = 0
+    engine: str = Field(default="", max_length=100)
+    script: str = Field(default="", max_length=20)
+    confidence: int = 0
+    millis: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

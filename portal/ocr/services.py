@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from portal import tasks
 from portal.audit import utcnow
-from portal.ocr import engine
+from portal.ocr import engine, prefill
 from portal.ocr.fields import as_values, extract
 from portal.ocr.models import ReceiptText, TextStatus
 from portal.receipts.models import FileKind, Receipt, ReceiptFile, ReceiptStatus
@@ -112,6 +112,10 @@ def read_receipt(db: Session, storage: Storage, receipt_id: int, force: bool = F
         return "infected"
     if not scanning.is_cleared(row):
         return "waiting for the scan"  # the catch-up reads it once cleared
+    taken = prefill.carry_over(db, receipt_id, row.id, row.key) if existing is None or existing.file_id != row.id else None
+    if taken is not None:  # the form's upload was read for its suggestions: no second reading
+        _upsert(db, receipt_id, taken)
+        return f"{taken['status']} (from the upload)"
     if not _readable(row):
         return "no reader"  # not a picture or PDF, or no tesseract for a picture
     started = time.monotonic()

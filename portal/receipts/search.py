@@ -1,11 +1,12 @@
-"""Receipt search: every word in supplier, invoice number, description or translation."""
+"""Receipt search: every word in supplier, invoice number, description or translation, or in the text
+read on the receipt's first file (portal/ocr)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import Integer
+from sqlalchemy import Integer, or_
 from sqlalchemy import column as sa_column
 from sqlalchemy import text as sa_text
 from sqlmodel import Session, select
@@ -31,19 +32,30 @@ def search_words(text: str) -> list[str]:
 
 
 def search_condition(text: str, dialect: str):
-    """Receipts whose supplier, invoice number, description or translation hold every word searched.
+    """Receipts whose supplier, invoice number, description or translation hold every word searched, or whose
+    recognised text (portal/ocr: the first file read by machine) holds every word.
 
-    PostgreSQL: the generated tsvector column `search_vector` (GIN index, `simple` configuration);
-    SQLite: the FTS5 table `receipts_fts`, kept in step by triggers (migration 0015_desk)."""
+    PostgreSQL: the generated tsvector columns `search_vector` of receipts and receipt_texts (GIN indexes,
+    `simple` configuration); SQLite: the FTS5 tables `receipts_fts` and `receipt_texts_fts`, kept in step by
+    triggers (migrations 0015_desk and 0021_prefill)."""
     words = search_words(text)
     if not words:
         return None
     if dialect == "postgresql":
-        return sa_text("receipts.search_vector @@ plainto_tsquery('simple'::regconfig, :search_words)").bindparams(
-            search_words=" ".join(words))
+        query = " ".join(words)
+        return or_(
+            sa_text("receipts.search_vector @@ plainto_tsquery('simple'::regconfig, :search_words)").bindparams(
+                search_words=query),
+            Receipt.id.in_(sa_text("SELECT receipt_id FROM receipt_texts WHERE receipt_texts.search_vector @@ "
+                                   "plainto_tsquery('simple'::regconfig, :text_words)")
+                           .bindparams(text_words=query).columns(sa_column("receipt_id", Integer))))
     match = " ".join('"' + w + '"' for w in words)  # each word a phrase: no FTS5 operators from the user
-    return Receipt.id.in_(sa_text("SELECT rowid FROM receipts_fts WHERE receipts_fts MATCH :search_match")
-                          .bindparams(search_match=match).columns(sa_column("rowid", Integer)))
+    return or_(
+        Receipt.id.in_(sa_text("SELECT rowid FROM receipts_fts WHERE receipts_fts MATCH :search_match")
+                       .bindparams(search_match=match).columns(sa_column("rowid", Integer))),
+        Receipt.id.in_(sa_text("SELECT receipt_id FROM receipt_texts WHERE id IN (SELECT rowid FROM "
+                               "receipt_texts_fts WHERE receipt_texts_fts MATCH :text_match)")
+                       .bindparams(text_match=match).columns(sa_column("receipt_id", Integer))))
 
 
 @dataclass

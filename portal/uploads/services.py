@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, func, select
 from werkzeug.exceptions import ClientDisconnected
 
+from portal import tasks
 from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
@@ -235,6 +236,8 @@ def finish(db: Session, storage: Storage, row: Upload) -> None:
     db.add(row)
     db.commit()
     _delete_quietly(storage, pieces)
+    if row.purpose == Purpose.RECEIPT and row.receipt_id is None:  # the new-receipt form's suggestions
+        tasks.enqueue("read_upload", row.id)  # (portal/ocr/prefill.py), read on the task queue
 
 
 def problem_text(row: Upload) -> str:
