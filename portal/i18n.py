@@ -146,7 +146,7 @@ def install_jinja(app) -> None:
     from portal.extensions import babel
 
     if not isinstance(babel.__dict__.get("domain_instance"), KeptDomain):  # one Babel for every app
-        babel.domain_instance = KeptDomain(domain=app.config.get("BABEL_DOMAIN", "messages"))
+        babel.domain_instance = KeptDomain(domain="messages")
     app.jinja_env.globals.update(_=_jinja_gettext, gettext=_jinja_gettext, ngettext=_jinja_ngettext,
                                  pgettext=_jinja_pgettext, npgettext=_jinja_npgettext)
 
