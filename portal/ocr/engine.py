@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import BinaryIO
@@ -185,6 +187,234 @@ def _read(img: Image.Image, langs: str, scale: float) -> tuple[list[Line], float
     return list(lines.values()), (sum(confs) / len(confs) if confs else 0.0)
 
 
+# Arabic-Indic digits ----------------------------------------------------------------------------------
+#
+# Tesseract's Arabic models (Debian's ara: only ٠ and ١ in its alphabet; the Arabic script model: all ten,
+# but it reads them as Latin look-alikes, Y for ٢, E for ٤, A for ٨, and drops ٠) do not read Arabic-Indic
+# numbers. On an Arabic page, the words Tesseract could not read as Arabic words, Latin codes or Western
+# numbers are read again glyph by glyph: the picture is made black and white there (Otsu), its connected
+# shapes are compared with the digits and separators as the Arabic-capable fonts on this machine draw them
+# (shape on a grid, height and place in the line's band of digits), and a run of shapes that are all close
+# to one is taken as the number.
+
+DIGIT_FONTS = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansCondensed.ttf",
+               "dejavu/DejaVuSansMono.ttf", "dejavu/DejaVuSerif.ttf",
+               "noto/NotoNaskhArabic-Regular.ttf", "noto/NotoNaskhArabic-Bold.ttf",
+               "noto/NotoSansArabic-Regular.ttf", "noto/NotoSansArabic-Bold.ttf",
+               "noto/NotoKufiArabic-Regular.ttf", "noto/NotoKufiArabic-Bold.ttf")
+FONT_DIR = "/usr/share/fonts/truetype/"
+GLYPHS = "٠١٢٣٤٥٦٧٨٩٫٬/.-:"
+GRID = 10
+GLYPH_CLOSE = 0.2  # the largest distance of a shape to its nearest glyph that is taken as that glyph
+_ARABIC_LETTER = re.compile("[\u0621-\u064a]")
+_CODE = re.compile(r"[A-Z]{2,4}|[$€£]")
+_WESTERN_TOKEN = re.compile(r"[+\-]?[A-Za-z]{0,4}[\-/]?\d[\d.,/:\-]*")
+
+
+def otsu(img: Image.Image) -> int:
+    """The grey level that best splits the picture's histogram in ink and paper (Otsu's method)."""
+    hist = img.histogram()[:256]
+    total, weighted = sum(hist), sum(i * n for i, n in enumerate(hist))
+    below = below_sum = 0
+    best, level = -1.0, 128
+    for t in range(256):
+        below += hist[t]
+        if below == 0:
+            continue
+        above = total - below
+        if above == 0:
+            break
+        below_sum += t * hist[t]
+        spread = below * above * (below_sum / below - (weighted - below_sum) / above) ** 2
+        if spread > best:
+            best, level = spread, t
+    return level
+
+
+def _ink(img: Image.Image) -> tuple[bytearray, int, int]:
+    img = ImageOps.autocontrast(img.convert("L"))
+    level = otsu(img)
+    return bytearray(1 if v <= level else 0 for v in img.getdata()), img.width, img.height
+
+
+def _shapes(mask: bytearray, width: int, height: int) -> list[tuple[int, int, int, int, list[int]]]:
+    """The connected shapes of ink (8 neighbours): (left, top, right, bottom, pixels)."""
+    seen = bytearray(width * height)
+    out = []
+    for start in range(width * height):
+        if not mask[start] or seen[start]:
+            continue
+        stack, pixels = [start], []
+        seen[start] = 1
+        while stack:
+            p = stack.pop()
+            pixels.append(p)
+            x, y = p % width, p // width
+            for yy in (y - 1, y, y + 1):
+                if 0 <= yy < height:
+                    for xx in (x - 1, x, x + 1):
+                        q = yy * width + xx
+                        if 0 <= xx < width and mask[q] and not seen[q]:
+                            seen[q] = 1
+                            stack.append(q)
+        xs, ys = [p % width for p in pixels], [p // width for p in pixels]
+        out.append((min(xs), min(ys), max(xs) + 1, max(ys) + 1, pixels))
+    return out
+
+
+def _band(shapes) -> Callable[[float], tuple[float, float]]:
+    """The band the digits stand in, as top and height at a place x: a straight line through the tops and
+    one through the bottoms of the tall shapes (a photo taken at a slant tilts the line)."""
+    tallest = max(s[3] - s[1] for s in shapes)
+    tall = [((s[0] + s[2]) / 2, s[1], s[3]) for s in shapes if s[3] - s[1] >= 0.6 * tallest]
+
+    def fit(points):
+        n = len(points)
+        mx, my = sum(x for x, _y in points) / n, sum(y for _x, y in points) / n
+        spread = sum((x - mx) ** 2 for x, _y in points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / spread if spread else 0.0
+        slope = max(-0.1, min(0.1, slope))  # a few degrees at most
+        return lambda x: my + slope * (x - mx)
+
+    top, bottom = fit([(x, t) for x, t, _b in tall]), fit([(x, b) for x, _t, b in tall])
+    return lambda x: (top(x), max(1.0, bottom(x) - top(x)))
+
+
+def _features(shape, width: int, band: Callable[[float], tuple[float, float]]):
+    left, upper, right, lower, pixels = shape
+    top, height = band((left + right) / 2)
+    w, h = right - left, lower - upper
+    side = max(w, h)
+    square = Image.new("L", (side, side), 0)
+    px, dx, dy = square.load(), (side - w) // 2, (side - h) // 2
+    for p in pixels:
+        px[p % width - left + dx, p // width - upper + dy] = 255
+    grid = [v / 255 for v in square.resize((GRID, GRID), Image.Resampling.BOX).getdata()]
+    return grid, h / height, ((upper + lower) / 2 - top) / height, min(3.0, w / max(1, h))
+
+
+def _distance(a, b) -> float:
+    grid = sum((x - y) ** 2 for x, y in zip(a[0], b[0], strict=True)) / len(a[0])
+    if a[1] < 0.45:  # a small mark (zero, point, separators) is told by where it sits more than by its shape
+        grid *= 0.3
+    return grid + 0.5 * (a[1] - b[1]) ** 2 + 1.0 * (a[2] - b[2]) ** 2 + 0.05 * (a[3] - b[3]) ** 2
+
+
+@cache
+def glyph_templates() -> tuple:
+    """(glyph, features) of the digits and separators in each installed font that has them."""
+    from PIL import ImageDraw, ImageFont
+
+    out = []
+    for name in DIGIT_FONTS:
+        try:
+            font = ImageFont.truetype(FONT_DIR + name, 64)
+        except OSError:
+            continue
+        row = Image.new("L", (900, 140), 255)
+        ImageDraw.Draw(row).text((20, 20), "١٢٣٤٥٦٧٨٩", font=font, fill=0)
+        band = _band(_shapes(*_ink(row)))
+        for glyph in GLYPHS:
+            cell = Image.new("L", (140, 140), 255)
+            ImageDraw.Draw(cell).text((20, 20), glyph, font=font, fill=0)
+            mask, width, height = _ink(cell)
+            shapes = _shapes(mask, width, height)
+            if len(shapes) == 1:
+                out.append((glyph, _features(shapes[0], width, band)))
+    return tuple(out)
+
+
+def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
+    """The runs of Arabic-Indic digits and separators on a picture of one line's part: (text, box in the
+    picture's pixels, the largest distance of one of its shapes to its glyph)."""
+    templates = glyph_templates()
+    if not templates or img.width < 4 or img.height < 4:
+        return []
+    mask, width, height = _ink(img)
+    shapes = [s for s in _shapes(mask, width, height) if len(s[4]) >= 4]
+    if not shapes:
+        return []
+    band = _band(shapes)
+    runs: list[list] = [[]]
+    for shape in sorted(shapes, key=lambda s: s[0]):
+        feats = _features(shape, width, band)
+        distance, glyph = min((_distance(feats, t), g) for g, t in templates)
+        top, height = band((shape[0] + shape[2]) / 2)
+        inside = shape[1] < top + height * 1.2 and shape[3] > top - height * 0.2
+        last = runs[-1][-1][0] if runs[-1] else None
+        if distance > GLYPH_CLOSE or not inside:
+            runs.append([])
+            continue
+        if last is not None and shape[0] - last[2] > height * 0.9:
+            runs.append([])
+        runs[-1].append((shape, glyph, distance))
+    out = []
+    for run in runs:
+        text = "".join(g for _s, g, _d in run).strip("/.-:٫٬")
+        if not any("\u0660" <= ch <= "\u0669" for ch in text):
+            continue
+        box = union((s[0], s[1], s[2] - s[0], s[3] - s[1]) for s, _g, _d in run)
+        out.append((text, box, max(d for _s, _g, d in run)))
+    return out
+
+
+def _unread(word: Word) -> bool:
+    """Whether Tesseract read this word of an Arabic page as none of: an Arabic word, a Latin code, a
+    Western number."""
+    text = word.text.strip("\u200e\u200f:")
+    if len(_ARABIC_LETTER.findall(text)) >= 2 and word.conf >= 50:
+        return False
+    if _CODE.fullmatch(text) and word.conf >= 60:
+        return False
+    return not (_WESTERN_TOKEN.fullmatch(text) and word.conf >= 60)
+
+
+def _groups(words: list[Word]) -> list[list[Word]]:
+    """Neighbouring unread words of a line (sorted left to right), each run of them a group."""
+    groups: list[list[Word]] = []
+    for i, word in enumerate(words):
+        if not _unread(word):
+            continue
+        last = groups[-1][-1] if groups else None
+        if last is words[i - 1] and word.box[0] - (last.box[0] + last.box[2]) < word.box[3]:
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return groups
+
+
+def reread_arabic_digits(img: Image.Image, lines: list[Line], scale: float) -> int:
+    """Words of an Arabic page that Tesseract could not read, read again as Arabic-Indic numbers (in place:
+    the words of a number become one word); the number of numbers read."""
+    found = 0
+    for line in lines:
+        words = sorted(line.words, key=lambda w: w.box[0])
+        for group in _groups(words):
+            box = union(w.box for w in group)
+            height = max(w.box[3] for w in group)
+            first, last = words.index(group[0]), words.index(group[-1])
+            # the part of the line from the word before to the word after (Tesseract's boxes of words it
+            # could not read need not hold all of the number), at most two heights beyond
+            left = max([box[0] - 2 * height, 0, *(w.box[0] + w.box[2] for w in words[:first])])
+            right = min([box[0] + box[2] + 2 * height, *(w.box[0] for w in words[last + 1:])])
+            pad = height * 0.3
+            x0, y0 = round(left * scale), round((box[1] - pad) * scale)
+            runs = read_digits(img.crop((x0, y0, round(right * scale), round((box[1] + box[3] + pad) * scale))))
+            if not runs:
+                continue
+            spans = [((x0 + r[1][0]) / scale, (x0 + r[1][0] + r[1][2]) / scale) for r in runs]
+            best = max(range(len(runs)), key=lambda k: min(spans[k][1], box[0] + box[2]) - max(spans[k][0], box[0]))
+            text, (rl, rt, rw, rh), _d = runs[best]
+            number = Word(text, (round((x0 + rl) / scale), round((y0 + rt) / scale), round(rw / scale),
+                                 round(rh / scale)), 80.0)
+            line.words = [w for w in line.words if w not in group] + [number]
+            found += 1
+        if found:
+            rtl = sum(is_rtl(w.text) for w in line.words) * 2 >= len(line.words)
+            line.words.sort(key=lambda w: w.box[0], reverse=rtl)
+    return found
+
+
 def recognise_image(img: Image.Image) -> Page:
     started = time.monotonic()
     upright = ImageOps.exif_transpose(img)
@@ -196,6 +426,8 @@ def recognise_image(img: Image.Image) -> Page:
         width, height = (height, width) if rotate in (90, 270) else (width, height)
     langs = _langs(script)
     lines, conf = _read(prepared, langs, scale)
+    if script == "Arabic":
+        reread_arabic_digits(prepared, lines, scale)
     if script == "Latin" and conf < LOW_CONFIDENCE and "kat" in installed_languages():
         other, other_conf = _read(prepared, _langs("Georgian"), scale)
         if other_conf > conf:
