@@ -208,7 +208,7 @@ GRID = 10
 GLYPH_CLOSE = 0.2  # the largest distance of a shape to its nearest glyph that is taken as that glyph
 _ARABIC_LETTER = re.compile("[\u0621-\u064a]")
 _CODE = re.compile(r"[A-Z]{2,4}|[$€£]")
-_WESTERN_TOKEN = re.compile(r"[+\-]?[A-Za-z]{0,4}[\-/]?\d[\d.,/:\-]*")
+_WESTERN_TOKEN = re.compile(r"[+\-]?[A-Za-z]{0,4}[\-/]?[0-9][0-9.,/:\-]*")
 
 
 def otsu(img: Image.Image) -> int:
@@ -331,10 +331,13 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
     if not templates or img.width < 4 or img.height < 4:
         return []
     mask, width, height = _ink(img)
-    shapes = [s for s in _shapes(mask, width, height) if len(s[4]) >= 4]
+    shapes = [s for s in _shapes(mask, width, height) if len(s[4]) >= 2]
     if not shapes:
         return []
     band = _band(shapes)
+    # specks of noise away, by the size of the writing (a point is about a sixth of a digit's height)
+    least = 0.015 * band((shapes[0][0] + shapes[-1][2]) / 2)[1] ** 2
+    shapes = [s for s in shapes if len(s[4]) >= least]
     runs: list[list] = [[]]
     for shape in sorted(shapes, key=lambda s: s[0]):
         feats = _features(shape, width, band)
@@ -369,41 +372,76 @@ def _unread(word: Word) -> bool:
     return not (_WESTERN_TOKEN.fullmatch(text) and word.conf >= 60)
 
 
-def _groups(words: list[Word]) -> list[list[Word]]:
-    """Neighbouring unread words of a line (sorted left to right), each run of them a group."""
-    groups: list[list[Word]] = []
+def _areas(words: list[Word]) -> list[tuple[list[Word], int, int, bool]]:
+    """The parts of a line (words sorted left to right) to read again: (words, left, right, western).
+    Each reaches from the word read well before to the one after, at most two heights beyond (Tesseract's
+    boxes of words it could not read need not hold all of the number); overlapping parts are one. Western:
+    a Western number that Tesseract read in far less room than there is for it (digits dropped, as it
+    does with left-to-right numbers in right-to-left lines)."""
+    areas: list[tuple[list[Word], int, int, bool]] = []
     for i, word in enumerate(words):
+        height = word.box[3]
+        left = max([word.box[0] - 2 * height, 0, *(w.box[0] + w.box[2] for w in words[:i] if not _unread(w))])
+        right = min([word.box[0] + word.box[2] + 2 * height, *(w.box[0] for w in words[i + 1:] if not _unread(w))])
         if not _unread(word):
+            text = word.text.strip("\u200e\u200f:")
+            if not (_WESTERN_TOKEN.fullmatch(text) and not _CODE.fullmatch(text)):
+                continue
+            before = max([0, *(w.box[0] + w.box[2] for w in words[:i])])
+            after = min([word.box[0] + word.box[2] + 2 * height, *(w.box[0] for w in words[i + 1:])])
+            too_wide = word.box[2] > height * (0.9 * len(text) + 1.0)
+            if not too_wide and min(after, word.box[0] + word.box[2] + 2 * height) - max(
+                    before, word.box[0] - 2 * height) < 2.5 * word.box[2]:
+                continue  # snug between its neighbours: read right
+            # the neighbours' boxes of a number Tesseract read in part may hold its other digits
+            areas.append(([word], max(0, word.box[0] - 3 * height), word.box[0] + word.box[2] + 3 * height, True))
             continue
-        last = groups[-1][-1] if groups else None
-        if last is words[i - 1] and word.box[0] - (last.box[0] + last.box[2]) < word.box[3]:
-            groups[-1].append(word)
+        if areas and not areas[-1][3] and left < areas[-1][2]:
+            group, before, after, _w = areas[-1]
+            areas[-1] = ([*group, word], before, max(right, after), False)
         else:
-            groups.append([word])
-    return groups
+            areas.append(([word], left, right, False))
+    return areas
+
+
+def _western_number(img: Image.Image) -> str | None:
+    """A Western number on a picture of one line's part (Tesseract's English model, digits only)."""
+    import pytesseract
+
+    img = ImageOps.expand(img, border=10, fill=255)
+    text = pytesseract.image_to_string(img, lang="eng", timeout=TIMEOUT,
+                                       config="--psm 7").strip()
+    numbers = re.findall(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?|[0-9]+(?:[.,/-][0-9]+)*", text)
+    return max(numbers, key=len) if numbers else None
 
 
 def reread_arabic_digits(img: Image.Image, lines: list[Line], scale: float) -> int:
-    """Words of an Arabic page that Tesseract could not read, read again as Arabic-Indic numbers (in place:
-    the words of a number become one word); the number of numbers read."""
+    """Words of an Arabic page that Tesseract could not read, read again as numbers (in place: the words
+    of a number become one word); the number of numbers read. Arabic-Indic digits glyph by glyph
+    (read_digits); a Western number that Tesseract read with digits missing by its English model."""
     found = 0
     for line in lines:
         words = sorted(line.words, key=lambda w: w.box[0])
-        for group in _groups(words):
+        for group, left, right, western in _areas(words):
             box = union(w.box for w in group)
-            height = max(w.box[3] for w in group)
-            first, last = words.index(group[0]), words.index(group[-1])
-            # the part of the line from the word before to the word after (Tesseract's boxes of words it
-            # could not read need not hold all of the number), at most two heights beyond
-            left = max([box[0] - 2 * height, 0, *(w.box[0] + w.box[2] for w in words[:first])])
-            right = min([box[0] + box[2] + 2 * height, *(w.box[0] for w in words[last + 1:])])
-            pad = height * 0.3
+            pad = max(w.box[3] for w in group) * 0.3
             x0, y0 = round(left * scale), round((box[1] - pad) * scale)
-            runs = read_digits(img.crop((x0, y0, round(right * scale), round((box[1] + box[3] + pad) * scale))))
+            crop = img.crop((x0, y0, round(right * scale), round((box[1] + box[3] + pad) * scale)))
+            if western:
+                text = _western_number(crop)
+                digits = sum(ch.isdigit() for ch in group[0].text)
+                if text and sum(ch.isdigit() for ch in text) > digits:
+                    group[0].text = text
+                    group[0].box = (left, box[1], right - left, box[3])
+                    found += 1
+                continue
+            runs = read_digits(crop)
             if not runs:
                 continue
             spans = [((x0 + r[1][0]) / scale, (x0 + r[1][0] + r[1][2]) / scale) for r in runs]
             best = max(range(len(runs)), key=lambda k: min(spans[k][1], box[0] + box[2]) - max(spans[k][0], box[0]))
+            if spans[best][1] - spans[best][0] < 0.4 * box[2]:
+                continue  # a digit-like letter (alif) in a word Tesseract could not read: no number
             text, (rl, rt, rw, rh), _d = runs[best]
             number = Word(text, (round((x0 + rl) / scale), round((y0 + rt) / scale), round(rw / scale),
                                  round(rh / scale)), 80.0)
