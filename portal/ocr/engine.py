@@ -204,10 +204,10 @@ DIGIT_FONTS = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/De
                "noto/NotoKufiArabic-Regular.ttf", "noto/NotoKufiArabic-Bold.ttf")
 FONT_DIR = "/usr/share/fonts/truetype/"
 GLYPHS = "٠١٢٣٤٥٦٧٨٩٫٬/.-:"
-GRID = 10
+GRID = 18
 GLYPH_CLOSE = 0.2  # the largest distance of a shape to its nearest glyph that is taken as that glyph
 _ARABIC_LETTER = re.compile("[\u0621-\u064a]")
-_CODE = re.compile(r"[A-Z]{2,4}|[$€£]")
+_CODE = re.compile(r"[A-Z]{3}|[$€£]")
 _WESTERN_TOKEN = re.compile(r"[+\-]?[A-Za-z]{0,4}[\-/]?[0-9][0-9.,/:\-]*")
 
 
@@ -345,6 +345,8 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
         top, height = band((shape[0] + shape[2]) / 2)
         inside = shape[1] < top + height * 1.2 and shape[3] > top - height * 0.2
         last = runs[-1][-1][0] if runs[-1] else None
+        if (distance > GLYPH_CLOSE or not inside) and feats[1] < 0.45:
+            continue  # a mark like none (a blot of JPEG, a separator blurred) does not end the number
         if distance > GLYPH_CLOSE or not inside:
             runs.append([])
             continue
@@ -353,12 +355,38 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
         runs[-1].append((shape, glyph, distance))
     out = []
     for run in runs:
-        text = "".join(g for _s, g, _d in run).strip("/.-:٫٬")
+        text = tidy_number("".join(g for _s, g, _d in run).strip("/.-:٫٬"))
         if not any("\u0660" <= ch <= "\u0669" for ch in text):
             continue
         box = union((s[0], s[1], s[2] - s[0], s[3] - s[1]) for s, _g, _d in run)
         out.append((text, box, max(d for _s, _g, d in run)))
     return out
+
+
+_D = "[\u0660-\u0669]"
+_SEP = "[./\\-٫٬,:]"
+_DATE_SHAPE = re.compile(f"({_D}{{1,2}})({_SEP})({_D}{{1,2}})({_SEP})({_D}{{4}}|{_D}{{2}})")
+_AMOUNT_SHAPE = re.compile(f"{_D}{{1,3}}(?:{_SEP}{_D}{{3}})*(?:{_SEP}{_D}{{1,3}})?")
+
+
+def tidy_number(text: str) -> str:
+    """The separators of an Arabic-Indic number read glyph by glyph, told by where they stand (their small
+    shapes are easily taken for one another): a date's two alike (the one that is no Arabic decimal or
+    thousands sign), an amount's thousands signs before groups of three and a decimal sign last."""
+    date = _DATE_SHAPE.fullmatch(text)
+    if date:
+        one, two = date.group(2), date.group(4)
+        sep = next((s for s in (one, two) if s in "./-"), ".")
+        return f"{date.group(1)}{sep}{date.group(3)}{sep}{date.group(5)}"
+    if _AMOUNT_SHAPE.fullmatch(text):
+        parts = re.split(_SEP, text)
+        if len(parts) == 1:
+            return text
+        last = parts[-1]
+        decimal = len(last) <= 2 or text[-len(last) - 1] in ".٫"
+        groups = "٬".join(parts[:-1]) if decimal else "٬".join(parts[:-1])
+        return groups + ("٫" if decimal else "٬") + last
+    return text
 
 
 def _unread(word: Word) -> bool:
