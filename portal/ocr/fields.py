@@ -279,7 +279,8 @@ def _invoice_number(lines: list[Line]) -> dict | None:
                     token, start, end = found
                     candidates.append((0, i, token, line, start, end))
                     break
-            if strong and not text[m.end():].strip():  # in another column of the same row
+            # in another column of the same row (after the label at most a misread № such as "Ne", "M")
+            if strong and _number_token(text[m.end():]) is None and len(text[m.end():].strip()) <= 3:
                 for j in _same_row(lines, i):
                     other = lines[j].text
                     if INVOICE_RE.search(other) or DATE_LABEL_RE.search(other):
