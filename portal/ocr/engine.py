@@ -234,7 +234,7 @@ def otsu(img: Image.Image) -> int:
 def _ink(img: Image.Image) -> tuple[bytearray, int, int]:
     img = ImageOps.autocontrast(img.convert("L"))
     level = otsu(img)
-    return bytearray(1 if v <= level else 0 for v in img.getdata()), img.width, img.height
+    return bytearray(1 if v <= level else 0 for v in img.tobytes()), img.width, img.height
 
 
 def _shapes(mask: bytearray, width: int, height: int) -> list[tuple[int, int, int, int, list[int]]]:
@@ -289,7 +289,7 @@ def _features(shape, width: int, band: Callable[[float], tuple[float, float]]):
     px, dx, dy = square.load(), (side - w) // 2, (side - h) // 2
     for p in pixels:
         px[p % width - left + dx, p // width - upper + dy] = 255
-    grid = [v / 255 for v in square.resize((GRID, GRID), Image.Resampling.BOX).getdata()]
+    grid = [v / 255 for v in square.resize((GRID, GRID), Image.Resampling.BOX).tobytes()]
     return grid, h / height, ((upper + lower) / 2 - top) / height, min(3.0, w / max(1, h))
 
 

@@ -385,18 +385,39 @@ def _total(lines: list[Line], places: int | None) -> dict | None:
     return _field(str(value), line, i, start, end)
 
 
+def slope(lines: list[Line]) -> float:
+    """How far a row of the page drops per pixel to the right (a photo taken at a slant): the median over
+    the lines of three words or more of the straight line through their words' middles."""
+    slopes = []
+    for line in lines:
+        points = [(w.box[0] + w.box[2] / 2, w.box[1] + w.box[3] / 2) for w in line.words if w.box]
+        if len(points) < 3:
+            continue
+        mx, my = sum(x for x, _y in points) / len(points), sum(y for _x, y in points) / len(points)
+        spread = sum((x - mx) ** 2 for x, _y in points)
+        if spread:
+            slopes.append(sum((x - mx) * (y - my) for x, y in points) / spread)
+    if not slopes:
+        return 0.0
+    return max(-0.1, min(0.1, sorted(slopes)[len(slopes) // 2]))
+
+
 def _same_row(lines: list[Line], i: int) -> list[int]:
-    """The other lines whose words sit on the same row of the page as line i's."""
+    """The other lines whose words sit on the same row of the page as line i's (the row followed at the
+    page's slant: a photo taken at a slant lifts one end of a row)."""
     box = union(w.box for w in lines[i].words)
     if box is None or not box[3]:
         return []
-    middle = box[1] + box[3] / 2
+    drop = slope(lines)
+    centre, middle = box[0] + box[2] / 2, box[1] + box[3] / 2
     rows = []
     for j, line in enumerate(lines):
         other = union(w.box for w in line.words)
-        # a photo taken at a slant lifts one end of a row: up to a line's height apart is the same row
-        distance = abs(other[1] + other[3] / 2 - middle) if other is not None else None
-        if j != i and distance is not None and distance <= box[3] * 1.0:
+        if j == i or other is None:
+            continue
+        expected = middle + drop * (other[0] + other[2] / 2 - centre)
+        distance = abs(other[1] + other[3] / 2 - expected)
+        if distance <= box[3] * 1.0:
             rows.append((distance, j))
     return [j for _d, j in sorted(rows)]
 
