@@ -204,6 +204,13 @@ DIGIT_FONTS = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/De
                "noto/NotoKufiArabic-Regular.ttf", "noto/NotoKufiArabic-Bold.ttf")
 FONT_DIR = "/usr/share/fonts/truetype/"
 GLYPHS = "٠١٢٣٤٥٦٧٨٩٫٬/.-:"
+SIGNS = "$€£₺₴₽₾"
+LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the letters of currency codes beside a number are no digits
+LOOKALIKES = "&@bBeе2589SCcoO%ЕЄ"  # what Tesseract reads for the signs its models lack (₺ ₴ ₽)
+SIGN_FONTS = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSerif.ttf",
+              "dejavu/DejaVuSerif-Bold.ttf", "dejavu/DejaVuSansMono.ttf", "dejavu/DejaVuSansMono-Bold.ttf",
+              "noto/NotoSans-Regular.ttf", "noto/NotoSans-Bold.ttf", "noto/NotoSerif-Regular.ttf",
+              "noto/NotoSerif-Bold.ttf")
 GRID = 18
 GLYPH_CLOSE = 0.2  # the largest distance of a shape to its nearest glyph that is taken as that glyph
 _ARABIC_LETTER = re.compile("[\u0621-\u064a]")
@@ -301,20 +308,33 @@ def _distance(a, b) -> float:
 
 
 @cache
-def glyph_templates() -> tuple:
-    """(glyph, features) of the digits and separators in each installed font that has them."""
+def _has(path: str) -> frozenset[int]:
+    """The characters a font file draws."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(path, lazy=True) as font:
+        return frozenset(font.getBestCmap())
+
+
+@cache
+def _templates(glyphs: str, fonts: tuple[str, ...], band_text: str) -> tuple:
+    """(glyph, features) of each glyph as each installed font that has it draws it, its height and place
+    measured against the band of band_text (the digits) in the same font."""
     from PIL import ImageDraw, ImageFont
 
     out = []
-    for name in DIGIT_FONTS:
+    for name in fonts:
         try:
             font = ImageFont.truetype(FONT_DIR + name, 64)
+            has = _has(FONT_DIR + name)
         except OSError:
             continue
         row = Image.new("L", (900, 140), 255)
-        ImageDraw.Draw(row).text((20, 20), "١٢٣٤٥٦٧٨٩", font=font, fill=0)
+        ImageDraw.Draw(row).text((20, 20), band_text, font=font, fill=0)
         band = _band(_shapes(*_ink(row)))
-        for glyph in GLYPHS:
+        for glyph in glyphs:
+            if ord(glyph) not in has:
+                continue
             cell = Image.new("L", (140, 140), 255)
             ImageDraw.Draw(cell).text((20, 20), glyph, font=font, fill=0)
             mask, width, height = _ink(cell)
@@ -324,9 +344,20 @@ def glyph_templates() -> tuple:
     return tuple(out)
 
 
+def glyph_templates() -> tuple:
+    """The Arabic-Indic digits and separators, and the currency signs that stand beside them."""
+    return _templates(GLYPHS + "$€£" + LATIN, DIGIT_FONTS, "١٢٣٤٥٦٧٨٩")
+
+
+def sign_templates() -> tuple:
+    """Currency signs that Tesseract's models lack, and what it takes them for."""
+    return _templates(SIGNS + LOOKALIKES, SIGN_FONTS, "0123456789")
+
+
 def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
-    """The runs of Arabic-Indic digits and separators on a picture of one line's part: (text, box in the
-    picture's pixels, the largest distance of one of its shapes to its glyph)."""
+    """The runs of Arabic-Indic digits and separators on a picture of one line's part, and the currency
+    signs beside them: (text, box in the picture's pixels, the largest distance of one of its shapes to
+    its glyph)."""
     templates = glyph_templates()
     if not templates or img.width < 4 or img.height < 4:
         return []
@@ -336,7 +367,7 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
         return []
     band = _band(shapes)
     # specks of noise away, by the size of the writing (a point is about a sixth of a digit's height)
-    least = 0.015 * band((shapes[0][0] + shapes[-1][2]) / 2)[1] ** 2
+    least = 0.015 * band(width / 2)[1] ** 2
     shapes = [s for s in shapes if len(s[4]) >= least]
     runs: list[list] = [[]]
     for shape in sorted(shapes, key=lambda s: s[0]):
@@ -350,11 +381,21 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
         if distance > GLYPH_CLOSE or not inside:
             runs.append([])
             continue
+        if glyph in LATIN:
+            runs.append([])
+            continue
+        if glyph in SIGNS:  # a currency sign beside the number: a run of its own
+            runs += [[(shape, glyph, distance)], []]
+            continue
         if last is not None and shape[0] - last[2] > height * 0.9:
             runs.append([])
         runs[-1].append((shape, glyph, distance))
     out = []
     for run in runs:
+        if len(run) == 1 and run[0][1] in SIGNS:
+            shape, glyph, distance = run[0]
+            out.append((glyph, (shape[0], shape[1], shape[2] - shape[0], shape[3] - shape[1]), distance))
+            continue
         text = tidy_number("".join(g for _s, g, _d in run).strip("/.-:٫٬"))
         if not any("\u0660" <= ch <= "\u0669" for ch in text):
             continue
@@ -462,8 +503,13 @@ def reread_arabic_digits(img: Image.Image, lines: list[Line], scale: float) -> i
                     group[0].text = text
                     group[0].box = (left, box[1], right - left, box[3])
                     found += 1
-                continue
-            runs = read_digits(crop)
+                    continue
+                # no Western number there: perhaps Arabic-Indic digits Tesseract took for a Western one
+            found_runs = read_digits(crop)
+            runs = [r for r in found_runs if r[0] not in SIGNS]
+            signs = [Word(r[0], (round((x0 + r[1][0]) / scale), round((y0 + r[1][1]) / scale),
+                                 round(r[1][2] / scale), round(r[1][3] / scale)), 80.0)
+                     for r in found_runs if r[0] in SIGNS]
             if not runs:
                 continue
             spans = [((x0 + r[1][0]) / scale, (x0 + r[1][0] + r[1][2]) / scale) for r in runs]
@@ -473,7 +519,8 @@ def reread_arabic_digits(img: Image.Image, lines: list[Line], scale: float) -> i
             text, (rl, rt, rw, rh), _d = runs[best]
             number = Word(text, (round((x0 + rl) / scale), round((y0 + rt) / scale), round(rw / scale),
                                  round(rh / scale)), 80.0)
-            line.words = [w for w in line.words if w not in group] + [number]
+            line.words = [w for w in line.words if w not in group] + [number] + [
+                sign for sign in signs if abs(sign.box[0] - number.box[0]) < number.box[2] + 2 * number.box[3]]
             found += 1
         if found:
             rtl = sum(is_rtl(w.text) for w in line.words) * 2 >= len(line.words)
