@@ -206,7 +206,7 @@ FONT_DIR = "/usr/share/fonts/truetype/"
 GLYPHS = "٠١٢٣٤٥٦٧٨٩٫٬/.-:"
 SIGNS = "$€£₺₴₽₾"
 LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # the letters of currency codes beside a number are no digits
-LOOKALIKES = "&@bBeе2589SCcoO%ЕЄ"  # what Tesseract reads for the signs its models lack (₺ ₴ ₽)
+LOOKALIKES = "&@bBeеSCcoOЕЄ0123456789"  # what Tesseract reads for the signs its models lack (₺ ₴ ₽)
 SIGN_FONTS = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSerif.ttf",
               "dejavu/DejaVuSerif-Bold.ttf", "dejavu/DejaVuSansMono.ttf", "dejavu/DejaVuSansMono-Bold.ttf",
               "noto/NotoSans-Regular.ttf", "noto/NotoSans-Bold.ttf", "noto/NotoSerif-Regular.ttf",
@@ -528,6 +528,68 @@ def reread_arabic_digits(img: Image.Image, lines: list[Line], scale: float) -> i
     return found
 
 
+_NUMBER = re.compile(r"[0-9][0-9 .,]*[.,][0-9]{2,3}|[0-9]{3,}")
+
+
+def reread_signs(img: Image.Image, lines: list[Line], scale: float) -> int:
+    """The word of one or two characters right beside an amount read again as a currency sign by its
+    shape, when it is one (Tesseract's models lack ₺, ₴, ₽ and read them as &, b, e, 2, @…); in place,
+    the number of signs read."""
+    templates = sign_templates()
+    if not templates:
+        return 0
+    found = 0
+    for line in lines:
+        words = sorted(line.words, key=lambda w: w.box[0])
+        for i, word in enumerate(words):
+            if not _NUMBER.fullmatch(western_digits(word.text)):
+                continue
+            for j in (i - 1, i + 1):
+                if not 0 <= j < len(words):
+                    continue
+                other = words[j]
+                text = other.text.strip("\u200e\u200f")
+                if not 1 <= len(text) <= 2 or text in SIGNS or (text.isalpha() and len(text) == 2):
+                    continue
+                gap = other.box[0] - (word.box[0] + word.box[2]) if j > i else word.box[0] - (
+                    other.box[0] + other.box[2])
+                if gap > word.box[3]:
+                    continue
+                box = union([word.box, other.box])
+                pad = word.box[3] * 0.3
+                x0, y0 = round((box[0] - pad) * scale), round((box[1] - pad) * scale)
+                crop = img.crop((x0, y0, round((box[0] + box[2] + pad) * scale),
+                                 round((box[1] + box[3] + pad) * scale)))
+                sign = _sign(crop, ((other.box[0] - box[0] + pad) * scale, (other.box[0] + other.box[2] - box[0] + pad)
+                                    * scale), templates)
+                if sign:
+                    other.text = sign
+                    found += 1
+    return found
+
+
+def _sign(img: Image.Image, span: tuple[float, float], templates) -> str | None:
+    """The currency sign among the shapes of img whose middle is within span (x), if the largest of them
+    is closest to one."""
+    if img.width < 4 or img.height < 4:
+        return None
+    mask, width, height = _ink(img)
+    shapes = [s for s in _shapes(mask, width, height) if len(s[4]) >= 4]
+    if not shapes:
+        return None
+    band = _band(shapes)
+    inside = [s for s in shapes if span[0] <= (s[0] + s[2]) / 2 <= span[1]]
+    if not inside:
+        return None
+    shape = max(inside, key=lambda s: len(s[4]))
+    distance, glyph = min((_distance(_features(shape, width, band), t), g) for g, t in templates)
+    return glyph if glyph in SIGNS and distance <= GLYPH_CLOSE else None
+
+
+def western_digits(text: str) -> str:
+    return text.strip("\u200e\u200f")
+
+
 def recognise_image(img: Image.Image) -> Page:
     started = time.monotonic()
     upright = ImageOps.exif_transpose(img)
@@ -541,6 +603,7 @@ def recognise_image(img: Image.Image) -> Page:
     lines, conf = _read(prepared, langs, scale)
     if script == "Arabic":
         reread_arabic_digits(prepared, lines, scale)
+    reread_signs(prepared, lines, scale)
     if script == "Latin" and conf < LOW_CONFIDENCE and "kat" in installed_languages():
         other, other_conf = _read(prepared, _langs("Georgian"), scale)
         if other_conf > conf:
