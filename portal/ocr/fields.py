@@ -67,6 +67,12 @@ for _code, _signs in CURRENCY_SIGNS.items():
     for _sign in _signs:
         if len(_sign) == 1 and not _sign.isalpha():
             pattern = re.escape(_sign)
+        elif re.fullmatch("[\u0621-\u064a]\\.[\u0621-\u064a]", _sign):
+            # an Arabic abbreviation (د.ع) as Tesseract reads it: its dot lost, or its first letter doubled
+            # (or an alef after it) before the dot
+            first, last = _sign[0], _sign[2]
+            pattern = (f"(?<![^\\W\\d_.])(?:{first}\\s?{last}|{first}[{first}ا]?\\s?\\.\\s?{last})"
+                       "(?![^\\W\\d_]|\\.)")
         else:
             pattern = r"(?<![^\W\d_])" + re.escape(_sign).replace(r"\ ", r"\s?") + r"(?![^\W\d_])"
         _SIGN_RE.append((re.compile(pattern, re.IGNORECASE if _sign.isascii() and len(_sign) > 2 else 0), _code))
