@@ -11,6 +11,15 @@ grayscale, autocontrast, small pictures enlarged and huge ones reduced. The scri
 Tesseract's OSD (Latin, Cyrillic, Arabic); a Latin reading with low confidence is read again as Georgian,
 which OSD does not tell from Latin. Reading with only the languages of one script is 2–3 times faster than
 with all of them.
+
+Then what Tesseract's models cannot read is read again where it stands (the word boxes tell where):
+- on an Arabic page, Arabic-Indic numbers glyph by glyph (`reread_arabic_digits`, `read_digits`: Debian's
+  Arabic model knows only ٠ and ١), and Western numbers that it read with digits dropped in a right-to-left
+  line by the English model on that part of the line (`_western_number`);
+- beside an amount on any page, a currency sign the models lack (₺ ₴ ₽) by its shape (`reread_signs`).
+The shapes are compared with the glyphs as the fonts installed for the workers draw them (fonts-dejavu-core,
+fonts-noto-core): numbers in a font much unlike them are read less well (`make bench-ocr` measures it with
+each font family left out).
 """
 
 from __future__ import annotations
@@ -425,8 +434,7 @@ def tidy_number(text: str) -> str:
             return text
         last = parts[-1]
         decimal = len(last) <= 2 or text[-len(last) - 1] in ".٫"
-        groups = "٬".join(parts[:-1]) if decimal else "٬".join(parts[:-1])
-        return groups + ("٫" if decimal else "٬") + last
+        return "٬".join(parts[:-1]) + ("٫" if decimal else "٬") + last
     return text
 
 
@@ -542,7 +550,7 @@ def reread_signs(img: Image.Image, lines: list[Line], scale: float) -> int:
     for line in lines:
         words = sorted(line.words, key=lambda w: w.box[0])
         for i, word in enumerate(words):
-            if not _NUMBER.fullmatch(western_digits(word.text)):
+            if not _NUMBER.fullmatch(word.text.strip("\u200e\u200f")):
                 continue
             for j in (i - 1, i + 1):
                 if not 0 <= j < len(words):
@@ -584,10 +592,6 @@ def _sign(img: Image.Image, span: tuple[float, float], templates) -> str | None:
     shape = max(inside, key=lambda s: len(s[4]))
     distance, glyph = min((_distance(_features(shape, width, band), t), g) for g, t in templates)
     return glyph if glyph in SIGNS and distance <= GLYPH_CLOSE else None
-
-
-def western_digits(text: str) -> str:
-    return text.strip("\u200e\u200f")
 
 
 def recognise_image(img: Image.Image) -> Page:

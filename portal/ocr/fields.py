@@ -12,8 +12,11 @@ code. Rules, in short:
 - date: day-month-year with . / - (the order of the receipts' countries), year-month-day, month names in
   en/de/fr/ru/ar, Arabic-Indic digits; the one on a line labelled as the date first;
 - total: the amount on the last line labelled total (not subtotal), else the largest amount;
-- currency: ISO codes, symbols and local abbreviations; the one on the total's line first, else the most
-  frequent.
+- currency: ISO codes, symbols and local abbreviations (an Arabic one also with its dot lost or its first
+  letter doubled, as Tesseract reads them); the one on the total's line first, else the most frequent.
+
+A label's value in another column of the same row is found along the page's slant (`slope`: a photo taken
+at a slant lifts one end of a row).
 """
 
 from __future__ import annotations
