@@ -94,7 +94,7 @@ def main() -> int:
             for n in wrong:
                 want = item["date"] if n == "invoice_date" else item[n]
                 print(f"    {n}: want {want!r} got {got.get(n)!r}")
-    report = render(rows, made) + held_out()
+    report = render(rows, made) + ("" if only else held_out())
     print(report)
     if not only:
         args.out.mkdir(parents=True, exist_ok=True)
