@@ -25,6 +25,7 @@ each font family left out).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import shutil
@@ -310,10 +311,15 @@ def _features(shape, width: int, band: Callable[[float], tuple[float, float]]):
 
 
 def _distance(a, b) -> float:
-    grid = sum((x - y) ** 2 for x, y in zip(a[0], b[0], strict=True)) / len(a[0])
+    grid = math.dist(a[0], b[0]) ** 2 / len(a[0])
     if a[1] < 0.45:  # a small mark (zero, point, separators) is told by where it sits more than by its shape
         grid *= 0.3
     return grid + 0.5 * (a[1] - b[1]) ** 2 + 1.0 * (a[2] - b[2]) ** 2 + 0.05 * (a[3] - b[3]) ** 2
+
+
+def _nearest(feats, templates) -> tuple[float, str]:
+    """The distance to the nearest template and its glyph."""
+    return min((_distance(feats, t), g) for g, t in templates)
 
 
 @cache
@@ -381,7 +387,7 @@ def read_digits(img: Image.Image) -> list[tuple[str, Box, float]]:
     runs: list[list] = [[]]
     for shape in sorted(shapes, key=lambda s: s[0]):
         feats = _features(shape, width, band)
-        distance, glyph = min((_distance(feats, t), g) for g, t in templates)
+        distance, glyph = _nearest(feats, templates)
         top, height = band((shape[0] + shape[2]) / 2)
         inside = shape[1] < top + height * 1.2 and shape[3] > top - height * 0.2
         last = runs[-1][-1][0] if runs[-1] else None
@@ -590,7 +596,7 @@ def _sign(img: Image.Image, span: tuple[float, float], templates) -> str | None:
     if not inside:
         return None
     shape = max(inside, key=lambda s: len(s[4]))
-    distance, glyph = min((_distance(_features(shape, width, band), t), g) for g, t in templates)
+    distance, glyph = _nearest(_features(shape, width, band), templates)
     return glyph if glyph in SIGNS and distance <= GLYPH_CLOSE else None
 
 
