@@ -13,7 +13,7 @@ from sqlmodel import select
 from portal import tasks
 from portal.ocr import engine, services
 from portal.ocr.engine import Line, Page, Word
-from portal.ocr.fields import as_values, dates_in, extract, parse_amount
+from portal.ocr.fields import as_values, currencies_in, dates_in, extract, parse_amount, slope
 from portal.ocr.models import ReceiptText
 from portal.storage import get_storage
 from tests.factories import make_receipt, make_receipt_file, make_receipt_picture
@@ -144,6 +144,9 @@ RECEIPTS = [  # (language, seed, layout, the fields asserted)
     ("ka", 1, "centred", "all"),
     ("ka", 2, "invoice", "all"),
     ("ar", 2, "invoice", ("invoice_number", "currency")),
+    ("ar", 3, "centred", "all"),  # Arabic-Indic digits, three decimals (JOD): read glyph by glyph
+    ("ar", 9, "centred", "all"),  # Arabic-Indic digits beside a $ (a sign, no digit)
+    ("ar", 6, "till", "all"),  # a Western total in a right-to-left line, which Tesseract reads in part
 ]
 
 
@@ -160,6 +163,75 @@ def test_tesseract_reads_generated_receipts_in_each_script(lang, seed, layout, w
     for name in wanted:  # where on the picture each field was
         left, top, width, height = fields[name]["box"]
         assert 0 <= left < result.width and 0 <= top < result.height and width > 0 and height > 0
+
+
+# Numbers and signs read again by their shapes (clean renderings, no tesseract needed) ---------------------------
+
+FONTS = "/usr/share/fonts/truetype/"
+
+
+def drawn(text: str, font: str, size: int = 36) -> tuple:
+    """A picture of text in a font (grey paper, a little blur, as a photo's part), and each word's box."""
+    from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+    face = ImageFont.truetype(FONTS + font, size, layout_engine=ImageFont.Layout.RAQM)
+    img = Image.new("L", (size * len(text) + 80, size * 3), 235)
+    draw = ImageDraw.Draw(img)
+    boxes, x = [], 30
+    for word in text.split(" "):
+        left, top, right, bottom = draw.textbbox((x, size), word, font=face)
+        draw.text((x, size), word, font=face, fill=20)
+        boxes.append((word, (left, top, right - left, bottom - top)))
+        x = right + size // 2
+    return img.filter(ImageFilter.GaussianBlur(0.6)), boxes
+
+
+@pytest.mark.parametrize("font", ["dejavu/DejaVuSans.ttf", "noto/NotoNaskhArabic-Regular.ttf",
+                                  "noto/NotoSansArabic-Bold.ttf"])
+@pytest.mark.parametrize("text", ["٢٬٤٠٠٫٤٨", "١٣.٠٦.٢٠٢٤", "٩٨٧٦٥٤٣٢١٠"])
+def test_arabic_indic_numbers_are_read_glyph_by_glyph(font, text):
+    img, _boxes = drawn(text, font)
+    [(number, box, _distance)] = engine.read_digits(img)
+    assert number == text
+    assert box[0] > 20 and box[2] > 3 * box[3]  # where the number is on the picture
+
+
+def test_latin_letters_and_a_dollar_beside_arabic_indic_digits_are_no_digits():
+    img, _boxes = drawn("MAD ٢٧٦٫٨٨ $", "dejavu/DejaVuSans.ttf")
+    assert [text for text, _box, _d in engine.read_digits(img)] == ["٢٧٦٫٨٨", "$"]
+
+
+@pytest.mark.parametrize(("read", "tidy"), [
+    ("٠٣/٠٩-٢٠٢٤", "٠٣/٠٩/٢٠٢٤"),  # a date's two separators alike
+    ("٢٠٫٠٦.٢٠٢٤", "٢٠.٠٦.٢٠٢٤"),
+    ("٢١٬٣١٤٬٥٠", "٢١٬٣١٤٫٥٠"),  # two digits after the last sign: the decimals
+    ("١٣٫٥١٩٫٥٦", "١٣٬٥١٩٫٥٦"),  # a sign before a group of three and more: thousands
+    ("٢٬٦٠٧٫٠١١", "٢٬٦٠٧٫٠١١"),  # three decimals stay decimals
+    ("١٬٢٢٥٬٧٢٥", "١٬٢٢٥٬٧٢٥"),
+    ("١٢٣", "١٢٣"),
+])
+def test_the_separators_of_a_number_read_glyph_by_glyph_are_told_by_where_they_stand(read, tidy):
+    assert engine.tidy_number(read) == tidy
+
+
+@pytest.mark.parametrize(("text", "misread", "sign", "currency"), [
+    ("3.796,28 ₺", "&", "₺", "TRY"), ("1 860,80 ₴", "е", "₴", "UAH"), ("12 450,00 ₽", "P", "₽", "RUB")])
+def test_a_currency_sign_tesseract_misread_is_read_again_by_its_shape(text, misread, sign, currency):
+    img, boxes = drawn(text, "dejavu/DejaVuSans.ttf")
+    words = [Word(word if word != sign else misread, box, 80.0) for word, box in boxes]
+    line = Line([Word("Summe", (0, words[0].box[1], 20, words[0].box[3]), 90.0), *words])
+    line.words[0].box = (-400, line.words[0].box[1], 300, line.words[0].box[3])  # far left: no neighbour
+    assert engine.reread_signs(img, [line], 1.0) == 1
+    assert line.words[-1].text == sign
+    fields = as_values(extract(Page(lines=[line], width=img.width, height=img.height, engine="test")))
+    assert fields["currency"] == currency
+
+
+def test_a_number_beside_an_amount_stays_a_number():
+    img, boxes = drawn("1 860,80 EUR", "dejavu/DejaVuSans.ttf")
+    line = Line([Word(word, box, 90.0) for word, box in boxes])
+    assert engine.reread_signs(img, [line], 1.0) == 0
+    assert [w.text for w in line.words] == ["1", "860,80", "EUR"]
 
 
 # The job -----------------------------------------------------------------------------------------------------------
@@ -252,3 +324,37 @@ def test_a_french_total_read_without_its_accent_is_still_the_total():
     fields = as_values(extract(page("Atelier Couture Diallo", "Facture n° 2025/47896", "Sous-total 1 828,29 €",
                                     "TVA 18% 329,09 €", "Net a payer 2 157,38 €")))
     assert (fields["amount"], fields["invoice_number"]) == ("2157.38", "2025/47896")
+
+
+def test_a_misread_number_sign_after_an_invoice_label_sends_the_search_to_the_same_row():
+    # "ანგარიში №" read as "ანგარიში Ne", its number in the other column, a line of its own
+    fields = as_values(extract(page("შპს ხელსაწყოები", "ანგარიში Ne", "ინვოისი M")))
+    assert "invoice_number" not in fields
+    lines = [Line([Word("ანგარიში", (100, 330, 140, 38), 93), Word("Ne", (260, 332, 30, 25), 96)]),
+             Line([Word("2024/60997", (880, 306, 190, 32), 92)])]
+    assert as_values(extract(Page(lines=lines, width=1200, height=800, engine="test")))["invoice_number"] == (
+        "2024/60997")
+
+
+def test_rows_are_followed_at_the_slant_of_the_photo():
+    # every row drops 5 px per 100 px to the right: the total's label is level with the lower amount
+    def row(y, *words):
+        return Line([Word(text, (x, y + x // 20, 20 * len(text), 30), 95.0) for x, text in words])
+
+    lines = [row(100, (100, "Tel."), (200, "+995"), (300, "32"), (400, "245")),
+             row(200, (100, "Drill"), (200, "1"), (300, "pcs")),
+             row(300, (100, "Subtotal")), row(325, (100, "TOTAL")),
+             Line([Word("153.85", (900, 300 + 45, 120, 30), 95.0)]),
+             Line([Word("1008.56", (900, 325 + 45, 140, 30), 95.0)])]
+    assert slope(lines) == pytest.approx(0.05, abs=0.005)
+    assert as_values(extract(Page(lines=lines, width=1200, height=800, engine="test")))["amount"] == "1008.56"
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("دد.ع", "IQD"), ("دا.ج", "DZD"), ("ل س", "SYP"), ("المجموع 1 د.ع", "IQD")])
+def test_an_arabic_currency_abbreviation_misread_a_little_is_still_the_currency(text, code):
+    assert [c for c, _s, _e in currencies_in(text)] == [code]
+
+
+def test_arabic_words_like_an_abbreviation_are_no_currency():
+    assert currencies_in("دعم مدع ددع") == []

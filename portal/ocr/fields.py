@@ -12,8 +12,11 @@ code. Rules, in short:
 - date: day-month-year with . / - (the order of the receipts' countries), year-month-day, month names in
   en/de/fr/ru/ar, Arabic-Indic digits; the one on a line labelled as the date first;
 - total: the amount on the last line labelled total (not subtotal), else the largest amount;
-- currency: ISO codes, symbols and local abbreviations; the one on the total's line first, else the most
-  frequent.
+- currency: ISO codes, symbols and local abbreviations (an Arabic one also with its dot lost or its first
+  letter doubled, as Tesseract reads them); the one on the total's line first, else the most frequent.
+
+A label's value in another column of the same row is found along the page's slant (`slope`: a photo taken
+at a slant lifts one end of a row).
 """
 
 from __future__ import annotations
@@ -67,6 +70,12 @@ for _code, _signs in CURRENCY_SIGNS.items():
     for _sign in _signs:
         if len(_sign) == 1 and not _sign.isalpha():
             pattern = re.escape(_sign)
+        elif re.fullmatch("[\u0621-\u064a]\\.[\u0621-\u064a]", _sign):
+            # an Arabic abbreviation (د.ع) as Tesseract reads it: its dot lost, or its first letter doubled
+            # (or an alef after it) before the dot
+            first, last = _sign[0], _sign[2]
+            pattern = (f"(?<![^\\W\\d_.])(?:{first}\\s?{last}|{first}[{first}ا]?\\s?\\.\\s?{last})"
+                       "(?![^\\W\\d_]|\\.)")
         else:
             pattern = r"(?<![^\W\d_])" + re.escape(_sign).replace(r"\ ", r"\s?") + r"(?![^\W\d_])"
         _SIGN_RE.append((re.compile(pattern, re.IGNORECASE if _sign.isascii() and len(_sign) > 2 else 0), _code))
@@ -279,7 +288,8 @@ def _invoice_number(lines: list[Line]) -> dict | None:
                     token, start, end = found
                     candidates.append((0, i, token, line, start, end))
                     break
-            if strong and not text[m.end():].strip():  # in another column of the same row
+            # in another column of the same row (after the label at most a misread № such as "Ne", "M")
+            if strong and _number_token(text[m.end():]) is None and len(text[m.end():].strip()) <= 3:
                 for j in _same_row(lines, i):
                     other = lines[j].text
                     if INVOICE_RE.search(other) or DATE_LABEL_RE.search(other):
@@ -384,18 +394,39 @@ def _total(lines: list[Line], places: int | None) -> dict | None:
     return _field(str(value), line, i, start, end)
 
 
+def slope(lines: list[Line]) -> float:
+    """How far a row of the page drops per pixel to the right (a photo taken at a slant): the median over
+    the lines of three words or more of the straight line through their words' middles."""
+    slopes = []
+    for line in lines:
+        points = [(w.box[0] + w.box[2] / 2, w.box[1] + w.box[3] / 2) for w in line.words if w.box]
+        if len(points) < 3:
+            continue
+        mx, my = sum(x for x, _y in points) / len(points), sum(y for _x, y in points) / len(points)
+        spread = sum((x - mx) ** 2 for x, _y in points)
+        if spread:
+            slopes.append(sum((x - mx) * (y - my) for x, y in points) / spread)
+    if not slopes:
+        return 0.0
+    return max(-0.1, min(0.1, sorted(slopes)[len(slopes) // 2]))
+
+
 def _same_row(lines: list[Line], i: int) -> list[int]:
-    """The other lines whose words sit on the same row of the page as line i's."""
+    """The other lines whose words sit on the same row of the page as line i's (the row followed at the
+    page's slant: a photo taken at a slant lifts one end of a row)."""
     box = union(w.box for w in lines[i].words)
     if box is None or not box[3]:
         return []
-    middle = box[1] + box[3] / 2
+    drop = slope(lines)
+    centre, middle = box[0] + box[2] / 2, box[1] + box[3] / 2
     rows = []
     for j, line in enumerate(lines):
         other = union(w.box for w in line.words)
-        # a photo taken at a slant lifts one end of a row: up to a line's height apart is the same row
-        distance = abs(other[1] + other[3] / 2 - middle) if other is not None else None
-        if j != i and distance is not None and distance <= box[3] * 1.0:
+        if j == i or other is None:
+            continue
+        expected = middle + drop * (other[0] + other[2] / 2 - centre)
+        distance = abs(other[1] + other[3] / 2 - expected)
+        if distance <= box[3] * 1.0:
             rows.append((distance, j))
     return [j for _d, j in sorted(rows)]
 
