@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -104,6 +104,25 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = Session(engine(), expire_on_commit=False)
     return g.db_session
+
+
+def upsert(db: Session, find, new, values: dict, what: str) -> None:
+    """Write `values` into the row find() returns, or into new() and insert it; when another worker inserted
+    the same row at that moment (a unique key), theirs is updated instead. For jobs that may run twice."""
+    from portal.audit import utcnow
+
+    for _attempt in range(2):
+        row = find() or new()
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        db.add(row)
+        try:
+            db.commit()
+            return
+        except IntegrityError:
+            db.rollback()
+    raise RuntimeError(f"{what} not stored")
 
 
 def alembic_config(url: str):

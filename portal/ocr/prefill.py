@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from portal import db as dbm
 from portal import tasks
-from portal.audit import utcnow
 from portal.numbers import ascii_digits
 from portal.ocr import engine
 from portal.ocr.models import TextStatus, UploadText
@@ -115,23 +114,9 @@ def read_upload(db: Session, storage: Storage, upload_id: int, force: bool = Fal
         "confidence": round(page.confidence) if page else 0,
         "millis": round((time.monotonic() - started) * 1000),
     }
-    _upsert(db, upload_id, values)
+    dbm.upsert(db, lambda: result_of(db, upload_id), lambda: UploadText(upload_id=upload_id), values,
+               f"upload text of {upload_id}")
     return f"{status}: {', '.join(sorted(fields))}" if fields else str(status)
-
-
-def _upsert(db: Session, upload_id: int, values: dict) -> None:
-    for _attempt in range(2):
-        row = result_of(db, upload_id) or UploadText(upload_id=upload_id)
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-        db.add(row)
-        try:
-            db.commit()
-            return
-        except IntegrityError:  # read by another worker at the same moment: update theirs
-            db.rollback()
-    raise RuntimeError(f"upload text of {upload_id} not stored")
 
 
 def _picture(storage: Storage, key: str, content_type: str):
@@ -185,7 +170,6 @@ def _crops(storage: Storage, key: str, content_type: str, page: engine.Page, fie
 
 def read_upload_job(upload_id: int) -> str:
     """The job: read one completed receipt upload (safe to run twice: read once)."""
-    from portal import db as dbm
     from portal.storage import get_storage
 
     with Session(dbm.engine(), expire_on_commit=False) as db:

@@ -22,11 +22,10 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from portal import db as dbm
 from portal import tasks
-from portal.audit import utcnow
 from portal.ocr import engine, prefill
 from portal.ocr.fields import as_values, extract
 from portal.ocr.models import ReceiptText, TextStatus
@@ -147,20 +146,8 @@ def read_receipt(db: Session, storage: Storage, receipt_id: int, force: bool = F
 
 
 def _upsert(db: Session, receipt_id: int, values: dict) -> None:
-    for _attempt in range(2):
-        row = result_of(db, receipt_id)
-        if row is None:
-            row = ReceiptText(receipt_id=receipt_id)
-        for name, value in values.items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-        db.add(row)
-        try:
-            db.commit()
-            return
-        except IntegrityError:  # another worker read it at the same moment: update theirs
-            db.rollback()
-    raise RuntimeError(f"receipt text of {receipt_id} not stored")
+    dbm.upsert(db, lambda: result_of(db, receipt_id), lambda: ReceiptText(receipt_id=receipt_id), values,
+               f"receipt text of {receipt_id}")
 
 
 def missing(db: Session, limit: int = CATCHUP_BATCH) -> list[int]:
@@ -190,7 +177,6 @@ def missing(db: Session, limit: int = CATCHUP_BATCH) -> list[int]:
 
 def read_job(receipt_id: int) -> str:
     """The job: read one receipt's first file (safe to run twice: a receipt is read once per first file)."""
-    from portal import db as dbm
     from portal.storage import get_storage
 
     with Session(dbm.engine(), expire_on_commit=False) as db:
@@ -199,7 +185,6 @@ def read_job(receipt_id: int) -> str:
 
 def catchup_job() -> str:
     """The periodic job (every 10 minutes): read receipts whose text is missing, a batch at a time."""
-    from portal import db as dbm
     from portal.storage import get_storage
 
     storage = get_storage()
