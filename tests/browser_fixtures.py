@@ -169,6 +169,8 @@ def sign_in(page: Page, live_server: LiveServer, email: str, password: str = DEM
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(f"{live_server.url}/cases/")
+    # The URL changes before the page's deferred scripts ran: htmx would miss a change made before "load".
+    page.wait_for_load_state("load")
 
 
 # Contexts whose requests for AXE_PATH Playwright answers with node_modules/axe-core/axe.min.js.
