@@ -765,3 +765,15 @@ def recognise(stream: BinaryIO, content_type: str) -> Page | None:
     img.load()
     return recognise_image(img)
 
+
+def stored(page, started: float) -> dict:
+    """What a reading keeps of its page besides the fields: the lines with their boxes, the page size, the
+    engine, script and confidence, and the milliseconds since `started` (time.monotonic())."""
+    return {
+        "lines": [{"text": line.text, "box": list(union(w.box for w in line.words) or ())}
+                  for line in (page.lines if page else [])][:500],
+        "width": page.width if page else 0, "height": page.height if page else 0,
+        "engine": (page.engine if page else "")[:100], "script": (page.script if page else "")[:20],
+        "confidence": round(page.confidence) if page else 0,
+        "millis": round((time.monotonic() - started) * 1000),
+    }

@@ -107,12 +107,7 @@ def read_upload(db: Session, storage: Storage, upload_id: int, force: bool = Fal
             log.warning("upload %s: no pictures of the fields: %s", upload_id, exc)
     values = {
         "status": status, "text": text, "fields": fields, "crops": crops,
-        "lines": [{"text": line.text, "box": list(engine.union(w.box for w in line.words) or ())}
-                  for line in (page.lines if page else [])][:500],
-        "width": page.width if page else 0, "height": page.height if page else 0,
-        "engine": (page.engine if page else "")[:100], "script": (page.script if page else "")[:20],
-        "confidence": round(page.confidence) if page else 0,
-        "millis": round((time.monotonic() - started) * 1000),
+        **engine.stored(page, started),
     }
     dbm.upsert(db, lambda: result_of(db, upload_id), lambda: UploadText(upload_id=upload_id), values,
                f"upload text of {upload_id}")

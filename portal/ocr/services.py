@@ -133,12 +133,7 @@ def read_receipt(db: Session, storage: Storage, receipt_id: int, force: bool = F
         status = TextStatus.EMPTY
     values = {
         "file_id": row.id, "status": status, "text": text, "fields": fields,
-        "lines": [{"text": line.text, "box": list(engine.union(w.box for w in line.words) or ())}
-                  for line in (page.lines if page else [])][:500],
-        "width": page.width if page else 0, "height": page.height if page else 0,
-        "engine": (page.engine if page else "")[:100], "script": (page.script if page else "")[:20],
-        "confidence": round(page.confidence) if page else 0,
-        "millis": round((time.monotonic() - started) * 1000),
+        **engine.stored(page, started),
     }
     _upsert(db, receipt_id, values)
     found = ", ".join(f"{k}={v}" for k, v in as_values(fields).items())
