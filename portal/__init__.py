@@ -99,7 +99,7 @@ def _register_hooks(app: Flask) -> None:
     from flask_babel import lazy_gettext as _l
     from flask_login import login_url
 
-    from portal import cli, errors, forms, i18n, receipts, scanning
+    from portal import cli, errors, forms, i18n, layout, receipts, scanning
     from portal.extensions import login_manager
     from portal.security import init_security
     from portal.uploads import cli as uploads_cli
@@ -133,4 +133,16 @@ def _register_hooks(app: Flask) -> None:
         get_locale=get_locale,
         format_datetime=format_datetime,
         drafts_done=forms.drafts_done,
+        kept=layout.kept,
+        url_prefix=layout.url_prefix,
+    )
+    # The same helpers as filters, for rows in loops: `{{ c.country|country_name }}` is a plain call, while
+    # `{{ country_name(c.country) }}` goes through the template context's call machinery (~1 µs more each).
+    app.jinja_env.filters.update(
+        money=i18n.money,
+        country_name=i18n.country_name,
+        measure_title=MeasureType.title,
+        case_status_title=CaseStatus.title,
+        category_title=BudgetCategory.title,
+        format_date=i18n.format_date,
     )

@@ -233,6 +233,8 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=idle_minutes),
+        # Renewed when the session changes (at most once a minute for the idle time: auth.services.SEEN_AT_STEP).
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "REMEMBER_COOKIE_DURATION": timedelta(hours=max_hours),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: long forms keep working
         # Retention (applied by `flask --app portal privacy retention` and `… workshop purge`, run daily)

@@ -114,8 +114,17 @@ def session_expired(session, config) -> bool:
         return True
     if now - auth_at > config["SESSION_MAX_HOURS"] * 3600:
         return True
-    session["seen_at"] = now
+    if now - seen_at >= SEEN_AT_STEP:
+        session["seen_at"] = now  # the session changes, so this response renews the cookie
     return False
+
+
+# The idle time is kept to the minute: the session (and its cookie) changes at most once a minute instead of
+# on every request. A cookie written on every response is costly (signed and sent each time) and racy: an
+# answer that arrives late (an autosave sent just before a form's submission) carries the older session and
+# overwrites what the newer request put there (a flash message, a device copy to drop). SESSION_REFRESH_EACH_
+# REQUEST is off, so an unchanged session sends no cookie at all.
+SEEN_AT_STEP = 60
 
 
 def end_all_sessions(db_: Session, user: User) -> None:

@@ -170,6 +170,7 @@ def countries_select(*conditions):
 
 
 @cache
+@cache
 def _countries_statement(scoped: bool):
     return countries_select(*((Case.organisation_id == bindparam("scope_org"),) if scoped else ()))
 
