@@ -201,6 +201,20 @@ def test_idle_session_ends_after_30_minutes(client, db):
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
 
 
+def test_an_unchanged_session_sends_no_cookie_and_the_idle_time_is_renewed_each_minute(client, db):
+    """The cookie is written only when the session changes: a late answer (an autosave sent just before a
+    submission) then cannot overwrite what the newer request put into the session."""
+    client.login(make_user(db))
+    client.get("/cases/")
+    resp = client.get("/cases/")
+    assert resp.status_code == 200 and "Set-Cookie" not in resp.headers
+    _age_session(client, seen_at=61)
+    resp = client.get("/cases/")
+    assert "session=" in resp.headers.get("Set-Cookie", "")
+    with client.session_transaction() as sess:
+        assert int(__import__("time").time()) - sess["seen_at"] < 5
+
+
 def test_session_ends_after_12_hours_even_when_active(client, db):
     client.login(make_user(db))
     _age_session(client, auth_at=11 * 3600, seen_at=60)

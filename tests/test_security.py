@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from portal import create_app
@@ -114,3 +116,33 @@ def test_static_files_are_versioned_and_cached_in_production(db_url, tmp_path):
     assert client.get("/static/js/portal.js").headers["Cache-Control"] == "no-cache"
     assert client.get("/login", headers={"Accept-Encoding": "gzip"}).headers.get("Content-Encoding") in ("gzip", "br")
     app.extensions["db_engine"].dispose()
+
+
+def test_kept_layout_parts_follow_the_language_and_carry_nothing_of_the_user(app, db):
+    """layout.kept: the navigation is rendered once per language and kept; the user's name, the CSRF token
+    and the counts are written afresh for each page."""
+    from tests.factories import make_user
+    from tests.fixtures import PortalClient
+
+    app.test_client_class = PortalClient
+    pages = {}
+    for name, locale in (("Anna Example", "en"), ("Berta Beispiel", "de")):
+        c = app.test_client()
+        c.login(make_user(db, role="staff", name=name, locale=locale))
+        pages[name] = c.get("/cases/").get_data(as_text=True)
+    assert ">Visits due<" in pages["Anna Example"] and "Anna Example" in pages["Anna Example"]
+    assert ">Visits due<" not in pages["Berta Beispiel"] and "Berta Beispiel" in pages["Berta Beispiel"]
+    assert "Anna Example" not in pages["Berta Beispiel"]
+    tokens = [re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1) for page in pages.values()]
+    assert tokens[0] != tokens[1]
+
+
+def test_url_prefix_is_what_url_for_writes_before_the_id(app):
+    from flask import url_for
+
+    from portal.layout import url_prefix
+
+    with app.test_request_context("/"):
+        assert url_prefix("cases.show", "case_id") + "42" == url_for("cases.show", case_id=42)
+        with pytest.raises(ValueError):
+            url_prefix("receipts.files_part", "receipt_id")
