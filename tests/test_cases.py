@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlmodel import select
@@ -134,6 +135,36 @@ def test_case_list_filters_and_pages(client, htmx_client, db):
     htmx_client.login(staff)
     fragment = htmx_client.get(f"/cases/?organisation={org_a.id}").get_data(as_text=True)
     assert fragment.lstrip().startswith('<section id="case-list"') and "15 cases" in fragment
+
+
+def test_case_list_totals_from_the_kept_rollup_match_a_count_of_the_cases(client, db):
+    """Unfiltered, per organisation and per country the total comes from the kept roll-up (no count of every
+    case); it must say what counting says, for staff and partners, after cases move and are added."""
+    org_a, org_b = make_org(db, country="GE"), make_org(db, country="SN")
+    cases = [make_case(db, org_a if i % 3 else org_b, country="GE" if i % 2 else "SN") for i in range(9)]
+    cases[0].organisation_id, cases[1].country = org_a.id, "TN"  # moved: the roll-ups follow the change
+    db.add_all(cases[:2])
+    db.commit()
+    staff = make_user(db, role="staff")
+    client.login(staff)
+
+    def total(query: str) -> int:
+        page = client.get(f"/cases/{query}").get_data(as_text=True)
+        return int(re.search(r'<p class="count">(\d+) cases?</p>', page).group(1))
+
+    def counted(**where) -> int:
+        return sum(all(getattr(c, k) == v for k, v in where.items()) for c in cases)
+
+    assert total("") == 9
+    assert total(f"?organisation={org_a.id}") == counted(organisation_id=org_a.id)
+    assert total(f"?organisation={org_b.id}") == counted(organisation_id=org_b.id)
+    assert total("?country=TN") == 1 and total("?country=GE") == counted(country="GE")
+    assert total(f"?organisation={org_a.id}&country=SN") == counted(organisation_id=org_a.id, country="SN")
+    page = client.get("/cases/").get_data(as_text=True)
+    assert 'value="TN"' in page and 'value="SN"' in page and 'value="GE"' in page
+    client.submit("/logout")
+    client.login(make_user(db, organisation=org_b))
+    assert total("") == counted(organisation_id=org_b.id)
 
 
 def test_case_page_shows_budget_total(client, db):

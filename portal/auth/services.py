@@ -155,7 +155,9 @@ def may_sign_in(db_: Session, user: User | None) -> bool:
 @cache
 def _user_statement():
     """load_user()'s statement, built once (the values are bound parameters)."""
-    return (select(User, UserSession, Organisation.active)
+    # The session row's two columns, not a UserSession object: building and tracking an ORM object costs
+    # more than the whole statement, and the row is only checked here.
+    return (select(User, UserSession.user_id, UserSession.created_at, Organisation.active)
             .outerjoin(UserSession, (UserSession.user_id == User.id)
                        & (UserSession.token_hash == bindparam("token_hash")))
             .outerjoin(Organisation, Organisation.id == User.organisation_id)
@@ -174,13 +176,13 @@ def load_user(user_id: str) -> User | None:
     found = db_.exec(_user_statement(), params={"token_hash": _hash_token(sid), "user_id": int(uid)}).first()
     if found is None:
         return None
-    user, row, org_active = found
+    user, session_user_id, session_created_at, org_active = found
     if not user.is_active or (user.organisation_id is not None and not org_active):
         return None
     if user.session_version != int(version):
         return None
     max_age = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
-    if row is None or row.user_id != user.id or row.created_at < utcnow() - max_age:
+    if session_user_id != user.id or session_created_at < utcnow() - max_age:
         return None
     user._session_id = sid
     return user

@@ -18,6 +18,7 @@ from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import STATUS_FLOW, BudgetLine, Case, CaseStatus, CountryRule
 from portal.orgs.models import Organisation
+from portal.reports.models import BudgetRollup
 from portal.rules import RuleError
 
 CASE_FIELDS = ("country", "organisation_id", "return_date", "measure_type", "status", "notes",
@@ -122,7 +123,9 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
     count, query = _list_statements(not user.is_staff, *(name in params for name in _FILTERS))
     # Core statements on the session's connection: the list only reads, so no ORM objects are built.
     conn = db.connection()
-    total = conn.execute(count, params).scalar_one()
+    total = _kept_count(conn, user, params)
+    if total is None:
+        total = conn.execute(count, params).scalar_one()
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, f.page), pages)
     params["offset"] = (page - 1) * PER_PAGE
@@ -131,6 +134,32 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
 
 
 _FILTERS = ("like", "status", "country", "organisation_id")
+
+# The number of cases per organisation, per country and in all is kept in the dashboard's roll-up
+# (reports.models.BudgetRollup), in step with every change in the same transaction (reports.summary;
+# `reports reconcile` checks it). Counting the cases themselves reads every one of them on every page.
+_ROLLUP = BudgetRollup.__table__
+_KEPT_COUNT = select(_ROLLUP.c.cases).where(_ROLLUP.c.kind == bindparam("kind"), _ROLLUP.c.key == bindparam("key"))
+_KEPT_COUNTRIES = select(_ROLLUP.c.key).where(_ROLLUP.c.kind == "country", _ROLLUP.c.cases > 0).order_by(_ROLLUP.c.key)
+
+
+def _kept_count(conn, user: User, params: dict) -> int | None:
+    """The list's total from the roll-up where it keeps that figure: no filter, one organisation or one
+    country (a partner's list is its organisation's); None for any other filter (counted from the cases)."""
+    if "like" in params or "status" in params:
+        return None
+    if user.is_staff:
+        if "organisation_id" in params:
+            kind, key = ("org", str(params["organisation_id"])) if "country" not in params else (None, None)
+        else:
+            kind, key = ("country", params["country"]) if "country" in params else ("total", "")
+    elif user.organisation_id is not None and "country" not in params:
+        kind, key = "org", str(user.organisation_id)
+    else:
+        kind = key = None
+    if kind is None:
+        return None
+    return int(conn.execute(_KEPT_COUNT, {"kind": kind, "key": key}).scalar() or 0)
 
 
 @cache
@@ -171,12 +200,15 @@ def countries_select(*conditions):
 
 @cache
 @cache
-def _countries_statement(scoped: bool):
-    return countries_select(*((Case.organisation_id == bindparam("scope_org"),) if scoped else ()))
+def _countries_statement():
+    return countries_select(Case.organisation_id == bindparam("scope_org"))
 
 
 def case_countries(db: Session, user: User) -> list[str]:
-    rows = db.connection().execute(_countries_statement(not user.is_staff), {"scope_org": user.organisation_id})
+    """The return countries of the cases the user may see (staff: the roll-up's countries that have cases)."""
+    if user.is_staff:
+        return list(db.connection().execute(_KEPT_COUNTRIES).scalars())
+    rows = db.connection().execute(_countries_statement(), {"scope_org": user.organisation_id})
     return [country for (country,) in rows]
 
 
