@@ -15,7 +15,7 @@ from functools import lru_cache
 from flask import url_for
 from flask_babel import get_timezone, ngettext
 from flask_babel import gettext as _
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from portal.i18n import country_name, format_date, locale_name, money
 from portal.receipts import previews
@@ -249,3 +249,17 @@ def _amount(amount_minor: int, currency: str) -> str:
     from portal.i18n import amount
 
     return amount(from_minor(amount_minor, currency), currency)
+
+
+def select_field(f) -> Markup | None:
+    """A filter's <select> with its label, as the form macro field() writes one without errors or hint
+    (templates/_macros/forms.html), built in one go instead of through WTForms' widget option by option;
+    None for any other field, which the template leaves to the macro."""
+    if f.errors or f.description or f.type != "SelectField":
+        return None
+    current = f.data
+    options = "".join(f'<option selected value="{escape(value)}">{escape(label or value)}</option>'
+                      if value == current else f'<option value="{escape(value)}">{escape(label or value)}</option>'
+                      for value, label in f.choices)
+    return Markup(f'<div class="field ">\n    <label for="{escape(f.id)}">{escape(f.label.text)}</label>\n'  # noqa: S704
+                  f'    <select id="{escape(f.id)}" name="{escape(f.name)}">{options}</select>\n</div>\n')

@@ -171,7 +171,8 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     shown = page.shown_items(result.items, args, current_user.id, utcnow(), receipt_decisions.four_eyes_cents())
     return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result, shown=shown,
                   counts=_counts(), t=page.labels(), args=args, message=message, problems=problems or {},
-                  typed=typed or {}, focus=focus, swap=is_swap(), results=results or [])
+                  typed=typed or {}, focus=focus, swap=is_swap(), results=results or [],
+                  select_field=page.select_field)
 
 
 @bp.get("/")
