@@ -421,10 +421,42 @@ def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
     return conditions
 
 
+_BUILT: dict[tuple, tuple] = {}
+
+
+def _built(source: str, f: QueueFilter, cursor, dialect: str, build, *extra) -> tuple:
+    """A source's (statement, sort keys), from `build()`; for the first page of the unfiltered queue (in any
+    order, of any type: the desk as it opens) built once and kept, since then it depends on nothing but
+    those and `extra` (the viewer). Statements are immutable; only the construction is saved, never data."""
+    if cursor is not None or not _only_sorted(f):
+        return build()
+    key = (source, f.sort, f.type, dialect, *extra)
+    found = _BUILT.get(key)
+    if found is None:
+        if len(_BUILT) > 512:  # viewers come and go: never more than a few hundred kept
+            _BUILT.clear()
+        found = _BUILT[key] = build()
+    return found
+
+
 def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     """Receipts waiting for a decision (new, corrected, or for a second approval), from the status index."""
     if f.type not in ("", NEW, CORRECTED, SECOND) or f.status not in ("", "submitted"):
         return []
+    query, keys = _built("waiting", f, cursor, dialect, lambda: _waiting_query(f, now, cursor, limit, dialect))
+    n, m = len(RECEIPT_COLUMNS), len(RECEIPT_COLUMNS) + len(CASE_COLUMNS)
+    items = []
+    for row in db.exec(query).all():
+        receipt = ReceiptFacts(*row[:n])
+        first_id = row[m + 1]
+        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
+        items.append(QueueItem(kind, receipt.updated_at, CaseFacts(*row[n:m]), row[m], receipt=receipt,
+                               first_approver_id=first_id, new_supplier=bool(row[m + 2]),
+                               sort_key=_key_values(keys, row[m + 3:])))
+    return items
+
+
+def _waiting_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     first = _first_approver()
     conditions = [Receipt.status == ReceiptStatus.SUBMITTED, *_receipt_conditions(f, dialect)]
     conditions += {"": [], NEW: [Receipt.revision == 1, first.is_(None)],
@@ -438,16 +470,7 @@ def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: in
                     _new_supplier().label("new_supplier"), *_select_keys(keys))
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
-    n, m = len(RECEIPT_COLUMNS), len(RECEIPT_COLUMNS) + len(CASE_COLUMNS)
-    items = []
-    for row in db.exec(_paged(query, keys, cursor, limit)).all():
-        receipt = ReceiptFacts(*row[:n])
-        first_id = row[m + 1]
-        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
-        items.append(QueueItem(kind, receipt.updated_at, CaseFacts(*row[n:m]), row[m], receipt=receipt,
-                               first_approver_id=first_id, new_supplier=bool(row[m + 2]),
-                               sort_key=_key_values(keys, row[m + 3:])))
-    return items
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str,
@@ -456,6 +479,17 @@ def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int
     whether the viewer uploaded or approved it (then someone else must check it)."""
     if f.type not in ("", SAMPLE) or f.status not in ("", "approved"):
         return []
+    query, keys = _built("sample", f, cursor, dialect,
+                         lambda: _sample_query(f, now, cursor, limit, dialect, viewer_id), viewer_id)
+    n = 2 + len(RECEIPT_COLUMNS)
+    m = n + len(CASE_COLUMNS)
+    return [QueueItem(SAMPLE, row[1], CaseFacts(*row[n:m]), row[m], receipt=ReceiptFacts(*row[2:n]),
+                      sample=SampleFacts(row[0]), new_supplier=bool(row[m + 1]), conflict=row[m + 2] or "",
+                      sort_key=_key_values(keys, row[m + 3:]))
+            for row in db.exec(query).all()]
+
+
+def _sample_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str, viewer_id: int | None):
     conditions = [SampleItem.checked_at.is_(None), *_receipt_conditions(f, dialect)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
@@ -469,17 +503,23 @@ def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int
              .join(Receipt, Receipt.id == SampleItem.receipt_id)
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
-    n = 2 + len(RECEIPT_COLUMNS)
-    m = n + len(CASE_COLUMNS)
-    return [QueueItem(SAMPLE, row[1], CaseFacts(*row[n:m]), row[m], receipt=ReceiptFacts(*row[2:n]),
-                      sample=SampleFacts(row[0]), new_supplier=bool(row[m + 1]), conflict=row[m + 2] or "",
-                      sort_key=_key_values(keys, row[m + 3:]))
-            for row in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered or f.q:
         return []
+    query, keys = _built("visit", f, cursor, dialect, lambda: _visit_query(f, now, cursor, limit, dialect))
+    n = 4 + len(FLAGS)
+    m = n + len(CASE_COLUMNS)
+    return [QueueItem(VISIT, row[2], CaseFacts(*row[n:m]), row[m],
+                      visit=VisitFacts(row[0], row[1], row[2], row[3],
+                                       [name for name, on in zip(FLAGS, row[4:n], strict=True) if on]),
+                      sort_key=_key_values(keys, row[m + 1:]))
+            for row in db.exec(query).all()]
+
+
+def _visit_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
@@ -491,13 +531,7 @@ def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int,
                     Organisation.name, *_select_keys(keys))
              .join(Case, Case.id == Visit.case_id)
              .join(Organisation, Organisation.id == Case.organisation_id).where(*conditions))
-    n = 4 + len(FLAGS)
-    m = n + len(CASE_COLUMNS)
-    return [QueueItem(VISIT, row[2], CaseFacts(*row[n:m]), row[m],
-                      visit=VisitFacts(row[0], row[1], row[2], row[3],
-                                       [name for name, on in zip(FLAGS, row[4:n], strict=True) if on]),
-                      sort_key=_key_values(keys, row[m + 1:]))
-            for row in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int, cursor, limit: int,
@@ -507,6 +541,16 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
     if not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
             or f.amount_filtered or f.organisation_id or f.case or f.q:
         return []
+    query, keys = _built("registration", f, cursor, dialect,
+                         lambda: _registration_query(f, now, cursor, limit, dialect))
+    return [QueueItem(REGISTRATION, created_at, None, organisation,
+                      extra={"id": reg_id, "workshop_id": workshop_id, "workshop": title, "name": name,
+                             "country": country, "role": role}, sort_key=_key_values(keys, tail))
+            for reg_id, workshop_id, name, country, role, organisation, created_at, title, *tail
+            in db.exec(query).all()]
+
+
+def _registration_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
         conditions.append(Registration.country == f.country[:2].upper())
@@ -519,11 +563,7 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
                     Registration.role, Registration.organisation, Registration.created_at, Workshop.title,
                     *_select_keys(keys))
              .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions))
-    return [QueueItem(REGISTRATION, created_at, None, organisation,
-                      extra={"id": reg_id, "workshop_id": workshop_id, "workshop": title, "name": name,
-                             "country": country, "role": role}, sort_key=_key_values(keys, tail))
-            for reg_id, workshop_id, name, country, role, organisation, created_at, title, *tail
-            in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _merge_key(sort: str):
