@@ -147,6 +147,9 @@ class Shown:
     blocked: str = ""  # why the viewer may not approve it
     first_of_two: bool = False
     conflict: str = ""
+    position: int = 0  # the item's place on the page (sent with a decision: focus stays there)
+    problem: str = ""  # why the decision just sent on this item was not recorded
+    typed: str = ""  # the comment sent with it, kept
 
 
 def _local_date(moment: datetime, tz) -> date:
@@ -157,7 +160,7 @@ def _local_date(moment: datetime, tz) -> date:
 
 
 def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id: int, now: datetime,
-                four_eyes_cents: int) -> list[Shown]:
+                four_eyes_cents: int, problems: dict[str, str], typed: dict[str, str]) -> list[Shown]:
     t = labels()
     tz = get_timezone()
     receipt_url = _pattern("receipts.show", receipt_id=None)
@@ -170,21 +173,39 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
     preview_url = _pattern("receipts.preview", receipt_id=None, file_id=_MARK - 1)
     preview_head, preview_mid = preview_url[0], preview_url[1].partition(str(_MARK - 1))
     waiting_texts: dict[int, str] = {}
+    # The same days and countries come back item after item: each written once per page.
+    dates: dict[date, str] = {}
+    countries: dict[str, str] = {}
+
+    def day(value: date) -> str:
+        text = dates.get(value)
+        if text is None:
+            text = dates[value] = format_date(value)
+        return text
+
+    def country(code: str) -> str:
+        name = countries.get(code)
+        if name is None:
+            name = countries[code] = country_name(code)
+        return name
+
     out = []
-    for item in items:
+    for position, item in enumerate(items):
         r, case, key = item.receipt, item.case, item.key
         days = item.age_days(now)
         waiting = waiting_texts.get(days)
         if waiting is None:  # as Jinja's ngettext(): the translation marked safe
             waiting = waiting_texts[days] = Markup(ngettext("%(num)d day", "%(num)d days", days))  # noqa: S704
         s = Shown(item, key, t.types[item.type], "", "",
-                  waiting=waiting + " (" + format_date(_local_date(item.since, tz)) + ")")
+                  waiting=waiting + " (" + day(_local_date(item.since, tz)) + ")", position=position)
+        if problems:
+            s.problem, s.typed = problems.get(key, ""), typed.get(key, "")
         if case is not None:
             s.case_url = f"{case_url[0]}{case.id}{case_url[1]}"
             s.case_ref = case.reference
-            s.country = country_name(case.country)
+            s.country = country(case.country)
         elif item.type == services.REGISTRATION:
-            s.country = country_name(item.extra["country"])
+            s.country = country(item.extra["country"])
         if r is not None:
             ref = s.ref = s.title = r.reference
             s.title_url = f"{receipt_url[0]}{r.id}{receipt_url[1]}"
@@ -202,17 +223,17 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
             if line is not None:
                 s.line = Line(money(line.planned_cents), money(line.submitted_cents), money(line.approved_cents),
                               money(line.remaining_cents), line.remaining_cents < 0)
-            s.supplier, s.invoice_number, s.invoice_date = r.supplier, r.invoice_number, format_date(r.invoice_date)
+            s.supplier, s.invoice_number, s.invoice_date = r.supplier, r.invoice_number, day(r.invoice_date)
             s.amount = _amount(r.amount_minor, r.currency)
             if r.currency != "EUR":
                 s.amount += " = " + money(r.eur_cents)
             s.warnings = [t.warnings[w] for w in item.warnings]
             if item.handover is not None and item.handover.missing:
                 s.handover_missing = item.handover.label
-                s.handover_due = t.handover_due % {"date": format_date(item.handover.due_on)}
+                s.handover_due = t.handover_due % {"date": day(item.handover.due_on)}
         elif item.visit is not None:
             s.title_url = f"{visit_url[0]}{item.visit.id}{visit_url[1]}"
-            s.title = t.visit_of % {"date": format_date(item.visit.visit_date)}
+            s.title = t.visit_of % {"date": day(item.visit.visit_date)}
         else:
             s.title_url = url_for("workshop.registration", workshop_id=item.extra["workshop_id"],
                                   registration_id=item.extra["id"])

@@ -168,7 +168,8 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     if focus is not None and result.items:
         focus = min(focus, len(result.items) - 1)
     args = filter_args()
-    shown = page.shown_items(result.items, args, current_user.id, utcnow(), receipt_decisions.four_eyes_cents())
+    shown = page.shown_items(result.items, args, current_user.id, utcnow(), receipt_decisions.four_eyes_cents(),
+                             problems or {}, typed or {})
     return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result, shown=shown,
                   counts=_counts(), t=page.labels(), args=args, message=message, problems=problems or {},
                   typed=typed or {}, focus=focus, swap=is_swap(), results=results or [],
