@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -42,19 +43,19 @@ from sqlmodel import Session, func, select
 from portal import audit
 from portal.audit import utcnow
 from portal.auth.models import User
-from portal.cases.models import Case
+from portal.cases.models import BudgetLine, Case
 from portal.cases.services import countries_select
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
-from portal.receipts import errors, handover, neardup, previews
+from portal.receipts import errors, handover, neardup
 from portal.receipts import search as receipt_search
-from portal.receipts.handover import HandoverState
-from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile, ReceiptMatch, ReceiptStatus
+from portal.receipts.handover import Handover, HandoverExemption, HandoverReceipt, HandoverState
+from portal.receipts.models import COUNTED, FileKind, Receipt, ReceiptEvent, ReceiptFile, ReceiptMatch, ReceiptStatus
 from portal.review.models import SampleDraw, SampleItem, SampleOutcome
 from portal.rules import RuleError
 from portal.visits.followup import flagged_condition
-from portal.visits.models import Visit
+from portal.visits.models import FLAGS, Visit
 from portal.workshop.models import Registration, RegStatus, Workshop
 
 PER_PAGE = 25
@@ -97,16 +98,85 @@ class QueueFilter:
 
 
 # Queue items ------------------------------------------------------------------------------------
+#
+# The desk only reads: each item is built from the columns it shows (Core rows, no ORM objects).
 
-@dataclass
+@dataclass(slots=True)
+class ReceiptFacts:
+    """What the desk shows and decides on of a receipt (the columns of RECEIPT_COLUMNS, in that order)."""
+
+    id: int
+    revision: int
+    version: int
+    supplier: str
+    invoice_number: str
+    invoice_date: date
+    amount_minor: int
+    currency: str
+    eur_cents: int | None
+    uploaded_by_id: int | None
+    budget_line_id: int | None
+    status: str
+    duplicate_suspected: bool
+    over_budget: bool
+    outside_period: bool
+    rate_missing: bool
+    updated_at: datetime
+
+    @property
+    def reference(self) -> str:
+        return f"R-{self.id:05d}"
+
+
+RECEIPT_COLUMNS = (Receipt.id, Receipt.revision, Receipt.version, Receipt.supplier, Receipt.invoice_number,
+                   Receipt.invoice_date, Receipt.amount_minor, Receipt.currency, Receipt.eur_cents,
+                   Receipt.uploaded_by_id, Receipt.budget_line_id, Receipt.status, Receipt.duplicate_suspected,
+                   Receipt.over_budget, Receipt.outside_period, Receipt.rate_missing, Receipt.updated_at)
+
+
+@dataclass(slots=True)
+class CaseFacts:
+    id: int
+    reference: str
+    country: str
+    organisation_id: int
+
+
+CASE_COLUMNS = (Case.id, Case.reference, Case.country, Case.organisation_id)
+
+
+@dataclass(slots=True)
+class VisitFacts:
+    id: int
+    visit_date: date
+    created_at: datetime
+    flag_details: str | None
+    flags: list[str]
+
+
+@dataclass(slots=True)
+class FileFacts:
+    """A receipt's first file, for its preview (portal.receipts.previews.has_preview reads these)."""
+
+    id: int
+    content_type: str
+    scan_status: str
+
+
+@dataclass(slots=True)
+class SampleFacts:
+    id: int
+
+
+@dataclass(slots=True)
 class QueueItem:
     type: str
     since: datetime
-    case: Case
+    case: CaseFacts | None
     organisation: str
-    receipt: Receipt | None = None
-    visit: Visit | None = None
-    sample: SampleItem | None = None
+    receipt: ReceiptFacts | None = None
+    visit: VisitFacts | None = None
+    sample: SampleFacts | None = None
     first_approver_id: int | None = None
     new_supplier: bool = False
     # For workshop registrations: what the item shows and links to.
@@ -115,9 +185,10 @@ class QueueItem:
     line: receipt_budget.LineSummary | None = None  # the receipt's budget line, beside the decision
     # For a sample check: "uploader" or "approver" when the viewer handled the receipt and may not check it.
     conflict: str = ""
-    file: ReceiptFile | None = None  # the receipt's first file, for its preview
+    file: FileFacts | None = None  # the receipt's first file, for its preview
     near: list[neardup.Match] = field(default_factory=list)  # receipts it looks like (add_details)
     handover: HandoverState | None = None  # the receipt's handover: confirmed, missing, …
+    has_match: bool = False  # a near-duplicate is recorded (add_details)
 
     @property
     def key(self) -> str:
@@ -350,10 +421,42 @@ def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
     return conditions
 
 
+_BUILT: dict[tuple, tuple] = {}
+
+
+def _built(source: str, f: QueueFilter, cursor, dialect: str, build, *extra) -> tuple:
+    """A source's (statement, sort keys), from `build()`; for the first page of the unfiltered queue (in any
+    order, of any type: the desk as it opens) built once and kept, since then it depends on nothing but
+    those and `extra` (the viewer). Statements are immutable; only the construction is saved, never data."""
+    if cursor is not None or not _only_sorted(f):
+        return build()
+    key = (source, f.sort, f.type, dialect, *extra)
+    found = _BUILT.get(key)
+    if found is None:
+        if len(_BUILT) > 512:  # viewers come and go: never more than a few hundred kept
+            _BUILT.clear()
+        found = _BUILT[key] = build()
+    return found
+
+
 def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     """Receipts waiting for a decision (new, corrected, or for a second approval), from the status index."""
     if f.type not in ("", NEW, CORRECTED, SECOND) or f.status not in ("", "submitted"):
         return []
+    query, keys = _built("waiting", f, cursor, dialect, lambda: _waiting_query(f, now, cursor, limit, dialect))
+    n, m = len(RECEIPT_COLUMNS), len(RECEIPT_COLUMNS) + len(CASE_COLUMNS)
+    items = []
+    for row in db.exec(query).all():
+        receipt = ReceiptFacts(*row[:n])
+        first_id = row[m + 1]
+        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
+        items.append(QueueItem(kind, receipt.updated_at, CaseFacts(*row[n:m]), row[m], receipt=receipt,
+                               first_approver_id=first_id, new_supplier=bool(row[m + 2]),
+                               sort_key=_key_values(keys, row[m + 3:])))
+    return items
+
+
+def _waiting_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     first = _first_approver()
     conditions = [Receipt.status == ReceiptStatus.SUBMITTED, *_receipt_conditions(f, dialect)]
     conditions += {"": [], NEW: [Receipt.revision == 1, first.is_(None)],
@@ -363,16 +466,11 @@ def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: in
         conditions.append(Receipt.updated_at <= cutoff)
     keys = _keys(f.sort, dialect, Receipt.updated_at, RANK_WAITING, Receipt.id, Case.reference, Organisation.name,
                  Receipt.eur_cents)
-    query = (select(Receipt, Case, Organisation.name, first.label("first"), _new_supplier().label("new_supplier"),
-                    *_select_keys(keys))
+    query = (select(*RECEIPT_COLUMNS, *CASE_COLUMNS, Organisation.name, first.label("first"),
+                    _new_supplier().label("new_supplier"), *_select_keys(keys))
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
-    items = []
-    for receipt, case_, org, first_id, is_new, *tail in db.exec(_paged(query, keys, cursor, limit)).all():
-        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
-        items.append(QueueItem(kind, receipt.updated_at, case_, org, receipt=receipt, first_approver_id=first_id,
-                               new_supplier=bool(is_new), sort_key=_key_values(keys, tail)))
-    return items
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str,
@@ -381,38 +479,59 @@ def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int
     whether the viewer uploaded or approved it (then someone else must check it)."""
     if f.type not in ("", SAMPLE) or f.status not in ("", "approved"):
         return []
+    query, keys = _built("sample", f, cursor, dialect,
+                         lambda: _sample_query(f, now, cursor, limit, dialect, viewer_id), viewer_id)
+    n = 2 + len(RECEIPT_COLUMNS)
+    m = n + len(CASE_COLUMNS)
+    return [QueueItem(SAMPLE, row[1], CaseFacts(*row[n:m]), row[m], receipt=ReceiptFacts(*row[2:n]),
+                      sample=SampleFacts(row[0]), new_supplier=bool(row[m + 1]), conflict=row[m + 2] or "",
+                      sort_key=_key_values(keys, row[m + 3:]))
+            for row in db.exec(query).all()]
+
+
+def _sample_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str, viewer_id: int | None):
     conditions = [SampleItem.checked_at.is_(None), *_receipt_conditions(f, dialect)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(SampleDraw.created_at <= cutoff)
     keys = _keys(f.sort, dialect, SampleDraw.created_at, RANK_SAMPLE, SampleItem.id, Case.reference,
                  Organisation.name, Receipt.eur_cents)
-    query = (select(SampleItem, SampleDraw.created_at, Receipt, Case, Organisation.name,
+    query = (select(SampleItem.id, SampleDraw.created_at, *RECEIPT_COLUMNS, *CASE_COLUMNS, Organisation.name,
                     _new_supplier().label("new_supplier"), involvement(viewer_id).label("conflict"),
                     *_select_keys(keys))
              .join(SampleDraw, SampleDraw.id == SampleItem.draw_id)
              .join(Receipt, Receipt.id == SampleItem.receipt_id)
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
-    return [QueueItem(SAMPLE, drawn_at, case_, org, receipt=receipt, sample=sample, new_supplier=bool(is_new),
-                      conflict=conflict or "", sort_key=_key_values(keys, tail))
-            for sample, drawn_at, receipt, case_, org, is_new, conflict, *tail
-            in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered or f.q:
         return []
+    query, keys = _built("visit", f, cursor, dialect, lambda: _visit_query(f, now, cursor, limit, dialect))
+    n = 4 + len(FLAGS)
+    m = n + len(CASE_COLUMNS)
+    return [QueueItem(VISIT, row[2], CaseFacts(*row[n:m]), row[m],
+                      visit=VisitFacts(row[0], row[1], row[2], row[3],
+                                       [name for name, on in zip(FLAGS, row[4:n], strict=True) if on]),
+                      sort_key=_key_values(keys, row[m + 1:]))
+            for row in db.exec(query).all()]
+
+
+def _visit_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
         conditions.append(Visit.created_at <= cutoff)
     keys = _keys(f.sort, dialect, Visit.created_at, RANK_VISIT, Visit.id, Case.reference, Organisation.name,
                  has_eur=False)
-    query = (select(Visit, Case, Organisation.name, *_select_keys(keys)).join(Case, Case.id == Visit.case_id)
+    flags = [getattr(Visit, name) for name in FLAGS]
+    query = (select(Visit.id, Visit.visit_date, Visit.created_at, Visit.flag_details, *flags, *CASE_COLUMNS,
+                    Organisation.name, *_select_keys(keys))
+             .join(Case, Case.id == Visit.case_id)
              .join(Organisation, Organisation.id == Case.organisation_id).where(*conditions))
-    return [QueueItem(VISIT, v.created_at, c, o, visit=v, sort_key=_key_values(keys, tail))
-            for v, c, o, *tail in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int, cursor, limit: int,
@@ -422,6 +541,16 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
     if not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
             or f.amount_filtered or f.organisation_id or f.case or f.q:
         return []
+    query, keys = _built("registration", f, cursor, dialect,
+                         lambda: _registration_query(f, now, cursor, limit, dialect))
+    return [QueueItem(REGISTRATION, created_at, None, organisation,
+                      extra={"id": reg_id, "workshop_id": workshop_id, "workshop": title, "name": name,
+                             "country": country, "role": role}, sort_key=_key_values(keys, tail))
+            for reg_id, workshop_id, name, country, role, organisation, created_at, title, *tail
+            in db.exec(query).all()]
+
+
+def _registration_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
         conditions.append(Registration.country == f.country[:2].upper())
@@ -430,12 +559,11 @@ def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int
         conditions.append(Registration.created_at <= cutoff)
     keys = _keys(f.sort, dialect, Registration.created_at, RANK_REGISTRATION, Registration.id, None,
                  Registration.organisation, has_eur=False)
-    query = (select(Registration, Workshop.title, *_select_keys(keys))
+    query = (select(Registration.id, Registration.workshop_id, Registration.name, Registration.country,
+                    Registration.role, Registration.organisation, Registration.created_at, Workshop.title,
+                    *_select_keys(keys))
              .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions))
-    return [QueueItem(REGISTRATION, reg.created_at, None, reg.organisation,  # type: ignore[arg-type]
-                      extra={"id": reg.id, "workshop_id": reg.workshop_id, "workshop": title, "name": reg.name,
-                             "country": reg.country, "role": reg.role}, sort_key=_key_values(keys, tail))
-            for reg, title, *tail in db.exec(_paged(query, keys, cursor, limit)).all()]
+    return _paged(query, keys, cursor, limit), keys
 
 
 def _merge_key(sort: str):
@@ -477,21 +605,61 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
     return QueuePage(items, total, encode_cursor(items[-1].sort_key) if more else None, cursor is not None)
 
 
+@cache
+def _details_statement():
+    """add_details()'s statement, built once: per receipt of the page its budget line's figures (planned;
+    submitted, not rejected; approved), its first file, its handover and exemption, and whether a
+    near-duplicate is recorded."""
+    other = aliased(Receipt)
+
+    def line_sum(condition):
+        return (select(func.coalesce(func.sum(other.eur_cents).filter(condition), 0))
+                .where(other.budget_line_id == Receipt.budget_line_id).correlate(Receipt).scalar_subquery())
+
+    first_file = (select(func.min(ReceiptFile.id))
+                  .where(ReceiptFile.receipt_id == Receipt.id, ReceiptFile.confirmed.is_(True),
+                         ReceiptFile.kind == FileKind.RECEIPT).correlate(Receipt).scalar_subquery())
+    return (select(Receipt.id, BudgetLine.planned_cents, line_sum(other.status.in_(COUNTED)),
+                   line_sum(other.status == ReceiptStatus.APPROVED), ReceiptFile.id, ReceiptFile.content_type,
+                   ReceiptFile.scan_status, Handover.handed_over_on, HandoverExemption.reason, _has_match())
+            .outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
+            .outerjoin(ReceiptFile, ReceiptFile.id == first_file)
+            .outerjoin(HandoverReceipt, HandoverReceipt.receipt_id == Receipt.id)
+            .outerjoin(Handover, Handover.id == HandoverReceipt.handover_id)
+            .outerjoin(HandoverExemption, HandoverExemption.receipt_id == Receipt.id)
+            .where(Receipt.id.in_(bindparam("ids", expanding=True))))
+
+
 def add_details(db: Session, items: list[QueueItem]) -> None:
-    """Each receipt's budget line figures, first file, near-duplicates and handover
-    state, a few statements for the whole
-    page (the desk is staff's: every match is shown, another organisation's as a warning)."""
-    shown = [item for item in items if item.receipt is not None]
-    lines = receipt_budget.line_summaries(db, [item.receipt.budget_line_id for item in shown])
-    files = previews.first_files(db, [item.receipt.id for item in shown])
-    handovers = handover.states_of(db, [item.receipt for item in shown])
-    near = neardup.matches_of(db, [item.receipt.id for item in shown])
-    for item in shown:
-        item.line = lines.get(item.receipt.budget_line_id)
-        item.file = files.get(item.receipt.id)
-        item.near = [neardup.Match(other, case, reasons, organisation, case.organisation_id == item.case.organisation_id)
-                     for other, case, organisation, reasons in near.get(item.receipt.id, [])]
-        item.handover = handovers.get(item.receipt.id)
+    """Each receipt's budget line figures, first file, handover state and near-duplicates: one statement
+    for the whole page, and one more only when a receipt of the page has a recorded near-duplicate (the
+    desk is staff's: every match is shown, another organisation's as a warning)."""
+    shown: dict[int, list[QueueItem]] = {}
+    for item in items:
+        if item.receipt is not None:
+            shown.setdefault(item.receipt.id, []).append(item)
+    if not shown:
+        return
+    on, days = handover.today(), handover.due_days()
+    matched = []
+    for (receipt_id, planned, submitted, approved, file_id, content_type, scan_status, handed_over_on, reason,
+         has_match) in db.exec(_details_statement(), params={"ids": sorted(shown)}):
+        for item in shown[receipt_id]:
+            if planned is not None:
+                item.line = receipt_budget.LineSummary(int(planned), int(submitted), int(approved))
+            if file_id is not None:
+                item.file = FileFacts(file_id, content_type, scan_status)
+            item.handover = handover.state(item.receipt, handed_over_on, reason, on, days)
+            item.has_match = bool(has_match)
+        if has_match:
+            matched.append(receipt_id)
+    if matched:
+        near = neardup.matches_of(db, matched)
+        for receipt_id in matched:
+            for item in shown[receipt_id]:
+                item.near = [neardup.Match(other, case, reasons, organisation,
+                                           case.organisation_id == item.case.organisation_id)
+                             for other, case, organisation, reasons in near.get(receipt_id, [])]
 
 
 # Approving several at once ----------------------------------------------------------------------

@@ -21,11 +21,10 @@ from portal.htmx import is_swap, render, trigger
 from portal.i18n import parse_cents
 from portal.receipts import decisions as receipt_decisions
 from portal.receipts import errors as receipt_errors
-from portal.receipts import previews
 from portal.receipts import services as receipts
 from portal.receipts.forms import ReviewForm
 from portal.receipts.models import ReceiptStatus
-from portal.review import services
+from portal.review import page, services
 from portal.review.models import SampleDraw, SampleOutcome
 from portal.rules import put_on_form
 from portal.security import parse_id
@@ -74,18 +73,6 @@ def _remember(counts: dict[str, int]) -> None:
 
 # Forms ------------------------------------------------------------------------------------------
 
-def type_labels() -> dict[str, str]:
-    return {services.NEW: _("Submitted receipt"), services.CORRECTED: _("Corrected receipt"),
-            services.SECOND: _("Waiting for a second approval"), services.SAMPLE: _("Sample check"),
-            services.VISIT: _("Flagged visit"), services.REGISTRATION: _("Registration to approve")}
-
-
-def warning_labels() -> dict[str, str]:
-    return {"duplicate": _("Possible duplicate"), "over_budget": _("Over budget"),
-            "outside_period": _("Outside project period"), "rate_missing": _("Rate missing"),
-            "new_supplier": _("First receipt of a new supplier")}
-
-
 class QueueFilterForm(FlaskForm):
     """The queue's filters: a GET form, so they stay in the URL."""
 
@@ -115,10 +102,11 @@ def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[Que
     everything = ("", _("All"))
     form.country.choices = [everything] + [(c, country_name(c)) for c in countries]
     form.organisation.choices = [everything] + [(str(i), name) for i, name in orgs]
-    form.type.choices = [everything] + [(t, type_labels()[t]) for t in services.TYPES]
+    t = page.labels()
+    form.type.choices = [everything] + [(name, t.types[name]) for name in services.TYPES]
     form.status.choices = [everything, ("submitted", _("Waiting for a decision")),
                            ("approved", _("Approved, drawn for a check")), ("flagged", _("Flagged visit"))]
-    form.warning.choices = [("", _("Any or none"))] + list(warning_labels().items())
+    form.warning.choices = [("", _("Any or none"))] + list(t.warnings.items())
     form.age.choices = [("", _("Any time"))] + [(str(d), _("%(num)d days", num=d)) for d in services.AGES]
     form.sort.choices = [("oldest", _("Oldest first")), ("newest", _("Newest first")),
                          ("amount_desc", _("Highest EUR amount first")), ("amount_asc", _("Lowest EUR amount first")),
@@ -179,12 +167,13 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     services.add_details(session, result.items)
     if focus is not None and result.items:
         focus = min(focus, len(result.items) - 1)
-    return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result,
-                  counts=_counts(), type_labels=type_labels(), warning_labels=warning_labels(),
-                  args=filter_args(), now=utcnow(), message=message, problems=problems or {},
-                  typed=typed or {}, focus=focus, four_eyes_cents=receipt_decisions.four_eyes_cents(), swap=is_swap(),
-                  results=results or [], has_preview=previews.has_preview,
-                  conflict_message=services.conflict_message)
+    args = filter_args()
+    shown = page.shown_items(result.items, args, current_user.id, utcnow(), receipt_decisions.four_eyes_cents(),
+                             problems or {}, typed or {})
+    return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result, shown=shown,
+                  counts=_counts(), t=page.labels(), args=args, message=message, problems=problems or {},
+                  typed=typed or {}, focus=focus, swap=is_swap(), results=results or [],
+                  select_field=page.select_field)
 
 
 @bp.get("/")
