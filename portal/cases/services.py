@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
+from typing import NamedTuple
 
 from flask import abort
 from flask_babel import gettext as _
@@ -63,18 +64,40 @@ def case_header(db: Session, user: User, case_id: int) -> tuple[Case, Organisati
     return row[0], row[1], row[2]
 
 
-def case_header_with_lines(db: Session, user: User, case_id: int
-                           ) -> tuple[Case, Organisation, CountryRule | None, list[BudgetLine]]:
-    """case_header() and the case's budget lines in one statement (one row per line): the case page."""
-    rows = db.exec(select(Case, Organisation, CountryRule, BudgetLine)
-                   .join(Organisation, Organisation.id == Case.organisation_id)
-                   .outerjoin(CountryRule, CountryRule.code == Case.country)
-                   .outerjoin(BudgetLine, BudgetLine.case_id == Case.id)
-                   .where(Case.id == case_id, *scope(user)).order_by(BudgetLine.id)).all()
+class LineRow(NamedTuple):
+    """A budget line as the case page shows it (read-only)."""
+
+    id: int
+    category: str
+    description: str
+    planned_cents: int
+
+
+@cache
+def _case_page_statement(scoped: bool):
+    """The case (if the user may see it) with its organisation's name and its budget lines, one row per
+    line: the columns the case page shows, built once."""
+    conditions = [Case.id == bindparam("case_id")]
+    if scoped:
+        conditions.append(Case.organisation_id == bindparam("scope_org"))
+    return (select(Case.id, Case.reference, Case.country, Case.organisation_id, Case.return_date,
+                   Case.measure_type, Case.status, Case.notes, Case.eligibility_reason,
+                   Organisation.name.label("organisation"), BudgetLine.id.label("line_id"),
+                   BudgetLine.category, BudgetLine.description, BudgetLine.planned_cents)
+            .join(Organisation, Organisation.id == Case.organisation_id)
+            .outerjoin(BudgetLine, BudgetLine.case_id == Case.id)
+            .where(*conditions).order_by(BudgetLine.id))
+
+
+def case_page_header(db: Session, user: User, case_id: int) -> tuple[Row, str, list[LineRow]]:
+    """The top of the case page in one statement, as Core rows (the page only reads): the case (404 if the
+    user may not see it), its organisation's name and its budget lines."""
+    rows = db.connection().execute(_case_page_statement(not user.is_staff),
+                                   {"case_id": case_id, "scope_org": user.organisation_id}).all()
     if not rows:
         abort(404)
-    case, org, rule, _line = rows[0]
-    return case, org, rule, [line for *_rest, line in rows if line is not None]
+    case = rows[0]
+    return case, case.organisation, [LineRow(*row[-4:]) for row in rows if row.line_id is not None]
 
 
 def get_line_for(db: Session, user: User, case_id: int, line_id: int) -> tuple[Case, BudgetLine]:

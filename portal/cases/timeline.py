@@ -6,25 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from functools import cache, lru_cache
 
-from flask import url_for
-from flask_babel import gettext as _
+from flask_babel import force_locale, format_datetime, get_timezone
+from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
-from portal.auth.models import User
-from portal.cases.models import Case
-from portal.cases.models import CaseStatus as S
-from portal.i18n import bdi
-from portal.receipts.models import Receipt, ReceiptEvent
-from portal.visits.forms import MODES
-from portal.visits.models import Visit, VisitComment
-
-
-def _visits_of(db: Session, case: Case) -> list[Visit]:
-    return list(db.exec(select(Visit).where(Visit.case_id == case.id)
-                        .order_by(Visit.visit_date.desc(), Visit.id.desc())))
+from portal.cases.models import CaseStatus
+from portal.i18n import bdi, format_date, locale_name
+from portal.urls import url_pattern
+from portal.visits.forms import plain_labels
 
 
 @dataclass
@@ -41,8 +35,47 @@ class TimelineEntry:
     def order_key(self) -> datetime:
         return _aware(self.sort_at or self.at)
 
+    @property
+    def iso(self) -> str:
+        """The moment for <time datetime>: the date alone for a visit without a time."""
+        return self.at.date().isoformat() if self.date_only else self.at.isoformat()
 
-def _visit_moment(visit: Visit) -> datetime:
+    @property
+    def when(self) -> str:
+        """The moment as the page shows it, in the user's language and time zone."""
+        if self.date_only:
+            return format_date(self.at.date())
+        return _moment_text(locale_name(), get_timezone(), self.at)
+
+
+# What the entries say, translated once per locale (receipt texts as HTML, their reference goes in as <bdi>).
+_TEXTS = {
+    "visit": _l("Visit: %(mode)s"), "concern": _l("Concern flagged"),
+    "acknowledged": _l("%(name)s acknowledged a visit"), "commented": _l("%(name)s commented on a visit"),
+    "opened": _l("Case opened"), "status": _l("Status changed to %(status)s"),
+}
+_RECEIPT_TEXTS = {
+    "submitted": _l("Receipt %(ref)s submitted"), "resubmitted": _l("Receipt %(ref)s submitted again"),
+    "approved": _l("Receipt %(ref)s approved"),
+    "first_approval": _l("Receipt %(ref)s: first approval – a second reviewer must approve"),
+    "rejected": _l("Receipt %(ref)s rejected"), "correction_requested": _l("Correction of receipt %(ref)s requested"),
+}
+
+
+@lru_cache(maxsize=16)
+def _texts(locale: str) -> tuple[dict[str, str], dict[str, Markup]]:
+    with force_locale(locale):
+        return ({key: str(text) for key, text in _TEXTS.items()},
+                {key: Markup.escape(str(text)) for key, text in _RECEIPT_TEXTS.items()})
+
+
+@lru_cache(maxsize=4096)
+def _moment_text(_locale: str, _zone, moment: datetime) -> str:
+    # Kept per locale and time zone (as portal.i18n keeps dates): a page shows the same moments each time.
+    return format_datetime(moment, "short")
+
+
+def _visit_moment(visit) -> datetime:
     return datetime.combine(visit.visit_date, visit.visit_time or time(0), tzinfo=UTC)
 
 
@@ -50,7 +83,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _visit_sort_moment(visit: Visit) -> datetime:
+def _visit_sort_moment(visit) -> datetime:
     """Where a visit goes among the case's events. A visit without a time happened some time that day:
     when it was recorded on that day, it goes where it was recorded (after "Case opened" that morning),
     else at the end of its day."""
@@ -62,73 +95,80 @@ def _visit_sort_moment(visit: Visit) -> datetime:
     return min(max(recorded, start), end)
 
 
-def _visit_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
-    out = []
-    visits = known["visits"] if "visits" in known else _visits_of(db, case)
+def _visit_entries(db: Session, case, known: dict) -> list[TimelineEntry]:
+    from portal.visits.services import visits_with_comments  # visits' services import the cases' services
+
+    if "visits" not in known or "comments" not in known:
+        known["visits"], known["comments"] = visits_with_comments(db, case)
     counts = known.setdefault("comment_counts", {})
-    for v in visits:
-        text = _("Visit: %(mode)s", mode=MODES.get(v.mode, v.mode))
-        detail = _("Concern flagged") if v.flagged else ""
-        out.append(TimelineEntry(_visit_moment(v), "visit", text, url_for("visits.show", visit_id=v.id),
-                                 date_only=v.visit_time is None, detail=detail, sort_at=_visit_sort_moment(v)))
-    ids = [v.id for v in visits]
-    if "comments" in known:
-        rows = known["comments"]
-    elif ids:
-        rows = db.exec(select(VisitComment, User.name).outerjoin(User, User.id == VisitComment.author_id)
-                       .where(VisitComment.visit_id.in_(ids)))
-    else:
-        rows = []
-    for c, name in rows:
-        counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
-        text = (_("%(name)s acknowledged a visit", name=name or "–") if c.acknowledgement
-                else _("%(name)s commented on a visit", name=name or "–"))
-        out.append(TimelineEntry(c.created_at, "comment", text, url_for("visits.show", visit_id=c.visit_id),
-                                 detail=c.body))
-    return out
-
-
-def _status_entries(db: Session, case: Case, _known: dict) -> list[TimelineEntry]:
-    labels = {S.PLANNED: _("Planned"), S.ACTIVE: _("Active"), S.MONITORING: _("Monitoring"), S.CLOSED: _("Closed")}
-    rows = db.exec(select(AuditEntry).where(AuditEntry.object_type == "Case", AuditEntry.object_id == str(case.id),
-                                            AuditEntry.action.in_(("case.created", "case.status_changed"))))
+    url = url_pattern("visits.show", "visit_id")
+    modes = plain_labels()["modes"]
+    texts = _texts(locale_name())[0]
+    visit_text, concern = texts["visit"], texts["concern"]
     out = []
-    for entry in rows:
-        if entry.action == "case.created":
-            out.append(TimelineEntry(entry.at, "status", _("Case opened")))
-        else:
-            status = (entry.after or {}).get("status", "")
-            out.append(TimelineEntry(entry.at, "status", _("Status changed to %(status)s",
-                                                           status=labels.get(status, status))))
+    for v in known["visits"]:
+        out.append(TimelineEntry(_visit_moment(v), "visit", visit_text % {"mode": modes.get(v.mode, v.mode)},
+                                 url % v.id, date_only=v.visit_time is None, detail=concern if v.flagged else "",
+                                 sort_at=_visit_sort_moment(v)))
+    acknowledged, commented = texts["acknowledged"], texts["commented"]
+    for c in known["comments"]:
+        counts[c.visit_id] = counts.get(c.visit_id, 0) + 1
+        text = (acknowledged if c.acknowledgement else commented) % {"name": c.author or "–"}
+        out.append(TimelineEntry(c.created_at, "comment", text, url % c.visit_id, detail=c.body))
     return out
 
 
-def _receipt_entries(db: Session, case: Case, known: dict) -> list[TimelineEntry]:
-    texts = {"submitted": _("Receipt %(ref)s submitted"), "resubmitted": _("Receipt %(ref)s submitted again"),
-             "approved": _("Receipt %(ref)s approved"), "first_approval": _("Receipt %(ref)s: first approval – a second reviewer must approve"),
-             "rejected": _("Receipt %(ref)s rejected"),
-             "correction_requested": _("Correction of receipt %(ref)s requested")}
-    if "receipt_events" in known:
-        rows = known["receipt_events"]
-    else:
-        rows = db.exec(select(ReceiptEvent, Receipt).join(Receipt, Receipt.id == ReceiptEvent.receipt_id)
-                       .where(Receipt.case_id == case.id, ReceiptEvent.kind.in_(tuple(texts))))
-    # The reference stays in one piece and in its order inside right-to-left text.
-    return [TimelineEntry(e.at, "receipt", Markup.escape(texts[e.kind]) % {"ref": bdi(r.reference)},
-                          detail=r.supplier)
-            for e, r in rows]
+@cache
+def _status_statement():
+    return select(AuditEntry.at, AuditEntry.action, AuditEntry.after).where(
+        AuditEntry.object_type == "Case", AuditEntry.object_id == bindparam("case_id"),
+        AuditEntry.action.in_(("case.created", "case.status_changed")))
+
+
+def _status_entries(db: Session, case, _known: dict) -> list[TimelineEntry]:
+    out = []
+    texts = _texts(locale_name())[0]
+    opened, changed = texts["opened"], texts["status"]
+    for at, action, after in db.connection().execute(_status_statement(), {"case_id": str(case.id)}):
+        if action == "case.created":
+            out.append(TimelineEntry(at, "status", opened))
+        else:
+            status = (after or {}).get("status", "")
+            out.append(TimelineEntry(at, "status", changed % {"status": CaseStatus.title(status)}))
+    return out
+
+
+def _receipt_entries(db: Session, case, known: dict) -> list[TimelineEntry]:
+    from portal.receipts.services import receipts_of_case_with_events  # receipts' services import cases'
+
+    if "receipt_events" not in known:
+        _receipts, known["receipt_events"] = receipts_of_case_with_events(db, case)
+    texts = _texts(locale_name())[1]
+    refs: dict[int, Markup] = {}  # a receipt's reference as HTML, once per receipt
+    out = []
+    for e in known["receipt_events"]:
+        receipt = e.receipt
+        ref = refs.get(receipt.id)
+        if ref is None:
+            ref = refs[receipt.id] = bdi(receipt.reference)
+        # The reference stays in one piece and in its order inside right-to-left text. Both the text and the
+        # reference are HTML already, so they are put together as plain strings (Markup's % escapes each
+        # argument again, slowly).
+        text = Markup(str.__mod__(texts[e.kind], {"ref": ref}))  # noqa: S704 - escaped above
+        out.append(TimelineEntry(e.at, "receipt", text, detail=receipt.supplier))
+    return out
 
 
 # Each source adds its own entries; a feature that wants to appear on the timeline adds a function here.
-# `known` holds what the page loaded already (the case's visits) and what a source found on the way
-# (the comment count per visit), so nothing is read twice.
-TIMELINE_SOURCES: list[Callable[[Session, Case, dict], list[TimelineEntry]]] = [
+# `known` holds what the page loaded already (the case's visits and their comments, the receipts' history)
+# and what a source found on the way (the comment count per visit), so nothing is read twice.
+TIMELINE_SOURCES: list[Callable[[Session, object, dict], list[TimelineEntry]]] = [
     _status_entries, _receipt_entries, _visit_entries,
 ]
 
 
-def timeline(db: Session, case: Case, limit: int = 100, known: dict | None = None) -> list[TimelineEntry]:
-    """Everything that happened on a case, newest first."""
+def timeline(db: Session, case, limit: int = 100, known: dict | None = None) -> list[TimelineEntry]:
+    """Everything that happened on a case (a Case or a row with its id), newest first."""
     known = {} if known is None else known
     entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
     entries.sort(key=lambda e: e.order_key, reverse=True)

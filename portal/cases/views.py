@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, flash, redirect, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from portal import db
 from portal.auth.services import admin_required, staff_required
 from portal.cases import privacy, services, timeline
 from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, EraseForm, StatusForm
 from portal.htmx import is_swap, render
-from portal.i18n import is_country, parse_cents
+from portal.i18n import is_country, locale_name, parse_cents
 from portal.orgs import services as orgs
 from portal.receipts import services as receipts
 from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.storage import StorageError, get_storage
+from portal.urls import url_pattern
 from portal.visits import services as visits
+from portal.visits.forms import plain_labels
 
 bp = Blueprint("cases", __name__, url_prefix="/cases")
 
@@ -86,9 +89,28 @@ def edit(case_id: int):
     return _case_form(services.get_case_for(db.session(), current_user, case_id))
 
 
+def _blank_line_fields() -> Markup:
+    """The fields of an empty "Add a budget line" form, rendered once per app and language and then kept:
+    they depend on nothing else (labels, choices, the amount's format). Its CSRF token is written beside them."""
+    kept = current_app.extensions.setdefault("cases_blank_line_fields", {})
+    locale = locale_name()
+    html = kept.get(locale)
+    if html is None:
+        html = kept[locale] = Markup(render_template("cases/_line_fields.html",  # noqa: S704 - our own template
+                                                     line_form=BudgetLineForm(formdata=None)))
+    return html
+
+
 def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):
+    """The budget part's context; `form` is the "Add a budget line" form sent back with its errors (without it
+    the page shows the empty form's kept fields)."""
     return {"case": case, "lines": services.budget_lines(db.session(), case) if lines is None else lines,
-            "line_form": form or BudgetLineForm(formdata=None), "editing": editing, "edit_form": edit_form}
+            "line_form": form, "blank_line_fields": None if form else _blank_line_fields(),
+            "editing": editing, "edit_form": edit_form,
+            # One url_for per page: `line_urls.edit % line.id` is a line's editor.
+            "line_urls": {"edit": url_pattern("cases.edit_line", "line_id", case_id=case.id),
+                          "delete": url_pattern("cases.delete_line", "line_id", case_id=case.id),
+                          "cancel": url_pattern("cases.line", "line_id", case_id=case.id)}}
 
 
 @bp.get("/<int:case_id>")
@@ -96,18 +118,20 @@ def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):
 def show(case_id: int):
     """Show one case with its budget."""
     session = db.session()
-    # Six statements in all (tests/test_cases.py): the user; the case with its organisation, rule and
-    # lines; the receipts with their history; the visits with their comments; the status history; the draft.
-    case, org, rule, lines = services.case_header_with_lines(session, current_user, case_id)
+    # Six statements in all (tests/test_cases.py), each of Core rows (the page only reads): the user; the
+    # case with its organisation and lines; the receipts with their history; the visits with their comments;
+    # the draft; the status history.
+    case, organisation, lines = services.case_page_header(session, current_user, case_id)
     receipt_part = receipts.case_part(session, case, lines, with_events=True)
     visit_part = visits.case_part(session, current_user, case)
     known = {"visits": visit_part["visits"], "comments": visit_part.pop("visit_comments"),
              "receipt_events": receipt_part["receipt_events"]}
     entries = timeline.timeline(session, case, known=known)  # counts the comments per visit on the way
-    return render("cases/show.html", "cases/_budget.html", organisation=org,
-                  next_statuses=services.next_statuses(case), rule=rule,
-                  status_form=StatusForm(formdata=None), **_budget_context(case, lines=lines),
-                  **receipt_part, **visit_part, timeline=entries, visit_comment_counts=known["comment_counts"])
+    return render("cases/show.html", "cases/_budget.html", organisation=organisation,
+                  next_statuses=services.next_statuses(case), **_budget_context(case, lines=lines),
+                  **receipt_part, **visit_part, timeline=entries, visit_comment_counts=known["comment_counts"],
+                  visit_labels=plain_labels(), receipt_url=url_pattern("receipts.show", "receipt_id"),
+                  visit_url=url_pattern("visits.show", "visit_id"))
 
 
 @bp.get("/<int:case_id>/privacy/export")

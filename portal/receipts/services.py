@@ -11,11 +11,13 @@ import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from datetime import date, datetime
+from functools import cache
+from typing import BinaryIO, NamedTuple
 
 from flask import abort
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -104,19 +106,52 @@ def receipts_of_case(db: Session, case: Case) -> list[Receipt]:
 TIMELINE_EVENTS = ("submitted", "resubmitted", "approved", "first_approval", "rejected", "correction_requested")
 
 
-def receipts_of_case_with_events(db: Session, case: Case) -> tuple[list[Receipt], list[tuple[ReceiptEvent, Receipt]]]:
-    """receipts_of_case() and their history's submissions and decisions, in one statement."""
-    rows = db.exec(select(Receipt, ReceiptEvent)
-                   .outerjoin(ReceiptEvent, (ReceiptEvent.receipt_id == Receipt.id)
-                              & ReceiptEvent.kind.in_(TIMELINE_EVENTS))
-                   .where(Receipt.case_id == case.id, Receipt.status != ReceiptStatus.PENDING)
-                   .order_by(Receipt.created_at.desc(), Receipt.id.desc(), ReceiptEvent.id)).all()
-    receipts: dict[int, Receipt] = {}
+class CaseReceipt(NamedTuple):
+    """A receipt as the case page lists it (read-only, no ORM object)."""
+
+    id: int
+    supplier: str
+    invoice_date: date
+    budget_line_id: int | None
+    amount_minor: int | None
+    currency: str
+    eur_cents: int | None
+    status: str
+    duplicate_suspected: bool
+    over_budget: bool
+    outside_period: bool
+    rate_missing: bool
+    reference = Receipt.reference  # the same "R-00042" as a Receipt's
+
+
+class CaseReceiptEvent(NamedTuple):
+    kind: str
+    at: datetime
+    receipt: CaseReceipt
+
+
+@cache
+def _case_receipts_statement():
+    return (select(Receipt.id, Receipt.supplier, Receipt.invoice_date, Receipt.budget_line_id, Receipt.amount_minor,
+                   Receipt.currency, Receipt.eur_cents, Receipt.status, Receipt.duplicate_suspected,
+                   Receipt.over_budget, Receipt.outside_period, Receipt.rate_missing,
+                   ReceiptEvent.kind, ReceiptEvent.at)
+            .outerjoin(ReceiptEvent, (ReceiptEvent.receipt_id == Receipt.id) & ReceiptEvent.kind.in_(TIMELINE_EVENTS))
+            .where(Receipt.case_id == bindparam("case_id"), Receipt.status != ReceiptStatus.PENDING)
+            .order_by(Receipt.created_at.desc(), Receipt.id.desc(), ReceiptEvent.id))
+
+
+def receipts_of_case_with_events(db: Session, case) -> tuple[list[CaseReceipt], list[CaseReceiptEvent]]:
+    """The case's receipts (as receipts_of_case() orders them) and their history's submissions and decisions,
+    in one statement of Core rows (`case` is a Case or a row with its id)."""
+    receipts: dict[int, CaseReceipt] = {}
     events = []
-    for receipt, event in rows:
-        receipts.setdefault(receipt.id, receipt)
-        if event is not None:
-            events.append((event, receipt))
+    for row in db.connection().execute(_case_receipts_statement(), {"case_id": case.id}):
+        receipt = receipts.get(row[0])
+        if receipt is None:
+            receipt = receipts[row[0]] = CaseReceipt(*row[:12])
+        if row.kind is not None:
+            events.append(CaseReceiptEvent(row.kind, row.at, receipt))
     return list(receipts.values()), events
 
 
@@ -418,7 +453,7 @@ def update_receipt(db: Session, actor: User, receipt: Receipt, data: dict, expec
     return Outcome(receipt, warnings=warnings_for(receipt) + near_warnings(actor, near, matches))
 
 
-def case_part(db: Session, case: Case, lines: list, with_events: bool = False) -> dict:
+def case_part(db: Session, case, lines: list, with_events: bool = False) -> dict:
     """What the case page needs for its receipts section (and its budget's submitted/approved columns,
     added up from the same receipts); `with_events` adds their history for the timeline, read with them."""
     context = {}

@@ -6,6 +6,9 @@ partners who see the same situation give the same score.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -22,6 +25,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from portal.forms import ChecksBeforeSending, FloatNumberField, IntegerCountField
+from portal.i18n import locale_name
 from portal.visits.models import BusinessStatus, GoodsState, IncomeBand, VisitMode, VisitPurpose
 
 MODES = {
@@ -100,6 +104,20 @@ LABELS = {"modes": MODES, "purposes": PURPOSES, "goods": GOODS_STATES, "business
           "income": INCOME_BANDS, "flags": FLAG_LABELS, "dimensions": DIMENSION_LABELS,
           "descriptors": DESCRIPTORS}
 
+
+
+@lru_cache(maxsize=16)
+def _plain_labels(locale: str) -> dict:
+    with force_locale(locale):
+        return {name: {str(key): ({k: str(v) for k, v in text.items()} if isinstance(text, dict) else str(text))
+                       for key, text in table.items()}
+                for name, table in LABELS.items()}
+
+
+def plain_labels() -> dict:
+    """LABELS in the current language as plain strings, built once per locale (a lazy string is translated
+    again each time it is shown)."""
+    return _plain_labels(locale_name())
 
 def _choices(labels: dict, blank: bool = True) -> list[tuple[str, object]]:
     head = [("", _l("Choose…"))] if blank else []

@@ -8,12 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime, time
+from functools import cache
+from typing import Any, NamedTuple
 
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -22,7 +24,7 @@ from portal.auth.models import Role, User
 from portal.cases.models import Case
 from portal.cases.services import scope
 from portal.rules import RuleError
-from portal.visits.drafts import GOODS_FIELD, latest_draft, visit_by_key
+from portal.visits.drafts import GOODS_FIELD, draft_saved, visit_by_key
 from portal.visits.models import (
     DIMENSIONS,
     FLAGS,
@@ -78,19 +80,61 @@ def visits_of_case(db: Session, case: Case) -> list[Visit]:
                         .order_by(Visit.visit_date.desc(), Visit.id.desc())))
 
 
-def visits_with_comments(db: Session, case: Case) -> tuple[list[Visit], list[tuple[VisitComment, str | None]]]:
-    """visits_of_case() and the comments on them (with their authors' names), in one statement."""
-    rows = db.exec(select(Visit, VisitComment, User.name)
-                   .outerjoin(VisitComment, VisitComment.visit_id == Visit.id)
-                   .outerjoin(User, User.id == VisitComment.author_id)
-                   .where(Visit.case_id == case.id)
-                   .order_by(Visit.visit_date.desc(), Visit.id.desc(), VisitComment.id)).all()
-    visits: dict[int, Visit] = {}
+class CaseVisit(NamedTuple):
+    """A visit as the case page shows it (list, trend, timeline): read-only, no ORM object."""
+
+    id: int
+    visit_date: date
+    visit_time: time | None
+    created_at: datetime | None
+    mode: str
+    purpose: str
+    score_economic: int | None
+    score_social: int | None
+    score_psychosocial: int | None
+    flag_health: bool
+    flag_psychosocial: bool
+    flag_family: bool
+    flag_safety: bool
+    flag_legal: bool
+    acknowledged_at: datetime | None
+    flags = Visit.flags  # the same as a Visit's
+    flagged = Visit.flagged
+
+
+class CaseVisitComment(NamedTuple):
+    visit_id: int
+    created_at: datetime
+    acknowledgement: bool
+    body: str
+    author: str | None
+
+
+_VISIT_COLUMNS = len(CaseVisit._fields)
+
+
+@cache
+def _visits_with_comments_statement():
+    return (select(Visit.id, Visit.visit_date, Visit.visit_time, Visit.created_at, Visit.mode, Visit.purpose,
+                   *(getattr(Visit, name) for name in (*DIMENSIONS, *FLAGS)), Visit.acknowledged_at,
+                   VisitComment.id.label("comment_id"), VisitComment.created_at.label("comment_at"),
+                   VisitComment.acknowledgement, VisitComment.body, User.name.label("author"))
+            .outerjoin(VisitComment, VisitComment.visit_id == Visit.id)
+            .outerjoin(User, User.id == VisitComment.author_id)
+            .where(Visit.case_id == bindparam("case_id"))
+            .order_by(Visit.visit_date.desc(), Visit.id.desc(), VisitComment.id))
+
+
+def visits_with_comments(db: Session, case) -> tuple[list[CaseVisit], list[CaseVisitComment]]:
+    """The case's visits, newest first, and the comments on them (with their authors' names), in one statement
+    of Core rows (`case` is a Case or a row with its id)."""
+    visits: dict[int, CaseVisit] = {}
     comments = []
-    for visit, comment, name in rows:
-        visits.setdefault(visit.id, visit)
-        if comment is not None:
-            comments.append((comment, name))
+    for row in db.connection().execute(_visits_with_comments_statement(), {"case_id": case.id}):
+        if row[0] not in visits:
+            visits[row[0]] = CaseVisit(*row[:_VISIT_COLUMNS])
+        if row.comment_id is not None:
+            comments.append(CaseVisitComment(row[0], row.comment_at, row.acknowledgement, row.body, row.author))
     return list(visits.values()), comments
 
 
@@ -231,11 +275,11 @@ def _queue_flag_mails(db: Session, case: Case, visit: Visit) -> None:
 
 # The case page's part ----------------------------------------------------------------------------
 
-def case_part(db: Session, user: User, case: Case) -> dict:
+def case_part(db: Session, user: User, case) -> dict:
     """What the case page shows about visits: the list (with the comments, read with it, for the timeline),
-    the user's draft and the trend."""
+    when the user's draft was saved and the trend."""
     visits, comments = visits_with_comments(db, case)
-    return {"visits": visits, "visit_comments": comments, "visit_draft": latest_draft(db, user, case),
+    return {"visits": visits, "visit_comments": comments, "visit_draft": draft_saved(db, user, case),
             "trend": trend(visits)}
 
 

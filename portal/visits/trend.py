@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from markupsafe import Markup
+
 from portal.visits.models import DIMENSIONS, Visit
 
 
@@ -19,6 +21,20 @@ class Series:
     @property
     def path(self) -> str:
         return " ".join(f"{x:.1f},{y:.1f}" for x, y, _score in self.points)
+
+    @property
+    def markers(self) -> Markup:
+        """The points' shapes as SVG, written here in one go (numbers and the series' own colour only: nothing
+        to escape) instead of a template loop of a dozen values per point."""
+        c = self.color
+        if self.marker == "circle":
+            shapes = [f'<circle cx="{x}" cy="{y}" r="4.5" fill="{c}"/>' for x, y, _score in self.points]
+        elif self.marker == "square":
+            shapes = [f'<rect x="{x - 4}" y="{y - 4}" width="8" height="8" fill="{c}"/>' for x, y, _score in self.points]
+        else:
+            shapes = [f'<polygon points="{x},{y - 5} {x + 5},{y + 4} {x - 5},{y + 4}" fill="{c}"/>'
+                      for x, y, _score in self.points]
+        return Markup("\n".join(shapes))  # noqa: S704 - numbers and a colour of _STYLE
 
 
 @dataclass
@@ -37,6 +53,15 @@ class Trend:
     @property
     def empty(self) -> bool:
         return not self.visits
+
+    @property
+    def grid(self) -> Markup:
+        """The horizontal lines of the scores 1 to 5 with their numbers, as SVG (numbers only)."""
+        x1, x2, label_x = self.left, self.width - self.right, self.left - 12
+        return Markup("\n".join(  # noqa: S704 - numbers only
+            f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="#d0d0d0" stroke-width="1"/>\n'
+            f'<text x="{label_x}" y="{y + 5}" text-anchor="end" font-size="14" fill="#333">{score}</text>'
+            for score, y in self.y_ticks))
 
 
 # Colours that stay apart for the common colour-vision deficiencies; dashes and markers differ too.
