@@ -134,7 +134,7 @@ def _register_hooks(app: Flask) -> None:
         format_datetime=format_datetime,
         drafts_done=forms.drafts_done,
         kept=layout.kept,
-        url_prefix=layout.url_prefix,
+        url_pattern=layout.url_pattern,
     )
     # The same helpers as filters, for rows in loops: `{{ c.country|country_name }}` is a plain call, while
     # `{{ country_name(c.country) }}` goes through the template context's call machinery (~1 µs more each).

@@ -1,34 +1,45 @@
-"""Template helpers that make a page cost its content, not its frame: parts of the layout rendered once
-and kept, and URL prefixes for lists (registered as Jinja globals by create_app)."""
+"""Helpers that make a page cost its content, not its frame: parts of pages rendered once and kept, and URL
+patterns for lists (kept() and url_pattern() are Jinja globals, registered by create_app)."""
 
 from __future__ import annotations
 
-from flask import current_app, request, url_for
+from collections.abc import Callable
+
+from flask import current_app, has_request_context, request, url_for
 from markupsafe import Markup
 
 from portal.i18n import locale_name
 from portal.security import MAX_ID
 
 
-def kept(name: str, *key, caller) -> Markup:
-    """`{% call kept("head") %}…{% endcall %}`: the block's HTML, rendered on its first use and then kept, per
-    app, locale, script root and `key`. Only for parts that depend on nothing else: translated labels, URLs
-    of routes and static files (their versions change only with a deployment, which restarts the workers).
-    Nothing of the user, the session or the data may go in (the CSRF token, names, counts stay outside)."""
+def keep(name: str, render: Callable[[], str], *key) -> Markup:
+    """The HTML render() writes, rendered on its first use and then kept, per app, locale, script root and
+    `key`. Only for parts that depend on nothing else: translated labels, choices, URLs of routes and static
+    files (their versions change only with a deployment, which restarts the workers). Nothing of the user,
+    the session or the data may go in: the CSRF token, names and counts are written beside the kept part."""
     store = current_app.extensions.setdefault("portal_kept_html", {})
-    full_key = (name, locale_name(), request.script_root, *key)
+    full_key = (name, locale_name(), request.script_root if has_request_context() else "", *key)
     html = store.get(full_key)
     if html is None:
-        html = store[full_key] = Markup(caller())  # noqa: S704 - the block is our own autoescaped template
+        html = store[full_key] = Markup(render())  # noqa: S704 - our own autoescaped templates
     return html
 
 
-def url_prefix(endpoint: str, name: str) -> str:
-    """What url_for(endpoint, name=id) writes before the id, for a list of many rows:
-    `{% set show = url_prefix('cases.show', 'case_id') %}…{{ show }}{{ c.id }}` builds one URL, not one per
-    row (url_for costs more than the rest of a row)."""
-    marker = str(MAX_ID)
-    url = url_for(endpoint, **{name: MAX_ID})
-    if not url.endswith(marker):
-        raise ValueError(f"{endpoint}: the {name} is not the end of its URL ({url})")
-    return url[: -len(marker)]
+def kept(name: str, *key, caller) -> Markup:
+    """`{% call kept("nav") %}…{% endcall %}` in a template: keep() for the block's HTML."""
+    return keep(name, caller, *key)
+
+
+def url_pattern(endpoint: str, *names: str, **values) -> str:
+    """url_for(endpoint, **values) with the ids `names` left open as %d, in that order, for a list of many
+    rows: `{% set show = url_pattern('cases.show', 'case_id') %}…{{ show % c.id }}` builds one URL per
+    page, not one per row (url_for costs more than the rest of a row)."""
+    markers = {name: str(MAX_ID - i) for i, name in enumerate(names)}
+    url = url_for(endpoint, **values, **{name: MAX_ID - i for i, name in enumerate(names)})
+    places = [url.find(marker) for marker in markers.values()]
+    if any(url.count(marker) != 1 for marker in markers.values()) or places != sorted(places):
+        raise ValueError(f"{endpoint}: cannot tell {', '.join(names)} in its URL ({url})")
+    url = url.replace("%", "%%")
+    for marker in markers.values():
+        url = url.replace(marker, "%d")
+    return url

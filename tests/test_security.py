@@ -137,12 +137,15 @@ def test_kept_layout_parts_follow_the_language_and_carry_nothing_of_the_user(app
     assert tokens[0] != tokens[1]
 
 
-def test_url_prefix_is_what_url_for_writes_before_the_id(app):
+def test_url_pattern_is_what_url_for_writes_with_the_ids_left_open(app):
     from flask import url_for
 
-    from portal.layout import url_prefix
+    from portal.layout import url_pattern
 
     with app.test_request_context("/"):
-        assert url_prefix("cases.show", "case_id") + "42" == url_for("cases.show", case_id=42)
+        assert url_pattern("cases.show", "case_id") % 42 == url_for("cases.show", case_id=42)
+        assert url_pattern("receipts.files_part", "receipt_id") % 7 == url_for("receipts.files_part", receipt_id=7)
+        assert url_pattern("receipts.preview", "receipt_id", "file_id") % (3, 9) == \
+            url_for("receipts.preview", receipt_id=3, file_id=9)
         with pytest.raises(ValueError):
-            url_prefix("receipts.files_part", "receipt_id")
+            url_pattern("receipts.preview", "file_id", "receipt_id")  # not in the URL's order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 from functools import cache
 from typing import NamedTuple
 
@@ -117,9 +118,13 @@ class CaseFilter:
     page: int = 1
 
 
-@dataclass
-class CaseRow:
-    case: Row  # the case's listed columns (id, reference, country, measure_type, status), read-only
+class CaseRow(NamedTuple):
+    """One listed case: plain values (a SQLAlchemy Row's attributes cost ~1.5 µs a read in a template)."""
+    id: int
+    reference: str
+    country: str
+    measure_type: str
+    status: str
     organisation: str
     planned_cents: int
 
@@ -152,7 +157,7 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
     pages = max(1, -(-total // PER_PAGE))
     page = min(max(1, f.page), pages)
     params["offset"] = (page - 1) * PER_PAGE
-    rows = [CaseRow(row, row.organisation, int(row.planned_cents)) for row in conn.execute(query, params)]
+    rows = [CaseRow(*row[:6], int(row[6])) for row in conn.execute(query, params)]
     return CasePage(rows=rows, total=total, page=page, pages=pages)
 
 

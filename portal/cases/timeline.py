@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from portal.audit import AuditEntry
 from portal.cases.models import CaseStatus
 from portal.i18n import bdi, format_date, locale_name
-from portal.urls import url_pattern
+from portal.layout import url_pattern
 from portal.visits.forms import plain_labels
 
 

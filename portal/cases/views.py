@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
@@ -12,13 +12,13 @@ from portal.auth.services import admin_required, staff_required
 from portal.cases import privacy, services, timeline
 from portal.cases.forms import BudgetLineForm, CaseForm, CountryRuleForm, EraseForm, StatusForm
 from portal.htmx import is_swap, render
-from portal.i18n import is_country, locale_name, parse_cents
+from portal.i18n import is_country, parse_cents
+from portal.layout import keep, url_pattern
 from portal.orgs import services as orgs
 from portal.receipts import services as receipts
 from portal.rules import put_on_form
 from portal.security import parse_id
 from portal.storage import StorageError, get_storage
-from portal.urls import url_pattern
 from portal.visits import services as visits
 from portal.visits.forms import plain_labels
 
@@ -90,15 +90,10 @@ def edit(case_id: int):
 
 
 def _blank_line_fields() -> Markup:
-    """The fields of an empty "Add a budget line" form, rendered once per app and language and then kept:
-    they depend on nothing else (labels, choices, the amount's format). Its CSRF token is written beside them."""
-    kept = current_app.extensions.setdefault("cases_blank_line_fields", {})
-    locale = locale_name()
-    html = kept.get(locale)
-    if html is None:
-        html = kept[locale] = Markup(render_template("cases/_line_fields.html",  # noqa: S704 - our own template
-                                                     line_form=BudgetLineForm(formdata=None)))
-    return html
+    """The fields of an empty "Add a budget line" form, rendered once per language and then kept: they depend
+    on nothing else (labels, choices, the amount's format). Its CSRF token is written beside them."""
+    return keep("cases/blank-line-fields",
+                lambda: render_template("cases/_line_fields.html", line_form=BudgetLineForm(formdata=None)))
 
 
 def _budget_context(case, form=None, editing=None, edit_form=None, lines=None):

@@ -1,6 +1,6 @@
 """The review desk's page: what each queue item shows, worked out once per page.
 
-The template only places these strings: URLs are built from one prefix per kind of link, the labels are
+The template only places these strings: URLs are built from one pattern per kind of link, the labels are
 translated once per locale (a table kept per locale: the catalogs do not change while the process runs),
 money and dates go through the kept formatters of portal.i18n, and every choice (may the viewer approve,
 tick, check?) is made here, from the rules the desk always had.
@@ -18,13 +18,13 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 from portal.i18n import country_name, format_date, locale_name, money
+from portal.layout import url_pattern
 from portal.receipts import previews
 from portal.receipts.money import from_minor
 from portal.review import services
 from portal.scanning import services as scanning
 
 RECEIPT_TYPES = (services.NEW, services.CORRECTED, services.SECOND)
-_MARK = 2147483647  # a number no id takes in a URL built once as a pattern
 
 
 class Labels:
@@ -98,13 +98,6 @@ def labels() -> Labels:
     return _labels(locale_name())
 
 
-def _pattern(endpoint: str, **values) -> tuple[str, str]:
-    """url_for() once, with a marker where the id goes: (before, after) the id."""
-    head, _sep, tail = url_for(endpoint, **{k: (_MARK if v is None else v) for k, v in values.items()}) \
-        .partition(str(_MARK))
-    return head, tail
-
-
 @dataclass(slots=True)
 class Line:
     planned: str
@@ -163,15 +156,14 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
                 four_eyes_cents: int, problems: dict[str, str], typed: dict[str, str]) -> list[Shown]:
     t = labels()
     tz = get_timezone()
-    receipt_url = _pattern("receipts.show", receipt_id=None)
-    case_url = _pattern("cases.show", case_id=None)
-    visit_url = _pattern("visits.show", visit_id=None)
-    ocr_url = _pattern("ocr.text", receipt_id=None)
-    decide_url = _pattern("review.decide", receipt_id=None, **args)
-    check_url = _pattern("review.check_sample", sample_item_id=None, **args)
-    ack_url = _pattern("review.acknowledge", visit_id=None, **args)
-    preview_url = _pattern("receipts.preview", receipt_id=None, file_id=_MARK - 1)
-    preview_head, preview_mid = preview_url[0], preview_url[1].partition(str(_MARK - 1))
+    receipt_url = url_pattern("receipts.show", "receipt_id")
+    case_url = url_pattern("cases.show", "case_id")
+    visit_url = url_pattern("visits.show", "visit_id")
+    ocr_url = url_pattern("ocr.text", "receipt_id")
+    decide_url = url_pattern("review.decide", "receipt_id", **args)
+    check_url = url_pattern("review.check_sample", "sample_item_id", **args)
+    ack_url = url_pattern("review.acknowledge", "visit_id", **args)
+    preview_url = url_pattern("receipts.preview", "receipt_id", "file_id")
     waiting_texts: dict[int, str] = {}
     # The same days and countries come back item after item: each written once per page.
     dates: dict[date, str] = {}
@@ -201,24 +193,24 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
         if problems:
             s.problem, s.typed = problems.get(key, ""), typed.get(key, "")
         if case is not None:
-            s.case_url = f"{case_url[0]}{case.id}{case_url[1]}"
+            s.case_url = case_url % case.id
             s.case_ref = case.reference
             s.country = country(case.country)
         elif item.type == services.REGISTRATION:
             s.country = country(item.extra["country"])
         if r is not None:
             ref = s.ref = s.title = r.reference
-            s.title_url = f"{receipt_url[0]}{r.id}{receipt_url[1]}"
+            s.title_url = receipt_url % r.id
             f = item.file
             if previews.has_preview(f):
-                s.preview_url = f"{preview_head}{r.id}{preview_mid[0]}{f.id}{preview_mid[2]}"
+                s.preview_url = preview_url % (r.id, f.id)
                 s.preview_alt = t.preview_alt % {"ref": ref}
             elif f is not None:
                 s.no_preview = t.pending_scan if scanning.scan_state(f) == "pending" else t.no_preview
             else:
                 s.no_preview = t.no_file
             if f is not None:
-                s.ocr_url = f"{ocr_url[0]}{r.id}{ocr_url[1]}"
+                s.ocr_url = ocr_url % r.id
             line = item.line
             if line is not None:
                 s.line = Line(money(line.planned_cents), money(line.submitted_cents), money(line.approved_cents),
@@ -232,7 +224,7 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
                 s.handover_missing = item.handover.label
                 s.handover_due = t.handover_due % {"date": day(item.handover.due_on)}
         elif item.visit is not None:
-            s.title_url = f"{visit_url[0]}{item.visit.id}{visit_url[1]}"
+            s.title_url = visit_url % item.visit.id
             s.title = t.visit_of % {"date": day(item.visit.visit_date)}
         else:
             s.title_url = url_for("workshop.registration", workshop_id=item.extra["workshop_id"],
@@ -240,7 +232,7 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
             s.title = item.extra["name"]
         if item.type in RECEIPT_TYPES:
             s.decision = "receipt"
-            s.action_url = f"{decide_url[0]}{r.id}{decide_url[1]}"
+            s.action_url = decide_url % r.id
             if r.uploaded_by_id == viewer_id:
                 s.blocked = t.mine
             elif item.first_approver_id == viewer_id:
@@ -255,10 +247,10 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
                 s.conflict = t.conflicts.get(item.conflict) or services.conflict_message(item.conflict)
             else:
                 s.decision = "sample"
-                s.action_url = f"{check_url[0]}{item.sample.id}{check_url[1]}"
+                s.action_url = check_url % item.sample.id
         elif item.type == services.VISIT:
             s.decision = "visit"
-            s.action_url = f"{ack_url[0]}{item.visit.id}{ack_url[1]}"
+            s.action_url = ack_url % item.visit.id
         elif item.type == services.REGISTRATION:
             s.decision = "registration"
         out.append(s)
