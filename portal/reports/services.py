@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, union_all
+from sqlalchemy import String, and_, bindparam, cast, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
@@ -109,24 +109,45 @@ def _month_span(found: dict[str, tuple[int, int]]) -> list[Figures]:
         year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
 
 
+# Built once: the dashboard's two statements, run as Core statements (rows of plain values, no ORM
+# entities) with only their parameters bound per request.
+_rollup = BudgetRollup.__table__.c
+_ROLLUP = (select(_rollup.kind, _rollup.key, _rollup.planned, _rollup.submitted, _rollup.approved,
+                  _rollup.without_rate, _rollup.cases, _rollup.over_plan, Organisation.__table__.c.name)
+           .outerjoin(Organisation.__table__, and_(_rollup.kind == "org",
+                                                    _rollup.key == cast(Organisation.__table__.c.id, String))))
+
+
+def _case_page_statement(over_only: bool):
+    case, summary, org = Case.__table__.c, BudgetSummary.__table__.c, Organisation.__table__.c
+    query = (select(case.id, case.reference, case.country, case.status, case.measure_type, org.id, org.name,
+                    summary.planned, summary.submitted, summary.approved, summary.without_rate)
+             .join(BudgetSummary.__table__, summary.case_id == case.id)
+             .join(Organisation.__table__, org.id == case.organisation_id))
+    if over_only:
+        query = query.where(summary.submitted > summary.planned)
+    return query.order_by(case.reference).offset(bindparam("offset")).limit(bindparam("limit"))
+
+
+_CASE_PAGE = {False: _case_page_statement(False), True: _case_page_statement(True)}
+
+
 def dashboard(db: Session, today: date | None = None) -> Dashboard:
-    """The budget dashboard from its summary tables (portal/reports/summary.py): two statements, however
-    many cases and receipts there are."""
+    """The budget dashboard from its summary tables (portal/reports/summary.py): one statement, however
+    many cases and receipts there are (the rollup rows, each organisation's with its name)."""
     groups: dict[str, list[Figures]] = defaultdict(list)
     totals, over_plan, months = Figures(key="total"), 0, {}
-    for row in db.exec(select(BudgetRollup)):
-        figures = Figures(key=row.key, label=row.key, planned=row.planned, submitted=row.submitted,
-                          approved=row.approved, without_rate=row.without_rate, cases=row.cases)
-        if row.kind == "total":
-            totals, over_plan = figures, row.over_plan
-        elif row.kind == "month":
-            if row.submitted or row.approved:
-                months[row.key] = (row.submitted, row.approved)
-        elif row.cases:
-            groups[row.kind].append(figures)
-    names = dict(db.exec(select(Organisation.id, Organisation.name)).all())
-    for g in groups["org"]:
-        g.label = names.get(int(g.key), g.key)
+    for kind, key, planned, submitted, approved, without_rate, cases, over, name in db.connection().execute(_ROLLUP):
+        if kind == "month":
+            if submitted or approved:
+                months[key] = (submitted, approved)
+            continue
+        figures = Figures(key=key, label=name or key, planned=planned, submitted=submitted, approved=approved,
+                          without_rate=without_rate, cases=cases)
+        if kind == "total":
+            totals, over_plan = figures, over
+        elif cases:
+            groups[kind].append(figures)
     order = lambda g: (-g.planned, g.label)  # noqa: E731
     budget, funding = budget_cents()
     config = current_app.config
@@ -140,14 +161,7 @@ def dashboard(db: Session, today: date | None = None) -> Dashboard:
 
 def case_page(db: Session, over_only: bool, page: int, per_page: int) -> list[CaseFigures]:
     """One page of cases with their figures, by reference: one statement."""
-    query = (select(Case.id, Case.reference, Case.country, Case.status, Case.measure_type, Organisation.id,
-                    Organisation.name, BudgetSummary.planned, BudgetSummary.submitted, BudgetSummary.approved,
-                    BudgetSummary.without_rate)
-             .join(BudgetSummary, BudgetSummary.case_id == Case.id)
-             .join(Organisation, Organisation.id == Case.organisation_id))
-    if over_only:
-        query = query.where(BudgetSummary.submitted > BudgetSummary.planned)
-    rows = db.exec(query.order_by(Case.reference).offset((page - 1) * per_page).limit(per_page))
+    rows = db.connection().execute(_CASE_PAGE[over_only], {"offset": (page - 1) * per_page, "limit": per_page})
     return [CaseFigures(key=str(cid), label=ref, case_id=cid, country=country, status=status, measure_type=measure,
                         organisation_id=org_id, organisation=org, planned=int(p), submitted=int(s), approved=int(a),
                         without_rate=int(n), cases=1)
