@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from markupsafe import Markup, escape
 
@@ -41,13 +42,26 @@ class Chart:
     empty: bool = False  # no bars: the page says so instead of drawing an empty chart
 
 
+@lru_cache(maxsize=8192)
+def escaped(text: str | None) -> str:
+    """`text` escaped for HTML ("" for None); kept, as the same names and labels come page after page."""
+    return str(escape(text or ""))
+
+
 def _line(x1: float, y1: float, x2: float, y2: float) -> str:
-    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#d0d0d0" stroke-width="1"/>\n'
+    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>\n'
 
 
-def _label(x: float, y: float, text: str, anchor: str = "end") -> str:
-    """A label; `text` is escaped already."""
-    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="12" fill="#1a1a1a">{text}</text>\n'
+def _label(x: float, y: float, text: str, middle: bool = False) -> str:
+    """A label, its end at x (or its middle); `text` is escaped already."""
+    anchor = ' text-anchor="middle"' if middle else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}"{anchor}>{text}</text>\n'
+
+
+def _shapes(grid: list[str], bars: list[str], labels: list[str]) -> Markup:
+    """The gridlines, bars and labels, the attributes they share set once on a group."""
+    return Markup(f'<g stroke="#d0d0d0" stroke-width="1">\n{"".join(grid)}</g>\n{"".join(bars)}'  # noqa: S704
+                  f'<g text-anchor="end" font-size="12" fill="#1a1a1a">\n{"".join(labels)}</g>\n')
 
 
 def _nice_max(value: int) -> int:
@@ -78,27 +92,27 @@ def hbar_chart(chart_id: str, title: str, desc: str, rows: list[tuple[str, list[
     left, right, top, bar_h, gap = 200, 24, 28, 14, 14
     group_h = bar_h * len(series) + gap
     height = top + group_h * len(rows) + 48
-    peak = _nice_max(max((v for _l, values in rows for v in values), default=0))
+    peak = _nice_max(max([v for _l, values in rows for v in values], default=0))
     plot_w = width - left - right
     grid, labels, bars = [], [], []
     for i in range(5):
         x = left + plot_w * i / 4
         grid.append(_line(x, top - 6, x, top + group_h * len(rows) - gap / 2))
-        labels.append(_label(x, top - 10, fmt(peak * i // 4), "middle"))
-    names = [(escape(ser.name), escape(ser.color)) for ser in series]
-    colors = [escape(c) for c in row_colors] if row_colors else None
+        labels.append(_label(x, top - 10, fmt(peak * i // 4), middle=True))
+    names = [(escaped(ser.name), escaped(ser.color)) for ser in series]
+    colors = [escaped(c) for c in row_colors] if row_colors else None
     # A bar is written inline (~170 a page): its x and height are the same for every bar.
-    rect = f'<rect x="{left:.1f}" y="{{:.1f}}" width="{{:.1f}}" height="{bar_h - 2:.1f}" fill="{{}}">'
+    rect = f'<rect x="{left}" y="{{}}" width="{{:.1f}}" height="{bar_h - 2}" fill="{{}}">'  # whole numbers but the width
     for r, (label, values) in enumerate(rows):
         y0 = top + r * group_h
-        text, short = escape(label), _short(label)
-        labels.append(_label(left - 8, y0 + bar_h * len(series) / 2 + 4, text if short is label else escape(short)))
+        text = escaped(label)
+        labels.append(_label(left - 8, y0 + bar_h * len(series) / 2 + 4, escaped(_short(label))))
         for s, (value, (name, color)) in enumerate(zip(values, names, strict=True)):
             w = plot_w * value / peak if value > 0 else 0
             bars.append(rect.format(y0 + s * bar_h, w if w > 1 or not value else 1, colors[r] if colors else color)
                         + f"<title>{text} – {name}: {fmt(value)}</title></rect>\n")
-    return Chart(chart_id, title, desc, width, height, series, Markup("".join(grid + bars + labels)),  # noqa: S704
-                 legend_y=height - 16, empty=not bars)
+    return Chart(chart_id, title, desc, width, height, series, _shapes(grid, bars, labels), legend_y=height - 16,
+                 empty=not bars)
 
 
 def vbar_chart(chart_id: str, title: str, desc: str, columns: list[tuple[str, list[int]]], series: list[Series],
@@ -109,23 +123,23 @@ def vbar_chart(chart_id: str, title: str, desc: str, columns: list[tuple[str, li
     group_w = (width - left - right) / max(1, len(columns))
     bar_w = min(24.0, (group_w - 4) / len(series))
     label_every = max(1, math.ceil(60 / group_w))  # a label needs about 60 units
-    peak = _nice_max(max((v for _l, values in columns for v in values), default=0))
+    peak = _nice_max(max([v for _l, values in columns for v in values], default=0))
     plot_h = height - top - bottom
     grid, labels, bars = [], [], []
     for i in range(5):
         y = top + plot_h - plot_h * i / 4
         grid.append(_line(left, y, width - right, y))
         labels.append(_label(left - 6, y + 4, fmt(peak * i // 4)))
-    names = [(escape(ser.name), escape(ser.color)) for ser in series]
+    names = [(escaped(ser.name), escaped(ser.color)) for ser in series]
     width_text = f"{max(bar_w - 1, 1):.1f}"
     for c, (label, values) in enumerate(columns):
         x0 = left + c * group_w + (group_w - bar_w * len(series)) / 2
-        text = escape(label)
+        text = escaped(label)
         if c % label_every == 0:
-            labels.append(_label(x0 + bar_w * len(series) / 2, top + plot_h + 16, text, "middle"))
+            labels.append(_label(x0 + bar_w * len(series) / 2, top + plot_h + 16, text, middle=True))
         for s, (value, (name, color)) in enumerate(zip(values, names, strict=True)):
             h = plot_h * value / peak if value > 0 else 0
             bars.append(f'<rect x="{x0 + s * bar_w:.1f}" y="{top + plot_h - h:.1f}" width="{width_text}" '
                         f'height="{h:.1f}" fill="{color}"><title>{text} – {name}: {fmt(value)}</title></rect>\n')
-    return Chart(chart_id, title, desc, width, height, series, Markup("".join(grid + bars + labels)),  # noqa: S704
-                 legend_y=height - 12, empty=not bars)
+    return Chart(chart_id, title, desc, width, height, series, _shapes(grid, bars, labels), legend_y=height - 12,
+                 empty=not bars)

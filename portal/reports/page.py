@@ -3,7 +3,7 @@ tables, every figure formatted in the request's language and every text escaped,
 
 The page shows ~170 bars and ~100 table rows of five or more figures; written cell by cell in the template
 (a macro, an escape and a formatter call per value, a url_for per case) they cost several times the rest of
-the request. The figures come from services.dashboard() and services.case_page(); the template keeps the
+the request. The figures come from services.dashboard(); the template keeps the
 page's structure (sections, captions, headers) and puts these rows in it.
 """
 
@@ -15,12 +15,13 @@ from functools import lru_cache, partial
 from flask import url_for
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from portal.cases.models import CaseStatus
 from portal.i18n import country_name, locale_name, money, percent
 from portal.reports import charts
-from portal.reports.services import CaseFigures, Dashboard, Figures
+from portal.reports.charts import escaped
+from portal.reports.services import Dashboard
 
 # Formatted figures and texts, per locale: they stay the same for as long as the process runs. Each cache
 # is keyed by the request's locale name and filled within a request in that locale.
@@ -28,7 +29,7 @@ from portal.reports.services import CaseFigures, Dashboard, Figures
 @lru_cache(maxsize=8192)
 def _money_html(_locale: str, cents: int) -> str:
     """EUR cents as money() writes them, escaped."""
-    return str(escape(money(cents)))
+    return escaped(money(cents))
 
 
 @lru_cache(maxsize=4096)
@@ -39,7 +40,7 @@ def _whole_euros(_locale: str, cents: int) -> str:
 
 @lru_cache(maxsize=4096)
 def _whole_euros_html(locale: str, cents: int) -> str:
-    return str(escape(_whole_euros(locale, cents)))
+    return escaped(_whole_euros(locale, cents))
 
 
 @lru_cache(maxsize=16)
@@ -63,8 +64,19 @@ def _texts(_locale: str) -> dict[str, str]:
         "months": _("Spending by invoice month"),
         "months_desc": _("Submitted and approved EUR for each month of invoice dates; the table below has the "
                          "figures."),
-        "over_plan": str(escape(_("Over plan"))),
+        "over_plan": escaped(_("Over plan")),
     }
+
+
+@lru_cache(maxsize=1024)
+def _country_html(_locale: str, code: str | None) -> str:
+    return escaped(country_name(code))
+
+
+@lru_cache(maxsize=4096)
+def _share_html(_locale: str, part: int, whole: int) -> str:
+    """`part` of `whole` as a whole percentage ("–" of nothing)."""
+    return f"<bdi>{escaped(percent(part / whole, 0))}</bdi>" if whole else "–"
 
 
 @dataclass
@@ -83,7 +95,7 @@ def _share(fraction: float | None) -> int:
 
 
 def _percent_html(hundredths: int) -> str:
-    return str(escape(percent(hundredths / 10_000)))
+    return escaped(percent(hundredths / 10_000))
 
 
 def dashboard_charts(d: Dashboard) -> dict[str, charts.Chart]:
@@ -127,51 +139,34 @@ def dashboard_charts(d: Dashboard) -> dict[str, charts.Chart]:
     }
 
 
-def dashboard_tables(d: Dashboard, cases: list[CaseFigures]) -> Tables:
-    """The rows of the dashboard's tables by country, organisation, month and case."""
+def dashboard_tables(d: Dashboard) -> Tables:
+    """The rows of the dashboard's tables by country, organisation, month and case (its page of cases)."""
     locale = locale_name()
     m = partial(_money_html, locale)
     over = f' <span class="badge badge-planned">{_texts(locale)["over_plan"]}</span>'
-    escaped: dict[str | None, str] = {}  # a country code, its name, an organisation's name… escaped once a page
-
-    def esc(text: str | None) -> str:
-        out = escaped.get(text)
-        if out is None:
-            out = escaped[text] = str(escape(text or ""))
-        return out
-
-    names: dict[str | None, str] = {}
-
-    def country(code: str | None) -> str:
-        name = names.get(code)
-        if name is None:
-            name = names[code] = str(escape(country_name(code)))
-        return name
-
-    def share(g: Figures) -> str:
-        return f"<bdi>{escape(percent(g.approved / g.planned, 0))}</bdi>" if g.planned else "–"
-
+    country = partial(_country_html, locale)
+    share = partial(_share_html, locale)
     by_country = "".join(
-        f'<tr id="country-{esc(g.key)}"><th scope="row">{country(g.key)}</th><td class="num">{g.cases}</td>'
+        f'<tr id="country-{escaped(g.key)}"><th scope="row">{country(g.key)}</th><td class="num">{g.cases}</td>'
         f'<td class="num">{m(g.planned)}</td>\n'
         f'<td class="num">{m(g.submitted)}{over if g.submitted > g.planned else ""}</td>'
         f'<td class="num">{m(g.approved)}</td></tr>\n' for g in d.by_country)
     by_organisation = "".join(
-        f'<tr><th scope="row">{esc(g.label)}</th><td class="num">{g.cases}</td><td class="num">{m(g.planned)}</td>\n'
+        f'<tr><th scope="row">{escaped(g.label)}</th><td class="num">{g.cases}</td><td class="num">{m(g.planned)}</td>\n'
         f'<td class="num">{m(g.submitted)}{over if g.submitted > g.planned else ""}</td>'
-        f'<td class="num">{m(g.approved)}</td><td class="num">{share(g)}</td></tr>\n' for g in d.by_organisation)
+        f'<td class="num">{m(g.approved)}</td><td class="num">{share(g.approved, g.planned)}</td></tr>\n' for g in d.by_organisation)
     by_month = "".join(  # a month's key and label are its 'YYYY-MM'
-        f'<tr id="month-{esc(g.key)}"><th scope="row">{esc(g.label)}</th><td class="num">{m(g.submitted)}</td>'
+        f'<tr id="month-{escaped(g.key)}"><th scope="row">{escaped(g.label)}</th><td class="num">{m(g.submitted)}</td>'
         f'<td class="num">{m(g.approved)}</td></tr>\n' for g in d.months)
     statuses = CaseStatus.titles()
     case_url = url_for("cases.index")  # a case's page is this and its id
     rows = []
-    for c in cases:
+    for c in d.cases:
         is_over = c.submitted > c.planned
         rows.append(
-            f'<tr id="case-{c.case_id}">\n<th scope="row"><a href="{case_url}{c.case_id}">{escape(c.label)}</a>'
-            f'{over if is_over else ""}</th>\n<td>{country(c.country)}</td><td>{esc(c.organisation)}</td>'
-            f'<td><span class="badge badge-{esc(c.status)}">{esc(statuses.get(c.status, c.status))}</span></td>\n'
+            f'<tr id="case-{c.case_id}">\n<th scope="row"><a href="{case_url}{c.case_id}">{escaped(c.key)}</a>'
+            f'{over if is_over else ""}</th>\n<td>{country(c.country)}</td><td>{escaped(c.name)}</td>'
+            f'<td><span class="badge badge-{escaped(c.status)}">{escaped(statuses.get(c.status, c.status))}</span></td>\n'
             f'<td class="num">{m(c.planned)}</td>\n'
             f'<td class="num">{f"<strong>{m(c.submitted)}</strong>" if is_over else m(c.submitted)}</td>\n'
             f'<td class="num">{m(c.approved)}</td>\n</tr>\n')
