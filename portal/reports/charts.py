@@ -101,16 +101,19 @@ def hbar_chart(chart_id: str, title: str, desc: str, rows: list[tuple[str, list[
         labels.append(_label(x, top - 10, fmt(peak * i // 4), middle=True))
     names = [(escaped(ser.name), escaped(ser.color)) for ser in series]
     colors = [escaped(c) for c in row_colors] if row_colors else None
-    # A bar is written inline (~170 a page): its x and height are the same for every bar.
-    rect = f'<rect x="{left}" y="{{}}" width="{{:.1f}}" height="{bar_h - 2}" fill="{{}}">'  # whole numbers but the width
+    # Bars and row labels are written inline (~170 a page): x, height and the label's x are the same for all.
+    rect, height_text, label_x = f'<rect x="{left}" y="', f'" height="{bar_h - 2}" fill="', f"{left - 8:.1f}"
+    offsets = [s * bar_h for s in range(len(series))]
+    middle = bar_h * len(series) / 2 + 4
     for r, (label, values) in enumerate(rows):
         y0 = top + r * group_h
         text = escaped(label)
-        labels.append(_label(left - 8, y0 + bar_h * len(series) / 2 + 4, escaped(_short(label))))
-        for s, (value, (name, color)) in enumerate(zip(values, names, strict=True)):
+        labels.append(f'<text x="{label_x}" y="{y0 + middle:.1f}">{escaped(_short(label))}</text>\n')
+        row_color = colors[r] if colors else None
+        for value, (name, color), dy in zip(values, names, offsets, strict=True):
             w = plot_w * value / peak if value > 0 else 0
-            bars.append(rect.format(y0 + s * bar_h, w if w > 1 or not value else 1, colors[r] if colors else color)
-                        + f"<title>{text} – {name}: {fmt(value)}</title></rect>\n")
+            bars.append(f'{rect}{y0 + dy}" width="{w if w > 1 or not value else 1:.1f}{height_text}'
+                        f'{row_color or color}"><title>{text} – {name}: {fmt(value)}</title></rect>\n')
     return Chart(chart_id, title, desc, width, height, series, _shapes(grid, bars, labels), legend_y=height - 16,
                  empty=not bars)
 

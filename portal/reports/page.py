@@ -161,14 +161,14 @@ def dashboard_tables(d: Dashboard) -> Tables:
     statuses = CaseStatus.titles()
     case_url = url_for("cases.index")  # a case's page is this and its id
     rows = []
-    for c in d.cases:
-        is_over = c.submitted > c.planned
+    for case_id, reference, organisation, code, status, planned, submitted, approved, _n in d.cases:
+        is_over = submitted > planned
         rows.append(
-            f'<tr id="case-{c.case_id}">\n<th scope="row"><a href="{case_url}{c.case_id}">{escaped(c.key)}</a>'
-            f'{over if is_over else ""}</th>\n<td>{country(c.country)}</td><td>{escaped(c.name)}</td>'
-            f'<td><span class="badge badge-{escaped(c.status)}">{escaped(statuses.get(c.status, c.status))}</span></td>\n'
-            f'<td class="num">{m(c.planned)}</td>\n'
-            f'<td class="num">{f"<strong>{m(c.submitted)}</strong>" if is_over else m(c.submitted)}</td>\n'
-            f'<td class="num">{m(c.approved)}</td>\n</tr>\n')
+            f'<tr id="case-{case_id}"><th scope="row"><a href="{case_url}{case_id}">{escaped(reference)}</a>'
+            f'{over if is_over else ""}</th><td>{country(code)}</td><td>{escaped(organisation)}</td>'
+            f'<td><span class="badge badge-{escaped(status)}">{escaped(statuses.get(status, status))}</span></td>'
+            f'<td class="num">{m(planned)}</td>'
+            f'<td class="num">{f"<strong>{m(submitted)}</strong>" if is_over else m(submitted)}</td>'
+            f'<td class="num">{m(approved)}</td></tr>\n')
     return Tables(country=Markup(by_country), organisation=Markup(by_organisation),  # noqa: S704 - escaped above
                   months=Markup(by_month), cases=Markup("".join(rows)))  # noqa: S704 - escaped above

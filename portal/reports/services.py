@@ -7,9 +7,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Integer, Row, String, and_, bindparam, cast, literal_column, null, or_, union_all
+from sqlalchemy import Integer, String, and_, bindparam, cast, literal_column, null, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
@@ -51,6 +52,20 @@ class Figures:
         self.cases += other.cases
 
 
+class CaseRow(NamedTuple):
+    """A case in the dashboard's table (a tuple: a page has 50, read field by field)."""
+
+    case_id: int
+    reference: str
+    organisation: str  # its name
+    country: str
+    status: str
+    planned: int
+    submitted: int
+    approved: int
+    without_rate: int  # receipts without an exchange rate
+
+
 @dataclass
 class Dashboard:
     budget: int
@@ -63,9 +78,7 @@ class Dashboard:
     start: date
     end: date
     elapsed: float  # the share of the project period that has passed, 0–1
-    # One page of cases: rows of case_id, key (its reference), name (its organisation's), country, status,
-    # planned, submitted and approved EUR cents, and without_rate (its receipts without an exchange rate).
-    cases: list[Row] = field(default_factory=list)
+    cases: list[CaseRow] = field(default_factory=list)  # one page of cases
     case_page: int = 1
     case_pages: int = 1
 
@@ -144,11 +157,10 @@ def dashboard(db: Session, over_only: bool = False, page: int = 1, per_page: int
     groups: dict[str, list[Figures]] = defaultdict(list)
     totals, over_plan, months, cases = Figures(key="total"), 0, {}, []
     page = max(1, page)
-    rows = db.connection().execute(_DASHBOARD[over_only], {"offset": (page - 1) * per_page, "limit": per_page})
-    for row in rows:
-        kind, key, name, planned, submitted, approved, without_rate, count, over = row[:9]
+    rows = db.connection().execute(_DASHBOARD[over_only], {"offset": (page - 1) * per_page, "limit": per_page}).all()
+    for kind, key, name, planned, submitted, approved, without_rate, count, over, case_id, country, status, _ in rows:
         if kind == "case":
-            cases.append(row)
+            cases.append(CaseRow(case_id, key, name, country, status, planned, submitted, approved, without_rate))
         elif kind == "month":
             if submitted or approved:
                 months[key] = (submitted, approved)
