@@ -3,8 +3,8 @@ tables, every figure formatted in the request's language and every text escaped,
 
 The page shows ~170 bars and ~100 table rows of five or more figures; written cell by cell in the template
 (a macro, an escape and a formatter call per value, a url_for per case) they cost several times the rest of
-the request. The figures come from services.dashboard(); the template keeps the
-page's structure (sections, captions, headers) and puts these rows in it.
+the request. The figures come from services.dashboard(); the template keeps the page's structure (sections,
+captions, headers) and puts these rows in it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _texts(_locale: str) -> dict[str, str]:
     """The charts' titles, descriptions and names, translated (the descriptions still to be %-formatted)."""
     return {
         "planned": _("Planned"), "submitted": _("Submitted"), "approved": _("Approved"), "eur": _("EUR"),
-        "budget": _("Project budget"), "elapsed": _("Project period elapsed"), "share": _("Share of the budget"),
+        "elapsed": _("Project period elapsed"), "share": _("Share of the budget"),
         "totals": _("Planned, submitted and approved spending"),
         "totals_desc": _("Planned %(planned)s EUR, submitted %(submitted)s EUR, approved %(approved)s EUR; the "
                          "figures are listed above."),
