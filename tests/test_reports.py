@@ -121,6 +121,8 @@ def test_dashboard_needs_few_statements(app, client, db, demo):
     with count_statements(app) as many:
         assert client.get("/reports/dashboard").status_code == 200
     assert len(many) == len(few) <= 6
+    # The figures and the page of cases come in one statement (the rest is the signed-in user's).
+    assert sum("budget_rollup" in s for s in many) == 1 and sum("budget_summary" in s for s in many) == 1
 
 
 def test_reports_are_for_staff_only(client, demo, db):
@@ -358,6 +360,15 @@ def test_dashboard_case_table_is_paged(app, client, db, demo):
     assert "Page 1 of 3" in first and "Page 3 of 3" in last
     refs = [c.reference for c in demo["cases"]]
     assert sum(f">{r}</a>" in first for r in refs) == 2 and sum(f">{r}</a>" in last for r in refs) == 1
+    # A page past the last one (an old link) shows the last page; page 0 the first.
+    views.CASES_PER_PAGE = 2
+    try:
+        past = client.get("/reports/dashboard?page=9").get_data(as_text=True)
+        zero = client.get("/reports/dashboard?page=0").get_data(as_text=True)
+    finally:
+        views.CASES_PER_PAGE = old
+    assert "Page 3 of 3" in past and sum(f">{r}</a>" in past for r in refs) == 1
+    assert "Page 1 of 3" in zero and sum(f">{r}</a>" in zero for r in refs) == 2
 
 
 # Summary tables ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from portal.audit import AuditEntry
 from portal.cases import timeline as case_timeline
 from portal.visits.models import Visit, VisitComment, VisitDraft, VisitPhoto
 from tests.factories import make_case, make_org, make_user, make_visit
-from tests.helpers import open_form, partner_with_case, visit_form
+from tests.helpers import count_statements, open_form, partner_with_case, visit_form
 
 # Factories (also used by tests/test_isolation.py) -----------------------------------------------
 
@@ -296,7 +296,7 @@ def test_due_list_is_scoped_and_uses_the_latest_visit(client, db):
     assert overdue.reference in page and soon_b.reference in page and closed.reference not in page
 
 
-def test_due_list_is_paged_overdue_first(client, db, monkeypatch):
+def test_due_list_is_paged_overdue_first(app, client, db, monkeypatch):
     from portal.visits import due
 
     monkeypatch.setattr(due, "DUE_PER_PAGE", 3)
@@ -317,6 +317,13 @@ def test_due_list_is_paged_overdue_first(client, db, monkeypatch):
     assert "Due soon <span class=\"count\">(3)</span>" in second
     last = client.get("/visits/due?page=3").get_data(as_text=True)
     assert [c.reference in last for c in cases] == [False] * 6 + [True] and 'rel="prev"' in last
+    # The rows and the counts of the whole list come in one statement; a page past the last shows the last.
+    with count_statements(app) as statements:
+        past = client.get("/visits/due?page=9").get_data(as_text=True)
+        client.get("/visits/due?page=2")
+    assert "Page 3 of 3" in past and [c.reference in past for c in cases] == [False] * 6 + [True]
+    assert "Due soon <span class=\"count\">(3)</span>" in past
+    assert sum("FROM visits" in s for s in statements) == 3 + 1  # page 9: rows, counts, last page; page 2: rows
 
 
 def test_digest_mails_each_partner_in_their_language(app, db, mails):

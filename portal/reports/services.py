@@ -7,9 +7,10 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import and_, or_, union_all
+from sqlalchemy import Integer, String, and_, bindparam, cast, literal_column, null, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
@@ -51,14 +52,18 @@ class Figures:
         self.cases += other.cases
 
 
-@dataclass
-class CaseFigures(Figures):
-    case_id: int = 0
-    country: str = ""
-    organisation_id: int = 0
-    organisation: str = ""
-    status: str = ""
-    measure_type: str = ""
+class CaseRow(NamedTuple):
+    """A case in the dashboard's table (a tuple: a page has 50, read field by field)."""
+
+    case_id: int
+    reference: str
+    organisation: str  # its name
+    country: str
+    status: str
+    planned: int
+    submitted: int
+    approved: int
+    without_rate: int  # receipts without an exchange rate
 
 
 @dataclass
@@ -73,6 +78,9 @@ class Dashboard:
     start: date
     end: date
     elapsed: float  # the share of the project period that has passed, 0–1
+    cases: list[CaseRow] = field(default_factory=list)  # one page of cases
+    case_page: int = 1
+    case_pages: int = 1
 
     def share(self, cents: int) -> float | None:
         """A part of the project budget as a share of it."""
@@ -109,24 +117,63 @@ def _month_span(found: dict[str, tuple[int, int]]) -> list[Figures]:
         year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
 
 
-def dashboard(db: Session, today: date | None = None) -> Dashboard:
-    """The budget dashboard from its summary tables (portal/reports/summary.py): two statements, however
-    many cases and receipts there are."""
+# Built once (one for every case, one for the cases over their plan): the dashboard's statement, run as
+# Core (rows of plain values, no ORM entities) with only the page's offset and size bound per request.
+# The rollup rows (each organisation's with its name) and one page of cases come back together: the case
+# rows last (part 1), by reference.
+
+def _dashboard_statement(over_only: bool):
+    rollup, case, summary = BudgetRollup.__table__, Case.__table__, BudgetSummary.__table__
+    org = Organisation.__table__
+    r = rollup.c
+    groups = (select(r.kind, r.key, org.c.name, r.planned, r.submitted, r.approved, r.without_rate, r.cases,
+                     r.over_plan, cast(null(), Integer).label("case_id"), cast(null(), String).label("country"),
+                     cast(null(), String).label("status"), literal_column("0", Integer).label("part"))
+              .select_from(rollup)
+              .outerjoin(org, and_(r.kind == "org", r.key == cast(org.c.id, String))))
+    cases = (select(literal_column("'case'", String).label("kind"), case.c.reference.label("key"), org.c.name,
+                    summary.c.planned, summary.c.submitted, summary.c.approved, summary.c.without_rate,
+                    literal_column("1", Integer).label("cases"), literal_column("0", Integer).label("over_plan"),
+                    case.c.id.label("case_id"), case.c.country, case.c.status,
+                    literal_column("1", Integer).label("part"))
+             .select_from(case)
+             .join(summary, summary.c.case_id == case.c.id)
+             .join(org, org.c.id == case.c.organisation_id))
+    if over_only:
+        cases = cases.where(summary.c.submitted > summary.c.planned)
+    cases = cases.order_by(case.c.reference).offset(bindparam("offset")).limit(bindparam("limit")).subquery()
+    both = union_all(groups, select(cases)).subquery()
+    return select(both).order_by(both.c.part, both.c.key)
+
+
+_DASHBOARD = {False: _dashboard_statement(False), True: _dashboard_statement(True)}
+
+
+def dashboard(db: Session, over_only: bool = False, page: int = 1, per_page: int = 50,
+              today: date | None = None) -> Dashboard:
+    """The budget dashboard from its summary tables (portal/reports/summary.py) with one page of cases
+    (every case or those over their plan, by reference): one statement, however many cases and receipts
+    there are (two for a page past the last one, which shows the last page)."""
     groups: dict[str, list[Figures]] = defaultdict(list)
-    totals, over_plan, months = Figures(key="total"), 0, {}
-    for row in db.exec(select(BudgetRollup)):
-        figures = Figures(key=row.key, label=row.key, planned=row.planned, submitted=row.submitted,
-                          approved=row.approved, without_rate=row.without_rate, cases=row.cases)
-        if row.kind == "total":
-            totals, over_plan = figures, row.over_plan
-        elif row.kind == "month":
-            if row.submitted or row.approved:
-                months[row.key] = (row.submitted, row.approved)
-        elif row.cases:
-            groups[row.kind].append(figures)
-    names = dict(db.exec(select(Organisation.id, Organisation.name)).all())
-    for g in groups["org"]:
-        g.label = names.get(int(g.key), g.key)
+    totals, over_plan, months, cases = Figures(key="total"), 0, {}, []
+    page = max(1, page)
+    rows = db.connection().execute(_DASHBOARD[over_only], {"offset": (page - 1) * per_page, "limit": per_page}).all()
+    for kind, key, name, planned, submitted, approved, without_rate, count, over, case_id, country, status, _ in rows:
+        if kind == "case":
+            cases.append(CaseRow(case_id, key, name, country, status, planned, submitted, approved, without_rate))
+        elif kind == "month":
+            if submitted or approved:
+                months[key] = (submitted, approved)
+        elif kind == "total":
+            totals = Figures(key=key, label=key, planned=planned, submitted=submitted, approved=approved,
+                             without_rate=without_rate, cases=count)
+            over_plan = over
+        elif count:
+            groups[kind].append(Figures(key=key, label=name or key, planned=planned, submitted=submitted,
+                                        approved=approved, without_rate=without_rate, cases=count))
+    pages = max(1, -(-(over_plan if over_only else totals.cases) // per_page))
+    if page > pages:
+        return dashboard(db, over_only, pages, per_page, today)
     order = lambda g: (-g.planned, g.label)  # noqa: E731
     budget, funding = budget_cents()
     config = current_app.config
@@ -135,23 +182,8 @@ def dashboard(db: Session, today: date | None = None) -> Dashboard:
                      by_country=sorted(groups["country"], key=order),
                      by_organisation=sorted(groups["org"], key=order), months=_month_span(months),
                      over_plan_count=over_plan, start=start, end=end,
-                     elapsed=elapsed_share(start, end, today or datetime.now(UTC).date()))
-
-
-def case_page(db: Session, over_only: bool, page: int, per_page: int) -> list[CaseFigures]:
-    """One page of cases with their figures, by reference: one statement."""
-    query = (select(Case.id, Case.reference, Case.country, Case.status, Case.measure_type, Organisation.id,
-                    Organisation.name, BudgetSummary.planned, BudgetSummary.submitted, BudgetSummary.approved,
-                    BudgetSummary.without_rate)
-             .join(BudgetSummary, BudgetSummary.case_id == Case.id)
-             .join(Organisation, Organisation.id == Case.organisation_id))
-    if over_only:
-        query = query.where(BudgetSummary.submitted > BudgetSummary.planned)
-    rows = db.exec(query.order_by(Case.reference).offset((page - 1) * per_page).limit(per_page))
-    return [CaseFigures(key=str(cid), label=ref, case_id=cid, country=country, status=status, measure_type=measure,
-                        organisation_id=org_id, organisation=org, planned=int(p), submitted=int(s), approved=int(a),
-                        without_rate=int(n), cases=1)
-            for cid, ref, country, status, measure, org_id, org, p, s, a, n in rows]
+                     elapsed=elapsed_share(start, end, today or datetime.now(UTC).date()),
+                     cases=cases, case_page=page, case_pages=pages)
 
 
 # Belegliste -------------------------------------------------------------------------------------

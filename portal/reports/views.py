@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
 
 from flask import Blueprint, current_app, request
 from flask_babel import format_datetime, format_decimal
@@ -18,8 +17,8 @@ from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.cases.models import BudgetCategory
 from portal.htmx import render
-from portal.i18n import locale_name
-from portal.reports import charts, exports, services
+from portal.reports import exports, services
+from portal.reports import page as dashboard_page
 from portal.security import parse_id
 from portal.workshop.models import RegRole
 
@@ -96,68 +95,6 @@ def belegliste_csv():
 
 # Dashboard --------------------------------------------------------------------------------------
 
-def _eur(cents: int) -> str:
-    """Whole euros as the locale groups them; kept per locale (the charts label ~170 figures a page)."""
-    return _whole_euros(locale_name(), round(cents / 100))
-
-
-@lru_cache(maxsize=4096)
-def _whole_euros(_locale: str, euros: int) -> str:
-    return format_decimal(euros, format="#,##0")
-
-
-def _series(*names: str) -> list[charts.Series]:
-    known = {"planned": (_("Planned"), charts.PLANNED), "submitted": (_("Submitted"), charts.SUBMITTED),
-             "approved": (_("Approved"), charts.APPROVED), "budget": (_("Project budget"), charts.BUDGET)}
-    return [charts.Series(*known[n]) for n in names]
-
-
-def _share(fraction: float | None) -> int:
-    """A share as whole hundredths of a percent, for the chart's integer geometry."""
-    return round((fraction or 0) * 10_000)
-
-
-def _charts(d: services.Dashboard) -> dict[str, charts.Chart]:
-    from portal.i18n import country_name, percent
-
-    three = _series("planned", "submitted", "approved")
-    t = d.totals
-    return {
-        # Scaled to what is planned and spent: against the whole budget these bars would be hairlines.
-        "totals": charts.hbar_chart(
-            "chart-totals", _("Planned, submitted and approved spending"),
-            _("Planned %(planned)s EUR, submitted %(submitted)s EUR, approved %(approved)s EUR; the figures "
-              "are listed above.", planned=_eur(t.planned), submitted=_eur(t.submitted),
-              approved=_eur(t.approved)),
-            [(_("Planned"), [t.planned]), (_("Submitted"), [t.submitted]), (_("Approved"), [t.approved])],
-            [charts.Series(_("EUR"), charts.PLANNED)], _eur,
-            row_colors=[charts.PLANNED, charts.SUBMITTED, charts.APPROVED]),
-        "pace": charts.hbar_chart(
-            "chart-pace", _("Spending against the time elapsed"),
-            _("%(elapsed)s of the project period has passed; %(planned)s of the budget is planned, "
-              "%(submitted)s submitted and %(approved)s approved. The table below has the figures.",
-              elapsed=percent(d.elapsed), planned=percent(d.share(t.planned)),
-              submitted=percent(d.share(t.submitted)), approved=percent(d.share(t.approved))),
-            [(_("Project period elapsed"), [_share(d.elapsed)]), (_("Planned"), [_share(d.share(t.planned))]),
-             (_("Submitted"), [_share(d.share(t.submitted))]), (_("Approved"), [_share(d.share(t.approved))])],
-            [charts.Series(_("Share of the budget"), charts.BUDGET)], lambda v: percent(v / 10_000),
-            row_colors=[charts.BUDGET, charts.PLANNED, charts.SUBMITTED, charts.APPROVED]),
-        "country": charts.hbar_chart(
-            "chart-country", _("Spending by return country"),
-            _("Planned, submitted and approved EUR for each return country; the table below has the figures."),
-            [(country_name(g.key), [g.planned, g.submitted, g.approved]) for g in d.by_country], three, _eur),
-        "organisation": charts.hbar_chart(
-            "chart-organisation", _("Spending by partner organisation"),
-            _("Planned, submitted and approved EUR for each partner organisation; the table below has the "
-              "figures."),
-            [(g.label, [g.planned, g.submitted, g.approved]) for g in d.by_organisation], three, _eur),
-        "months": charts.vbar_chart(
-            "chart-months", _("Spending by invoice month"),
-            _("Submitted and approved EUR for each month of invoice dates; the table below has the figures."),
-            [(m.label, [m.submitted, m.approved]) for m in d.months], _series("submitted", "approved"), _eur),
-    }
-
-
 CASES_PER_PAGE = 50
 
 
@@ -165,17 +102,13 @@ CASES_PER_PAGE = 50
 @staff_required
 def dashboard():
     """The budget dashboard: planned, submitted and approved spending against the budget and the time."""
-    session = db.session()
-    d = services.dashboard(session)
     show = request.args.get("cases", "")
-    count = d.over_plan_count if show == "over" else d.totals.cases
-    # The per-case table is paged: thousands of rows would make the page heavy on a slow link.
-    pages = max(1, -(-count // CASES_PER_PAGE))
     raw_page = request.args.get("page", "1")
-    page = min(max(1, int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1), pages)
-    cases = services.case_page(session, show == "over", page, CASES_PER_PAGE)
-    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=_charts(d), cases=cases,
-                  show=show, case_page=page, case_pages=pages)
+    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    # The per-case table is paged: thousands of rows would make the page heavy on a slow link.
+    d = services.dashboard(db.session(), show == "over", page, CASES_PER_PAGE)
+    return render("reports/dashboard.html", "reports/dashboard.html", d=d, charts=dashboard_page.dashboard_charts(d),
+                  tables=dashboard_page.dashboard_tables(d), show=show)
 
 
 # Audit log --------------------------------------------------------------------------------------

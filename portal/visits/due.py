@@ -68,15 +68,30 @@ class DuePage:
 
 
 def due_page(db: Session, user: User, today: date, page: int, per_page: int | None = None) -> DuePage:
-    """One page of the due and overdue visits the user may see (overdue first): two statements."""
+    """One page of the due and overdue visits the user may see (overdue first). One statement: each row
+    carries the counts of the whole list (window counts, taken before the page is cut); a list with nothing
+    on the page asked for (nothing due, or a page past the last) takes a count first and the last page."""
     per_page = per_page or DUE_PER_PAGE
-    counts, latest = _due_select(lambda t: (func.count(), func.count().filter(t.c.next_visit_date < today)),
-                                 today, scope(user), DUE_SOON_DAYS)
-    total, overdue = db.exec(counts).one()
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    rows = due_visits(db, today, scope(user), offset=(page - 1) * per_page, limit=per_page)
-    return DuePage(rows, int(overdue or 0), int(total), page, pages)
+    page = max(1, page)
+    query, latest = _due_select(
+        lambda t: (Case, Organisation.name, t.c.visit_date, t.c.next_visit_date, func.count().over(),
+                   func.count().filter(t.c.next_visit_date < today).over()),
+        today, scope(user), DUE_SOON_DAYS)
+    query = query.order_by(latest.c.next_visit_date, Case.reference)
+    found = db.exec(query.offset((page - 1) * per_page).limit(per_page)).all()
+    if not found:
+        counts, _latest = _due_select(lambda t: (func.count(), func.count().filter(t.c.next_visit_date < today)),
+                                      today, scope(user), DUE_SOON_DAYS)
+        total, overdue = db.exec(counts).one()
+        if not total:
+            return DuePage([], 0, 0, 1, 1)
+        last = -(-total // per_page)
+        if page > last:
+            return due_page(db, user, today, last, per_page)
+        return DuePage([], int(overdue or 0), int(total), page, last)  # the list changed in between
+    total, overdue = found[0][4], found[0][5]
+    rows = [DueRow(case, org, last, nxt, nxt < today, abs((today - nxt).days)) for case, org, last, nxt, *_n in found]
+    return DuePage(rows, int(overdue or 0), int(total), page, max(1, -(-total // per_page)))
 
 
 def due_for(db: Session, user: User, today: date) -> list[DueRow]:
