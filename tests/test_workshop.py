@@ -90,6 +90,20 @@ def test_participant_list_is_paged_and_keeps_its_filter(client, db, monkeypatch)
     assert [r.name in last for r in regs] == [False] * 4 + [True] and 'rel="prev"' in last
 
 
+def test_participant_rows_show_name_link_country_role_status_and_needs_escaped(client, db):
+    w = make_workshop(db, capacity=50)
+    reg = make_registration(db, w, name="<b>Ana</b> & Co", organisation="O'Brien <Ltd>", country="SN",
+                            dietary_needs="vegan", visa_letter=True)
+    plain = make_registration(db, w)
+    client.login(make_user(db, role="staff"))
+    page = client.get(f"/workshops/{w.id}").get_data(as_text=True)
+    row = page.split(f'href="/workshops/{w.id}/registrations/{reg.id}"')[1].split("</tr>")[0]
+    assert ">&lt;b&gt;Ana&lt;/b&gt; &amp; Co</a>" in row and "<td>O&#39;Brien &lt;Ltd&gt;</td>" in row
+    assert "<td>Senegal</td>" in row and "<td>Confirmed</td>" in row and "<td>Dietary Visa</td>" in row
+    other = page.split(f'href="/workshops/{w.id}/registrations/{plain.id}"')[1].split("</tr>")[0]
+    assert "<td>Georgia</td>" in other and "<td></td>" in other
+
+
 def test_partners_do_not_see_workshop_management(client, db):
     w = make_workshop(db)
     client.login(make_user(db, organisation=make_org(db)))
