@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
-from flask import url_for
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from markupsafe import Markup
 
 from portal.cases.models import CaseStatus
 from portal.i18n import country_name, locale_name, money, percent
+from portal.layout import url_pattern
 from portal.reports import charts
 from portal.reports.charts import escaped
 from portal.reports.services import Dashboard
@@ -159,12 +159,12 @@ def dashboard_tables(d: Dashboard) -> Tables:
         f'<tr id="month-{escaped(g.key)}"><th scope="row">{escaped(g.label)}</th><td class="num">{m(g.submitted)}</td>'
         f'<td class="num">{m(g.approved)}</td></tr>\n' for g in d.months)
     statuses = CaseStatus.titles()
-    case_url = url_for("cases.index")  # a case's page is this and its id
+    case_url = url_pattern("cases.show", "case_id")
     rows = []
     for case_id, reference, organisation, code, status, planned, submitted, approved, _n in d.cases:
         is_over = submitted > planned
         rows.append(
-            f'<tr id="case-{case_id}"><th scope="row"><a href="{case_url}{case_id}">{escaped(reference)}</a>'
+            f'<tr id="case-{case_id}"><th scope="row"><a href="{case_url % case_id}">{escaped(reference)}</a>'
             f'{over if is_over else ""}</th><td>{country(code)}</td><td>{escaped(organisation)}</td>'
             f'<td><span class="badge badge-{escaped(status)}">{escaped(statuses.get(status, status))}</span></td>'
             f'<td class="num">{m(planned)}</td>'
