@@ -117,32 +117,28 @@ def _register_hooks(app: Flask) -> None:
     app.jinja_env.lstrip_blocks = True
     from portal.cases.models import BudgetCategory, CaseStatus, MeasureType
 
-    # Registered once here; each is a cached per-locale lookup, not a dictionary built per call.
+    # Registered once here; each is a cached per-locale lookup, not a dictionary built per call. The value
+    # helpers are filters too, for rows in loops: `{{ c.country|country_name }}` is a plain call, while
+    # `{{ country_name(c.country) }}` goes through the template context's call machinery (~1 µs more each).
+    value_helpers = {
+        "case_status_title": CaseStatus.title,
+        "measure_title": MeasureType.title,
+        "category_title": BudgetCategory.title,
+        "money": i18n.money,
+        "country_name": i18n.country_name,
+        "format_date": i18n.format_date,
+    }
+    app.jinja_env.filters.update(value_helpers)
     app.jinja_env.globals.update(
-        case_status_title=CaseStatus.title,
-        measure_title=MeasureType.title,
-        category_title=BudgetCategory.title,
+        value_helpers,
         percent=i18n.percent,
         dir=i18n.text_direction,
-        money=i18n.money,
         bdi=i18n.bdi,
-        country_name=i18n.country_name,
         language_names=i18n.LANGUAGE_NAMES,
         login_url=login_url,
-        format_date=i18n.format_date,
         get_locale=get_locale,
         format_datetime=format_datetime,
         drafts_done=forms.drafts_done,
         kept=layout.kept,
         url_pattern=layout.url_pattern,
-    )
-    # The same helpers as filters, for rows in loops: `{{ c.country|country_name }}` is a plain call, while
-    # `{{ country_name(c.country) }}` goes through the template context's call machinery (~1 µs more each).
-    app.jinja_env.filters.update(
-        money=i18n.money,
-        country_name=i18n.country_name,
-        measure_title=MeasureType.title,
-        case_status_title=CaseStatus.title,
-        category_title=BudgetCategory.title,
-        format_date=i18n.format_date,
     )
