@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from functools import cache, lru_cache
+from typing import NamedTuple
 
+from flask import current_app
 from flask_babel import force_locale, format_datetime, get_timezone
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
@@ -16,6 +18,8 @@ from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
 from portal.cases.models import CaseStatus
+from jinja2.filters import do_truncate
+
 from portal.i18n import bdi, format_date, locale_name
 from portal.layout import url_pattern
 from portal.visits.forms import plain_labels
@@ -35,18 +39,6 @@ class TimelineEntry:
     def order_key(self) -> datetime:
         return _aware(self.sort_at or self.at)
 
-    @property
-    def iso(self) -> str:
-        """The moment for <time datetime>: the date alone for a visit without a time."""
-        return self.at.date().isoformat() if self.date_only else self.at.isoformat()
-
-    @property
-    def when(self) -> str:
-        """The moment as the page shows it, in the user's language and time zone."""
-        if self.date_only:
-            return format_date(self.at.date())
-        return _moment_text(locale_name(), get_timezone(), self.at)
-
 
 # What the entries say, translated once per locale (receipt texts as HTML, their reference goes in as <bdi>).
 _TEXTS = {
@@ -62,11 +54,29 @@ _RECEIPT_TEXTS = {
 }
 
 
+# The badge of each kind of entry.
+_KINDS = {"visit": _l("Visit"), "comment": _l("Comment"), "status": _l("Status"), "receipt": _l("Receipt")}
+
+
 @lru_cache(maxsize=16)
-def _texts(locale: str) -> tuple[dict[str, str], dict[str, Markup]]:
+def _texts(locale: str) -> tuple[dict[str, str], dict[str, Markup], dict[str, str]]:
     with force_locale(locale):
         return ({key: str(text) for key, text in _TEXTS.items()},
-                {key: Markup.escape(str(text)) for key, text in _RECEIPT_TEXTS.items()})
+                {key: Markup.escape(str(text)) for key, text in _RECEIPT_TEXTS.items()},
+                {key: str(text) for key, text in _KINDS.items()})
+
+
+class ShownEntry(NamedTuple):
+    """An entry as templates/visits/_timeline.html writes it: every value ready (plain values are cheap to
+    read in a template; the moment, the badge and the shortened detail are worked out here once)."""
+
+    kind: str
+    badge: str
+    iso: str
+    when: str
+    text: str
+    url: str | None
+    detail: str
 
 
 @lru_cache(maxsize=4096)
@@ -173,3 +183,21 @@ def timeline(db: Session, case, limit: int = 100, known: dict | None = None) -> 
     entries = [entry for source in TIMELINE_SOURCES for entry in source(db, case, known)]
     entries.sort(key=lambda e: e.order_key, reverse=True)
     return entries[:limit]
+
+
+def shown(entries: list[TimelineEntry]) -> list[ShownEntry]:
+    """The entries as the page shows them, in the user's language and time zone (looked up once)."""
+    locale, zone = locale_name(), get_timezone()
+    badges = _texts(locale)[2]
+    env = current_app.jinja_env
+    out = []
+    for e in entries:
+        if e.date_only:
+            iso, when = e.at.date().isoformat(), format_date(e.at.date())
+        else:
+            iso, when = e.at.isoformat(), _moment_text(locale, zone, e.at)
+        detail = e.detail
+        if detail and len(detail) > 160:
+            detail = do_truncate(env, detail, 160)  # as the template's |truncate(160) did
+        out.append(ShownEntry(e.kind, badges.get(e.kind, e.kind), iso, when, e.text, e.url, detail))
+    return out

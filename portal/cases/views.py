@@ -124,7 +124,7 @@ def show(case_id: int):
     entries = timeline.timeline(session, case, known=known)  # counts the comments per visit on the way
     return render("cases/show.html", "cases/_budget.html", organisation=organisation,
                   next_statuses=services.next_statuses(case), **_budget_context(case, lines=lines),
-                  **receipt_part, **visit_part, timeline=entries, visit_comment_counts=known["comment_counts"],
+                  **receipt_part, **visit_part, timeline=timeline.shown(entries), visit_comment_counts=known["comment_counts"],
                   visit_labels=plain_labels(), receipt_url=url_pattern("receipts.show", "receipt_id"),
                   visit_url=url_pattern("visits.show", "visit_id"))
 

@@ -44,6 +44,12 @@ def first_approvals(db: Session, receipt: Receipt) -> list[ReceiptEvent]:
                                                    ReceiptEvent.kind == "first_approval")))
 
 
+def first_approvals_in(history: list[tuple[ReceiptEvent, str]], receipt: Receipt) -> list[ReceiptEvent]:
+    """first_approvals() from the receipt's history read already (services.history())."""
+    return [event for event, _name in history
+            if event.revision == receipt.revision and event.kind == "first_approval"]
+
+
 def decide(db: Session, actor: User, receipt: Receipt, decision: str, comment: str,
            expected_version: int) -> str:
     """Record a reviewer's decision; returns the event kind written. Audit and notifications commit with it."""

@@ -223,15 +223,22 @@ def open_receipts(db: Session, receipt: Receipt) -> list[Receipt]:
                                               *_open_condition()).order_by(Receipt.invoice_date, Receipt.id)))
 
 
-def can_confirm(db: Session, user: User, receipt: Receipt) -> bool:
+def _open(db: Session, receipt: Receipt, known: HandoverState | None) -> bool:
+    """Neither confirmed nor exempt; `known`: the receipt's state_of(), read already (it says the same)."""
+    if known is not None:
+        return known.status not in (HandoverStatus.CONFIRMED, HandoverStatus.NOT_APPLICABLE)
+    return db.get(HandoverReceipt, receipt.id) is None and db.get(HandoverExemption, receipt.id) is None
+
+
+def can_confirm(db: Session, user: User, receipt: Receipt, known: HandoverState | None = None) -> bool:
     """The partner organisation confirms; a receipt at most once, and not once it is rejected or exempt."""
     return (not user.is_staff and receipt.status not in (ReceiptStatus.PENDING, ReceiptStatus.REJECTED)
-            and db.get(HandoverReceipt, receipt.id) is None and db.get(HandoverExemption, receipt.id) is None)
+            and _open(db, receipt, known))
 
 
-def can_exempt(db: Session, user: User, receipt: Receipt) -> bool:
+def can_exempt(db: Session, user: User, receipt: Receipt, known: HandoverState | None = None) -> bool:
     return (user.is_staff and receipt.status not in (ReceiptStatus.PENDING, ReceiptStatus.REJECTED)
-            and db.get(HandoverReceipt, receipt.id) is None and db.get(HandoverExemption, receipt.id) is None)
+            and _open(db, receipt, known))
 
 
 # Confirming ---------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def part(session, user, receipt, form=None, exempt_form=None) -> dict:
            else None,
            "handover_form": None, "exempt_form": None, "handover_cards": [], "handover_proof": [],
            "handover_open": {}}
-    if handover.can_confirm(session, user, receipt):
+    if handover.can_confirm(session, user, receipt, known=state):
         choices, ctx["handover_open"] = _also(session, receipt)
         if form is None:
             form = HandoverForm(formdata=None, prefix="handover", handed_over_on=handover.today(),
@@ -53,7 +53,7 @@ def part(session, user, receipt, form=None, exempt_form=None) -> dict:
         form.also.choices = choices
         ctx["handover_form"] = form
         ctx["handover_proof"] = handover.unlinked_proof(session, [receipt.id])
-    if handover.can_exempt(session, user, receipt):
+    if handover.can_exempt(session, user, receipt, known=state):
         ctx["exempt_form"] = exempt_form or NotApplicableForm(formdata=None, prefix="exempt")
     return ctx
 

@@ -76,13 +76,21 @@ def new_nonce() -> str:
 
 def get_receipt_for(db: Session, user: User, receipt_id: int) -> Receipt:
     """The receipt if the user may see its case, else 404. Upload intents do not exist for anyone."""
-    receipt = db.exec(
-        select(Receipt).join(Case, Case.id == Receipt.case_id)
-        .where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING, *scope(user))
-    ).first()
-    if receipt is None:
+    return get_receipt_with_case_for(db, user, receipt_id, with_case=False)[0]
+
+
+def get_receipt_with_case_for(db: Session, user: User, receipt_id: int,
+                              with_case: bool = True) -> tuple[Receipt, Case | None, BudgetLine | None]:
+    """get_receipt_for() with the receipt's case and budget line (None without one), in the same statement."""
+    columns = (Receipt, Case, BudgetLine) if with_case else (Receipt,)
+    query = select(*columns).join(Case, Case.id == Receipt.case_id)
+    if with_case:
+        query = query.outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
+    row = db.exec(query.where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING,
+                              *scope(user))).first()
+    if row is None:
         abort(404)
-    return receipt
+    return tuple(row) if with_case else (row, None, None)
 
 
 def get_file_for(db: Session, user: User, receipt_id: int, file_id: int) -> tuple[Receipt, ReceiptFile]:

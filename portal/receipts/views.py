@@ -115,22 +115,25 @@ def new(case_id: int):
 
 
 def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None,
-          handover_form=None, exempt_form=None):
+          handover_form=None, exempt_form=None, case=None, line=False):
+    """The receipt page; `case` and `line` (None: no budget line) when the caller read them already."""
     session = db.session()
-    case = services.case_of(session, receipt)
+    case = case or services.case_of(session, receipt)
     if review_form is None:
         review_form = ReviewForm(formdata=None, version=str(receipt.version))
     review_form.version.data = str(receipt.version)
-    line = session.get(BudgetLine, receipt.budget_line_id) if receipt.budget_line_id else None
+    if line is False:
+        line = session.get(BudgetLine, receipt.budget_line_id) if receipt.budget_line_id else None
     files_form = files_form or AddFilesForm(formdata=None)
     if not services.can_edit(current_user, receipt):
         files_form.kind.choices = [c for c in files_form.kind.choices if c[0] == "handover"]
+    events = services.history(session, receipt)
     return render("receipts/show.html", "receipts/_receipt.html", status, receipt=receipt, case=case, line=line,
-                  files=services.files_of(session, receipt), events=services.history(session, receipt),
+                  files=services.files_of(session, receipt), events=events,
                   review_form=review_form, files_form=files_form,
                   can_edit=services.can_edit(current_user, receipt),
                   can_add_handover=services.can_add_handover(receipt),
-                  first_approvals=decisions.first_approvals(session, receipt),
+                  first_approvals=decisions.first_approvals_in(events, receipt),
                   four_eyes=decisions.needs_four_eyes(receipt),
                   duplicates=checks.invoice_duplicates(session, receipt.supplier, receipt.invoice_number,
                                                          exclude_id=receipt.id) if current_user.is_staff else [],
@@ -144,7 +147,8 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
 @login_required
 def show(receipt_id: int):
     """Show one receipt: its data, files, status and history."""
-    return _show(services.get_receipt_for(db.session(), current_user, receipt_id))
+    receipt, case, line = services.get_receipt_with_case_for(db.session(), current_user, receipt_id)
+    return _show(receipt, case=case, line=line)  # read in one statement
 
 
 @bp.get("/receipts/<int:receipt_id>/files-list")
