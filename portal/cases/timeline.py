@@ -12,14 +12,13 @@ from typing import NamedTuple
 from flask import current_app
 from flask_babel import force_locale, format_datetime, get_timezone
 from flask_babel import lazy_gettext as _l
+from jinja2.filters import do_truncate
 from markupsafe import Markup
 from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from portal.audit import AuditEntry
 from portal.cases.models import CaseStatus
-from jinja2.filters import do_truncate
-
 from portal.i18n import bdi, format_date, locale_name
 from portal.layout import url_pattern
 from portal.visits.forms import plain_labels
