@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
-from flask import url_for
+from flask import current_app, render_template_string, url_for
 from flask_babel import get_timezone, ngettext
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
+from werkzeug.datastructures import MultiDict
 
 from portal.i18n import country_name, format_date, locale_name, money
-from portal.layout import url_pattern
+from portal.layout import keep, url_pattern
 from portal.receipts import previews
 from portal.receipts.money import from_minor
 from portal.review import services
@@ -276,3 +277,24 @@ def select_field(f) -> Markup | None:
                       for value, label in f.choices)
     return Markup(f'<div class="field ">\n    <label for="{escape(f.id)}">{escape(f.label.text)}</label>\n'  # noqa: S704
                   f'    <select id="{escape(f.id)}" name="{escape(f.name)}">{options}</select>\n</div>\n')
+
+
+_MARK = "\x00"  # where a kept text field's value goes
+
+
+def text_field(form, name: str) -> Markup | None:
+    """A filter's text input with its label and hint, as the form macro field() writes it without errors:
+    written by the macro once per language with a marker for the value (labels, hint and the amount
+    fields' number formats depend on nothing else) and kept; None when the field has errors, which the
+    template leaves to the macro."""
+    f = form[name]
+    if f.errors:
+        return None
+
+    def render() -> str:
+        blank = type(form)(formdata=MultiDict({name: _MARK}))
+        return render_template_string('{% from "_macros/forms.html" import field %}{{ field(f) }}',
+                                      f=blank[name])
+
+    head, tail = keep("review-filter", render, name).split(_MARK)
+    return Markup(head + escape(f._value()) + tail)  # noqa: S704 - the macro's HTML and the escaped value

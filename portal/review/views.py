@@ -173,7 +173,7 @@ def _queue(status: int = 200, message: str | None = None, problems: dict | None 
     return render("review/index.html", "review/_queue.html", status, form=form, f=f, result=result, shown=shown,
                   counts=_counts(), t=page.labels(), args=args, message=message, problems=problems or {},
                   typed=typed or {}, focus=focus, swap=is_swap(), results=results or [],
-                  select_field=page.select_field)
+                  select_field=page.select_field, text_field=page.text_field)
 
 
 @bp.get("/")
