@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from functools import lru_cache
 
+from babel import support
 from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import DateField, DecimalField, SelectField, StringField, SubmitField
+from wtforms.i18n import messages_path
+from wtforms.meta import DefaultMeta
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from portal import db, htmx
@@ -18,7 +22,7 @@ from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.forms import AmountField, Finite
 from portal.htmx import is_swap, render, trigger
-from portal.i18n import parse_cents
+from portal.i18n import locale_name, parse_cents
 from portal.receipts import decisions as receipt_decisions
 from portal.receipts import errors as receipt_errors
 from portal.receipts import services as receipts
@@ -79,6 +83,13 @@ class QueueFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
+        def get_translations(self, form):
+            """WTForms' own messages ("Not a valid choice.", which a select looks up on every validation)
+            from its catalog, loaded once per language: Flask-WTF loads it anew for every request."""
+            if not current_app.config.get("WTF_I18N_ENABLED", True):
+                return DefaultMeta.get_translations(self, form)
+            return _wtforms_catalog(locale_name())
+
     country = SelectField(_l("Country"), validators=[Optional()], validate_choice=False)
     organisation = SelectField(_l("Organisation"), validators=[Optional()], validate_choice=False)
     case = StringField(_l("Case reference"), validators=[Optional(), Length(max=20)])
@@ -95,22 +106,40 @@ class QueueFilterForm(FlaskForm):
                     description=_l("Supplier, invoice number, description or translation"))
 
 
+@lru_cache(maxsize=16)
+def _wtforms_catalog(locale: str):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+@lru_cache(maxsize=16)
+def _choices(_locale: str) -> dict:
+    """The fixed choices of the filters in one language (the catalogs do not change while the process runs;
+    WTForms only reads a field's choices)."""
+    everything = ("", _("All"))
+    t = page.labels()
+    return {
+        "everything": everything,
+        "type": [everything] + [(name, t.types[name]) for name in services.TYPES],
+        "status": [everything, ("submitted", _("Waiting for a decision")),
+                   ("approved", _("Approved, drawn for a check")), ("flagged", _("Flagged visit"))],
+        "warning": [("", _("Any or none"))] + list(t.warnings.items()),
+        "age": [("", _("Any time"))] + [(str(d), _("%(num)d days", num=d)) for d in services.AGES],
+        "sort": [("oldest", _("Oldest first")), ("newest", _("Newest first")),
+                 ("amount_desc", _("Highest EUR amount first")), ("amount_asc", _("Lowest EUR amount first")),
+                 ("case", _("Case reference")), ("organisation", _("Organisation"))],
+    }
+
+
 def _filter_form(countries: list[str], orgs: list[tuple[int, str]]) -> tuple[QueueFilterForm, services.QueueFilter]:
     from portal.i18n import country_name
 
     form = QueueFilterForm(request.args)
-    everything = ("", _("All"))
+    choices = _choices(locale_name())
+    everything = choices["everything"]
     form.country.choices = [everything] + [(c, country_name(c)) for c in countries]
     form.organisation.choices = [everything] + [(str(i), name) for i, name in orgs]
-    t = page.labels()
-    form.type.choices = [everything] + [(name, t.types[name]) for name in services.TYPES]
-    form.status.choices = [everything, ("submitted", _("Waiting for a decision")),
-                           ("approved", _("Approved, drawn for a check")), ("flagged", _("Flagged visit"))]
-    form.warning.choices = [("", _("Any or none"))] + list(t.warnings.items())
-    form.age.choices = [("", _("Any time"))] + [(str(d), _("%(num)d days", num=d)) for d in services.AGES]
-    form.sort.choices = [("oldest", _("Oldest first")), ("newest", _("Newest first")),
-                         ("amount_desc", _("Highest EUR amount first")), ("amount_asc", _("Lowest EUR amount first")),
-                         ("case", _("Case reference")), ("organisation", _("Organisation"))]
+    for name in ("type", "status", "warning", "age", "sort"):
+        form[name].choices = choices[name]
     form.validate()
     f = services.QueueFilter()
 
