@@ -3,10 +3,10 @@
 Decisions on receipts go through portal.receipts.decisions.decide() and acknowledgements of visits
 through portal.visits.followup.acknowledge(): the rules live there, this module only finds the work.
 
-The queue is built from a fixed number of statements whatever its length: one per source (receipts
-waiting for a decision, receipts drawn for a sample check, flagged visits, workshop registrations), each
-with the filters applied in SQL, sorted by its index and cut after one page; they are merged here and
-paged by keyset (the sort key of the last item shown), never by OFFSET or a count of every waiting row.
+The queue is read in one statement whatever its length: a UNION ALL of its sources (receipts waiting for
+a decision, receipts drawn for a sample check, flagged visits, workshop registrations), each with the
+filters applied in SQL, sorted by its index and cut after one page; they are merged here and paged by
+keyset (the sort key of the last item shown), never by OFFSET or a count of every waiting row.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from functools import cache
 from flask_babel import gettext as _
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Integer,
     String,
     and_,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     exists,
     false,
     literal,
+    null,
     or_,
     true,
     union_all,
@@ -260,12 +262,31 @@ def _has_match():
 def _common_conditions(f: QueueFilter) -> list:
     conditions = []
     if f.country:
-        conditions.append(Case.country == f.country[:2].upper())
+        conditions.append(Case.country == bindparam("f_country", _country(f)))
     if f.organisation_id:
-        conditions.append(Case.organisation_id == f.organisation_id)
+        conditions.append(Case.organisation_id == bindparam("f_organisation", f.organisation_id))
     if f.case:
-        conditions.append(Case.reference.ilike(f"%{f.case.strip()[:20]}%"))
+        conditions.append(Case.reference.ilike(bindparam("f_case", _case_pattern(f))))
     return conditions
+
+
+# The filters' values are bound parameters (the names below), so that a statement built for one combination of
+# filters serves every request with the same combination (_built()); params() gives the values.
+
+def _country(f: QueueFilter) -> str:
+    return f.country[:2].upper()
+
+
+def _case_pattern(f: QueueFilter) -> str:
+    return f"%{f.case.strip()[:20]}%"
+
+
+def _params(f: QueueFilter, now: datetime, cursor) -> dict:
+    params = {"f_country": _country(f), "f_organisation": f.organisation_id, "f_case": _case_pattern(f),
+              "f_min_eur": f.min_eur_cents, "f_max_eur": f.max_eur_cents, "f_cutoff": _cutoff(f, now)}
+    if cursor is not None:
+        params.update({f"after_{i}": value for i, value in enumerate(cursor)})
+    return params
 
 
 def _cutoff(f: QueueFilter, now: datetime) -> datetime | None:
@@ -326,13 +347,15 @@ def _after(keys: list[tuple[object, bool]], values: list) -> list:
             if expr == value:
                 return later(i + 1)
             return true() if (expr > value) != desc else false()
+        value = bindparam(f"after_{i}", value, type_=expr.type)
         beyond = expr < value if desc else expr > value
         return or_(beyond, and_(expr == value, later(i + 1)))
 
     conditions = [later(0)]
     first, desc = keys[0]
     if _is_sql(first):
-        conditions.append(first <= values[0] if desc else first >= values[0])
+        value = bindparam("after_0", values[0], type_=first.type)
+        conditions.append(first <= value if desc else first >= value)
     return conditions
 
 
@@ -412,9 +435,9 @@ def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
     if warning_condition is not None:
         conditions.append(warning_condition)
     if f.min_eur_cents is not None:
-        conditions.append(Receipt.eur_cents >= f.min_eur_cents)
+        conditions.append(Receipt.eur_cents >= bindparam("f_min_eur", f.min_eur_cents))
     if f.max_eur_cents is not None:
-        conditions.append(Receipt.eur_cents <= f.max_eur_cents)
+        conditions.append(Receipt.eur_cents <= bindparam("f_max_eur", f.max_eur_cents))
     found = receipt_search.search_condition(f.q, dialect) if f.q else None
     if found is not None:
         conditions.append(found)
@@ -424,13 +447,21 @@ def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
 _BUILT: dict[tuple, tuple] = {}
 
 
-def _built(source: str, f: QueueFilter, cursor, dialect: str, build, *extra) -> tuple:
-    """A source's (statement, sort keys), from `build()`; for the first page of the unfiltered queue (in any
-    order, of any type: the desk as it opens) built once and kept, since then it depends on nothing but
-    those and `extra` (the viewer). Statements are immutable; only the construction is saved, never data."""
-    if cursor is not None or not _only_sorted(f):
+def _built(f: QueueFilter, cursor, dialect: str, build, *extra) -> tuple:
+    """The queue's (statement, sort keys), from `build()`; built once per combination of filters (which of
+    them are set, not their values: those are bound parameters), order, type, status, warning, shape of the
+    cursor and `extra` (the viewer, the sources), and kept. A search is built each time (its condition binds
+    its words itself). Statements are immutable; only the construction is saved, never data."""
+    if f.q:
         return build()
-    key = (source, f.sort, f.type, dialect, *extra)
+    shape = None
+    if cursor is not None:
+        rank_at = {"amount_desc": 3, "amount_asc": 3, "case": 2, "organisation": 2}.get(f.sort, 1)
+        # What _fits() and _after() decide by: each value's type and range, and the rank itself.
+        shape = tuple((type(v), isinstance(v, int) and abs(v) > 2**63 - 1, v if i == rank_at else None)
+                      for i, v in enumerate(cursor))
+    key = (f.sort, f.type, f.status, f.warning, bool(f.country), bool(f.organisation_id), bool(f.case),
+           bool(f.min_age_days), f.min_eur_cents is not None, f.max_eur_cents is not None, shape, dialect, *extra)
     found = _BUILT.get(key)
     if found is None:
         if len(_BUILT) > 512:  # viewers come and go: never more than a few hundred kept
@@ -439,65 +470,75 @@ def _built(source: str, f: QueueFilter, cursor, dialect: str, build, *extra) -> 
     return found
 
 
-def _waiting_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
-    """Receipts waiting for a decision (new, corrected, or for a second approval), from the status index."""
-    if f.type not in ("", NEW, CORRECTED, SECOND) or f.status not in ("", "submitted"):
-        return []
-    query, keys = _built("waiting", f, cursor, dialect, lambda: _waiting_query(f, now, cursor, limit, dialect))
-    n, m = len(RECEIPT_COLUMNS), len(RECEIPT_COLUMNS) + len(CASE_COLUMNS)
-    items = []
-    for row in db.exec(query).all():
-        receipt = ReceiptFacts(*row[:n])
-        first_id = row[m + 1]
-        kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
-        items.append(QueueItem(kind, receipt.updated_at, CaseFacts(*row[n:m]), row[m], receipt=receipt,
-                               first_approver_id=first_id, new_supplier=bool(row[m + 2]),
-                               sort_key=_key_values(keys, row[m + 3:])))
-    return items
+# The sources in one statement ------------------------------------------------------------------------
+#
+# Each source is a SELECT of the same columns (those it has no value for are NULL), cut after one page by
+# its own ORDER BY and LIMIT; the four are sent as one UNION ALL and told apart by the first column.
+
+
+def _layout() -> list[tuple[str, object]]:
+    """(name, type) of every column of the union, in order; the sort keys follow them."""
+    return [("src", Integer()), ("since", Receipt.updated_at.type),
+            *((f"r_{c.key}", c.type) for c in RECEIPT_COLUMNS), *((f"c_{c.key}", c.type) for c in CASE_COLUMNS),
+            ("org", Organisation.name.type), ("first", ReceiptEvent.actor_id.type), ("new_supplier", Boolean()),
+            ("conflict", String()), ("sample_id", SampleItem.id.type), ("visit_id", Visit.id.type),
+            ("visit_date", Visit.visit_date.type), ("flag_details", Visit.flag_details.type),
+            *((name, Boolean()) for name in FLAGS),
+            ("reg_id", Registration.id.type), ("workshop_id", Registration.workshop_id.type),
+            ("reg_name", Registration.name.type), ("reg_country", Registration.country.type),
+            ("reg_role", Registration.role.type), ("workshop_title", Workshop.title.type)]
+
+
+LAYOUT = _layout()
+_AT = {name: i for i, (name, _type) in enumerate(LAYOUT)}
+_R, _C = _AT["r_id"], _AT["c_id"]
+_FLAG_AT = _AT[FLAGS[0]]
+_KEYS_AT = len(LAYOUT)
+
+
+def _columns(src: int, **exprs) -> list:
+    """The union's columns for one source: its expressions by name, NULL of the column's type elsewhere."""
+    exprs["src"] = literal(src, Integer)
+    return [exprs[name].label(name) if name in exprs else cast(null(), kind).label(name) for name, kind in LAYOUT]
+
+
+def _receipt_exprs() -> dict:
+    return {**{f"r_{c.key}": c for c in RECEIPT_COLUMNS}, **_case_exprs()}
+
+
+def _case_exprs() -> dict:
+    return {**{f"c_{c.key}": c for c in CASE_COLUMNS}, "org": Organisation.name}
 
 
 def _waiting_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
+    """Receipts waiting for a decision (new, corrected, or for a second approval), from the status index."""
     first = _first_approver()
     conditions = [Receipt.status == ReceiptStatus.SUBMITTED, *_receipt_conditions(f, dialect)]
     conditions += {"": [], NEW: [Receipt.revision == 1, first.is_(None)],
                    CORRECTED: [Receipt.revision > 1, first.is_(None)], SECOND: [first.is_not(None)]}[f.type]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
-        conditions.append(Receipt.updated_at <= cutoff)
+        conditions.append(Receipt.updated_at <= bindparam("f_cutoff", cutoff))
     keys = _keys(f.sort, dialect, Receipt.updated_at, RANK_WAITING, Receipt.id, Case.reference, Organisation.name,
                  Receipt.eur_cents)
-    query = (select(*RECEIPT_COLUMNS, *CASE_COLUMNS, Organisation.name, first.label("first"),
-                    _new_supplier().label("new_supplier"), *_select_keys(keys))
+    query = (select(*_columns(RANK_WAITING, since=Receipt.updated_at, first=first, new_supplier=_new_supplier(),
+                              **_receipt_exprs()), *_select_keys(keys))
              .join(Case, Case.id == Receipt.case_id).join(Organisation, Organisation.id == Case.organisation_id)
              .where(*conditions))
     return _paged(query, keys, cursor, limit), keys
 
 
-def _sample_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str,
-                  viewer_id: int | None = None):
+def _sample_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str, viewer_id: int | None):
     """Approved receipts drawn for a sample check and not yet checked, from the open items' index, each with
     whether the viewer uploaded or approved it (then someone else must check it)."""
-    if f.type not in ("", SAMPLE) or f.status not in ("", "approved"):
-        return []
-    query, keys = _built("sample", f, cursor, dialect,
-                         lambda: _sample_query(f, now, cursor, limit, dialect, viewer_id), viewer_id)
-    n = 2 + len(RECEIPT_COLUMNS)
-    m = n + len(CASE_COLUMNS)
-    return [QueueItem(SAMPLE, row[1], CaseFacts(*row[n:m]), row[m], receipt=ReceiptFacts(*row[2:n]),
-                      sample=SampleFacts(row[0]), new_supplier=bool(row[m + 1]), conflict=row[m + 2] or "",
-                      sort_key=_key_values(keys, row[m + 3:]))
-            for row in db.exec(query).all()]
-
-
-def _sample_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str, viewer_id: int | None):
     conditions = [SampleItem.checked_at.is_(None), *_receipt_conditions(f, dialect)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
-        conditions.append(SampleDraw.created_at <= cutoff)
+        conditions.append(SampleDraw.created_at <= bindparam("f_cutoff", cutoff))
     keys = _keys(f.sort, dialect, SampleDraw.created_at, RANK_SAMPLE, SampleItem.id, Case.reference,
                  Organisation.name, Receipt.eur_cents)
-    query = (select(SampleItem.id, SampleDraw.created_at, *RECEIPT_COLUMNS, *CASE_COLUMNS, Organisation.name,
-                    _new_supplier().label("new_supplier"), involvement(viewer_id).label("conflict"),
+    query = (select(*_columns(RANK_SAMPLE, since=SampleDraw.created_at, sample_id=SampleItem.id,
+                              new_supplier=_new_supplier(), conflict=involvement(viewer_id), **_receipt_exprs()),
                     *_select_keys(keys))
              .join(SampleDraw, SampleDraw.id == SampleItem.draw_id)
              .join(Receipt, Receipt.id == SampleItem.receipt_id)
@@ -506,64 +547,105 @@ def _sample_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: st
     return _paged(query, keys, cursor, limit), keys
 
 
-def _visit_items(db: Session, f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
-    if f.type not in ("", VISIT) or f.status not in ("", "flagged") or f.warning or f.amount_filtered or f.q:
-        return []
-    query, keys = _built("visit", f, cursor, dialect, lambda: _visit_query(f, now, cursor, limit, dialect))
-    n = 4 + len(FLAGS)
-    m = n + len(CASE_COLUMNS)
-    return [QueueItem(VISIT, row[2], CaseFacts(*row[n:m]), row[m],
-                      visit=VisitFacts(row[0], row[1], row[2], row[3],
-                                       [name for name, on in zip(FLAGS, row[4:n], strict=True) if on]),
-                      sort_key=_key_values(keys, row[m + 1:]))
-            for row in db.exec(query).all()]
-
-
 def _visit_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [flagged_condition(), Visit.acknowledged_at.is_(None), *_common_conditions(f)]
     cutoff = _cutoff(f, now)
     if cutoff is not None:
-        conditions.append(Visit.created_at <= cutoff)
+        conditions.append(Visit.created_at <= bindparam("f_cutoff", cutoff))
     keys = _keys(f.sort, dialect, Visit.created_at, RANK_VISIT, Visit.id, Case.reference, Organisation.name,
                  has_eur=False)
-    flags = [getattr(Visit, name) for name in FLAGS]
-    query = (select(Visit.id, Visit.visit_date, Visit.created_at, Visit.flag_details, *flags, *CASE_COLUMNS,
-                    Organisation.name, *_select_keys(keys))
+    query = (select(*_columns(RANK_VISIT, since=Visit.created_at, visit_id=Visit.id, visit_date=Visit.visit_date,
+                              flag_details=Visit.flag_details, **{name: getattr(Visit, name) for name in FLAGS},
+                              **_case_exprs()), *_select_keys(keys))
              .join(Case, Case.id == Visit.case_id)
              .join(Organisation, Organisation.id == Case.organisation_id).where(*conditions))
     return _paged(query, keys, cursor, limit), keys
 
 
-def _registration_items(db: Session, f: QueueFilter, now: datetime, waiting: int, cursor, limit: int,
-                        dialect: str):
+def _registration_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     """Workshop registrations awaiting a staff decision (moderated workshops). The decision itself is taken on
     the registration's page (portal.workshop), which the item links to."""
-    if not waiting or f.type not in ("", REGISTRATION) or f.status or f.warning \
-            or f.amount_filtered or f.organisation_id or f.case or f.q:
-        return []
-    query, keys = _built("registration", f, cursor, dialect,
-                         lambda: _registration_query(f, now, cursor, limit, dialect))
-    return [QueueItem(REGISTRATION, created_at, None, organisation,
-                      extra={"id": reg_id, "workshop_id": workshop_id, "workshop": title, "name": name,
-                             "country": country, "role": role}, sort_key=_key_values(keys, tail))
-            for reg_id, workshop_id, name, country, role, organisation, created_at, title, *tail
-            in db.exec(query).all()]
-
-
-def _registration_query(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str):
     conditions = [Registration.status == RegStatus.PENDING]
     if f.country:
-        conditions.append(Registration.country == f.country[:2].upper())
+        conditions.append(Registration.country == bindparam("f_country", _country(f)))
     cutoff = _cutoff(f, now)
     if cutoff is not None:
-        conditions.append(Registration.created_at <= cutoff)
+        conditions.append(Registration.created_at <= bindparam("f_cutoff", cutoff))
     keys = _keys(f.sort, dialect, Registration.created_at, RANK_REGISTRATION, Registration.id, None,
                  Registration.organisation, has_eur=False)
-    query = (select(Registration.id, Registration.workshop_id, Registration.name, Registration.country,
-                    Registration.role, Registration.organisation, Registration.created_at, Workshop.title,
+    query = (select(*_columns(RANK_REGISTRATION, since=Registration.created_at, reg_id=Registration.id,
+                              workshop_id=Registration.workshop_id, reg_name=Registration.name,
+                              reg_country=Registration.country, reg_role=Registration.role,
+                              org=Registration.organisation, workshop_title=Workshop.title),
                     *_select_keys(keys))
              .join(Workshop, Workshop.id == Registration.workshop_id).where(*conditions))
     return _paged(query, keys, cursor, limit), keys
+
+
+def _sources(f: QueueFilter, waiting_registrations: int) -> tuple[bool, bool, bool, bool]:
+    """Which sources can have items under the filters: waiting receipts, sample checks, visits, registrations."""
+    return (f.type in ("", NEW, CORRECTED, SECOND) and f.status in ("", "submitted"),
+            f.type in ("", SAMPLE) and f.status in ("", "approved"),
+            f.type in ("", VISIT) and f.status in ("", "flagged") and not (f.warning or f.amount_filtered or f.q),
+            bool(waiting_registrations) and f.type in ("", REGISTRATION) and not (
+                f.status or f.warning or f.amount_filtered or f.organisation_id or f.case or f.q))
+
+
+def _union(f: QueueFilter, now: datetime, cursor, limit: int, dialect: str, viewer_id: int | None,
+           sources: tuple[bool, bool, bool, bool]):
+    """The statement of the sources wanted, and each one's sort keys by its rank."""
+    parts, keys = [], {}
+    for rank, wanted, build in ((RANK_WAITING, sources[0], lambda: _waiting_query(f, now, cursor, limit, dialect)),
+                                (RANK_SAMPLE, sources[1],
+                                 lambda: _sample_query(f, now, cursor, limit, dialect, viewer_id)),
+                                (RANK_VISIT, sources[2], lambda: _visit_query(f, now, cursor, limit, dialect)),
+                                (RANK_REGISTRATION, sources[3],
+                                 lambda: _registration_query(f, now, cursor, limit, dialect))):
+        if wanted:
+            query, keys[rank] = build()
+            parts.append(query)
+    if len(parts) == 1:
+        return parts[0], keys
+    # Each part keeps its own ORDER BY and LIMIT inside a subquery (as SQLite, too, wants it).
+    return union_all(*(select(*part.subquery().c) for part in parts)), keys
+
+
+def _items(rows, keys: dict) -> list[QueueItem]:
+    items = []
+    r, c, flag_at, keys_at = _R, _C, _FLAG_AT, _KEYS_AT
+    n_receipt, n_case = len(RECEIPT_COLUMNS), len(CASE_COLUMNS)
+    at = _AT
+    for row in rows:
+        src = row[0]
+        sort_key = _key_values(keys[src], row[keys_at:])
+        if src == RANK_VISIT:
+            items.append(QueueItem(VISIT, row[1], CaseFacts(*row[c:c + n_case]), row[at["org"]],
+                                   visit=VisitFacts(row[at["visit_id"]], row[at["visit_date"]], row[1],
+                                                    row[at["flag_details"]],
+                                                    [name for name, on in zip(FLAGS, row[flag_at:flag_at + len(FLAGS)],
+                                                                              strict=True) if on]),
+                                   sort_key=sort_key))
+        elif src == RANK_REGISTRATION:
+            items.append(QueueItem(REGISTRATION, row[1], None, row[at["org"]],
+                                   extra={"id": row[at["reg_id"]], "workshop_id": row[at["workshop_id"]],
+                                          "workshop": row[at["workshop_title"]], "name": row[at["reg_name"]],
+                                          "country": row[at["reg_country"]], "role": row[at["reg_role"]]},
+                                   sort_key=sort_key))
+        else:
+            receipt = ReceiptFacts(*row[r:r + n_receipt])
+            case_ = CaseFacts(*row[c:c + n_case])
+            if src == RANK_WAITING:
+                first_id = row[at["first"]]
+                kind = SECOND if first_id is not None else (CORRECTED if receipt.revision > 1 else NEW)
+                items.append(QueueItem(kind, receipt.updated_at, case_, row[at["org"]], receipt=receipt,
+                                       first_approver_id=first_id, new_supplier=bool(row[at["new_supplier"]]),
+                                       sort_key=sort_key))
+            else:
+                items.append(QueueItem(SAMPLE, row[1], case_, row[at["org"]], receipt=receipt,
+                                       sample=SampleFacts(row[at["sample_id"]]),
+                                       new_supplier=bool(row[at["new_supplier"]]),
+                                       conflict=row[at["conflict"]] or "", sort_key=sort_key))
+    return items
 
 
 def _merge_key(sort: str):
@@ -593,9 +675,12 @@ def queue(db: Session, f: QueueFilter, now: datetime | None = None,
     dialect = db.get_bind().dialect.name
     limit = PER_PAGE + 1
     waiting_registrations = (counts or {}).get(REGISTRATION, 1)
-    items = [*_waiting_items(db, f, now, cursor, limit, dialect), *_sample_items(db, f, now, cursor, limit, dialect, viewer_id),
-             *_visit_items(db, f, now, cursor, limit, dialect),
-             *_registration_items(db, f, now, waiting_registrations, cursor, limit, dialect)]
+    sources = _sources(f, waiting_registrations)
+    items = []
+    if any(sources):
+        statement, keys = _built(f, cursor, dialect,
+                                 lambda: _union(f, now, cursor, limit, dialect, viewer_id, sources), viewer_id, sources)
+        items = _items(db.exec(statement, params=_params(f, now, cursor)).all(), keys)
     items.sort(key=_merge_key(f.sort), reverse=f.sort == "newest")
     more = len(items) > PER_PAGE
     items = items[:PER_PAGE]
