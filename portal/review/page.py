@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
-from flask import current_app, render_template_string, url_for
+from flask import render_template_string, url_for
 from flask_babel import get_timezone, ngettext
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
