@@ -45,9 +45,11 @@ def _init_extensions(app: Flask) -> None:
     from portal.reports import summary
     from portal.storage import init_storage
     from portal.tasks import init_tasks
+    from portal.visits import latest
 
     init_db(app)
     summary.install()  # the dashboard's summary tables follow every change in the same transaction
+    latest.install()  # each case's latest visit (the visits due list) follows every new visit
     init_storage(app)
     init_tasks(app)
     init_htmx(app)

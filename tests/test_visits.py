@@ -296,6 +296,33 @@ def test_due_list_is_scoped_and_uses_the_latest_visit(client, db):
     assert overdue.reference in page and soon_b.reference in page and closed.reference not in page
 
 
+def test_each_cases_latest_visit_is_kept_with_every_new_visit_and_reconciled(app, db):
+    """The due list reads each case's kept latest visit (portal/visits/latest.py): a visit recorded later
+    with an earlier date does not replace it; `visits reconcile` names a broken row and --fix repairs it."""
+    from sqlalchemy import text
+
+    from portal.visits.models import LatestVisit
+
+    today = date.today()
+    case = make_case(db, make_org(db))
+    assert db.get(LatestVisit, case.id) is None
+    newest = make_visit(db, case, visit_date=today - timedelta(days=3), next_visit_date=today + timedelta(days=9))
+    make_visit(db, case, visit_date=today - timedelta(days=40), next_visit_date=today - timedelta(days=10))
+    db.expire_all()
+    kept = db.get(LatestVisit, case.id)
+    assert (kept.visit_id, kept.next_visit_date) == (newest.id, today + timedelta(days=9))
+    runner = app.test_cli_runner()
+    assert "match" in runner.invoke(args=["visits", "reconcile"]).output
+    db.exec(text("UPDATE case_latest_visits SET next_visit_date = NULL WHERE case_id = :id").bindparams(id=case.id))
+    db.commit()
+    broken = runner.invoke(args=["visits", "reconcile"])
+    assert broken.exit_code == 1 and f"case {case.id}:" in broken.output and "1 difference(s)" in broken.output
+    assert runner.invoke(args=["visits", "reconcile", "--fix"]).exit_code == 0
+    db.expire_all()
+    assert db.get(LatestVisit, case.id).next_visit_date == today + timedelta(days=9)
+    assert runner.invoke(args=["visits", "reconcile"]).exit_code == 0
+
+
 def test_due_list_is_paged_overdue_first(app, client, db, monkeypatch):
     from portal.visits import due
 
@@ -317,13 +344,15 @@ def test_due_list_is_paged_overdue_first(app, client, db, monkeypatch):
     assert "Due soon <span class=\"count\">(3)</span>" in second
     last = client.get("/visits/due?page=3").get_data(as_text=True)
     assert [c.reference in last for c in cases] == [False] * 6 + [True] and 'rel="prev"' in last
-    # The rows and the counts of the whole list come in one statement; a page past the last shows the last.
+    # The counts, then the page's rows, both from the kept latest visits (no ranking of every visit); a page
+    # past the last shows the last.
     with count_statements(app) as statements:
         past = client.get("/visits/due?page=9").get_data(as_text=True)
         client.get("/visits/due?page=2")
     assert "Page 3 of 3" in past and [c.reference in past for c in cases] == [False] * 6 + [True]
     assert "Due soon <span class=\"count\">(3)</span>" in past
-    assert sum("FROM visits" in s for s in statements) == 3 + 1  # page 9: rows, counts, last page; page 2: rows
+    assert sum("FROM cases JOIN case_latest_visits" in s for s in statements) == 2 + 2
+    assert not any("FROM visits" in s for s in statements)
 
 
 def test_digest_mails_each_partner_in_their_language(app, db, mails):

@@ -41,3 +41,21 @@ def sweep_photos():
     with Session(dbm.engine(), expire_on_commit=False) as session:
         intents, orphans = photos.sweep_photos(session)
     click.echo(f"removed {intents} unconfirmed photo uploads, {orphans} unreferenced photo objects")
+
+
+@visits_group.command("reconcile")
+@click.option("--fix", is_flag=True, help="rewrite the kept latest visits from the visits")
+def reconcile(fix):
+    """Check each case's kept latest visit (the visits due list) against the visits; name every difference."""
+    from portal.visits import latest
+
+    with dbm.engine().begin() as conn:
+        found = latest.reconcile(conn, fix=fix)
+    for line in found:
+        click.echo(line)
+    if not found:
+        click.echo("The kept latest visits match the visits.")
+    elif fix:
+        click.echo(f"{len(found)} difference(s) fixed.")
+    else:
+        raise click.ClickException(f"{len(found)} difference(s); run with --fix to rewrite them.")

@@ -16,7 +16,7 @@ from portal.auth.models import Role, User
 from portal.cases.models import Case, CaseStatus
 from portal.cases.services import scope
 from portal.orgs.models import Organisation
-from portal.visits.models import Visit
+from portal.visits.models import LatestVisit
 
 DUE_SOON_DAYS = 14
 
@@ -32,15 +32,13 @@ class DueRow:
 
 
 def _due_select(columns, today: date, conditions: tuple, soon_days: int):
-    latest = select(
-        Visit.case_id, Visit.visit_date, Visit.next_visit_date,
-        func.row_number().over(partition_by=Visit.case_id,
-                               order_by=(Visit.visit_date.desc(), Visit.id.desc())).label("rank"),
-    ).subquery()
+    """Each case's latest visit is kept (portal/visits/latest.py): one row per case, indexed by the next visit
+    date it set, instead of ranking every visit on each request."""
+    latest = LatestVisit.__table__
     return (select(*columns(latest)).select_from(Case)
             .join(latest, latest.c.case_id == Case.id)
             .join(Organisation, Organisation.id == Case.organisation_id)
-            .where(latest.c.rank == 1, latest.c.next_visit_date.is_not(None),
+            .where(latest.c.next_visit_date.is_not(None),
                    latest.c.next_visit_date <= today + timedelta(days=soon_days),
                    Case.status != CaseStatus.CLOSED, *conditions)), latest
 
@@ -68,30 +66,23 @@ class DuePage:
 
 
 def due_page(db: Session, user: User, today: date, page: int, per_page: int | None = None) -> DuePage:
-    """One page of the due and overdue visits the user may see (overdue first). One statement: each row
-    carries the counts of the whole list (window counts, taken before the page is cut); a list with nothing
-    on the page asked for (nothing due, or a page past the last) takes a count first and the last page."""
+    """One page of the due and overdue visits the user may see (overdue first). Two statements on the kept
+    latest visits: the whole list's counts (narrow rows), then the page's rows along the next-date index (a
+    page past the last shows the last). One statement with window counts would carry every due case's whole
+    row through the count before cutting the page: 2-3 times slower at 10,000 cases."""
     per_page = per_page or DUE_PER_PAGE
-    page = max(1, page)
-    query, latest = _due_select(
-        lambda t: (Case, Organisation.name, t.c.visit_date, t.c.next_visit_date, func.count().over(),
-                   func.count().filter(t.c.next_visit_date < today).over()),
-        today, scope(user), DUE_SOON_DAYS)
-    query = query.order_by(latest.c.next_visit_date, Case.reference)
-    found = db.exec(query.offset((page - 1) * per_page).limit(per_page)).all()
-    if not found:
-        counts, _latest = _due_select(lambda t: (func.count(), func.count().filter(t.c.next_visit_date < today)),
-                                      today, scope(user), DUE_SOON_DAYS)
-        total, overdue = db.exec(counts).one()
-        if not total:
-            return DuePage([], 0, 0, 1, 1)
-        last = -(-total // per_page)
-        if page > last:
-            return due_page(db, user, today, last, per_page)
-        return DuePage([], int(overdue or 0), int(total), page, last)  # the list changed in between
-    total, overdue = found[0][4], found[0][5]
-    rows = [DueRow(case, org, last, nxt, nxt < today, abs((today - nxt).days)) for case, org, last, nxt, *_n in found]
-    return DuePage(rows, int(overdue or 0), int(total), page, max(1, -(-total // per_page)))
+    counts, _latest = _due_select(lambda t: (func.count(), func.count().filter(t.c.next_visit_date < today)),
+                                  today, scope(user), DUE_SOON_DAYS)
+    total, overdue = db.exec(counts).one()
+    if not total:
+        return DuePage([], 0, 0, 1, 1)
+    pages = -(-total // per_page)
+    page = min(max(1, page), pages)
+    query, latest = _due_select(lambda t: (Case, Organisation.name, t.c.visit_date, t.c.next_visit_date),
+                                today, scope(user), DUE_SOON_DAYS)
+    query = query.order_by(latest.c.next_visit_date, Case.reference).offset((page - 1) * per_page).limit(per_page)
+    rows = [DueRow(case, org, last, nxt, nxt < today, abs((today - nxt).days)) for case, org, last, nxt in db.exec(query)]
+    return DuePage(rows, int(overdue or 0), int(total), page, pages)
 
 
 def due_for(db: Session, user: User, today: date) -> list[DueRow]:

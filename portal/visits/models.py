@@ -160,3 +160,16 @@ class VisitPhoto(Scanned, table=True):
     confirmed: bool = Field(default=False, index=True)
     uploaded_by_id: int | None = Field(default=None, foreign_key="users.id")
     created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class LatestVisit(SQLModel, table=True):
+    """Each case's latest visit (by visit date, then id) and the next visit date it set, kept in step with
+    every new visit in the same transaction (portal/visits/latest.py): the visits due list reads one row per
+    case instead of ranking every visit on each request. Derived: `visits reconcile` checks and rewrites it."""
+
+    __tablename__ = "case_latest_visits"
+
+    case_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    visit_id: int
+    visit_date: date
+    next_visit_date: date | None = Field(default=None, index=True)

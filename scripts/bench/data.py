@@ -22,6 +22,7 @@ from portal.orgs.models import Organisation
 from portal.receipts.models import Receipt, ReceiptEvent
 from portal.receipts.services import RECEIPT_FIELDS
 from portal.reports.summary import rebuild
+from portal.visits import latest
 from portal.visits.models import Visit
 
 PASSWORD = "bench-password-2025"  # noqa: S105 - bench-only accounts in a throwaway database
@@ -119,6 +120,7 @@ def base(engine, n_orgs: int = ORGS, n_cases: int = CASES, n_visits: int = VISIT
                            "acknowledged_at": None if vid % 200 == 0 else (now if flagged else None),
                            "acknowledged_by_id": None})
         _copy(conn, Visit, visits)
+        latest.rebuild(conn)  # COPY bypasses the ORM that keeps each case's latest visit
         try:
             with conn.begin_nested():  # the workshop feature is being built: its tables may change under us
                 registrations = _workshop(conn, rnd, now)
