@@ -138,3 +138,20 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+def reconcile_command(run, fix: bool, matches: str, rewrite: str) -> None:
+    """The body of a `… reconcile [--fix]` command for a table kept in step with others: run(conn, fix)
+    returns the differences as lines; they are printed, and any left unfixed end the command with exit 1."""
+    import click
+
+    with engine().begin() as conn:
+        found = run(conn, fix=fix)
+    for line in found:
+        click.echo(line)
+    if not found:
+        click.echo(matches)
+    elif fix:
+        click.echo(f"{len(found)} difference(s) fixed.")
+    else:
+        raise click.ClickException(f"{len(found)} difference(s); run with --fix to rewrite {rewrite}.")

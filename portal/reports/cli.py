@@ -19,13 +19,4 @@ def reconcile(fix):
     """Recompute the dashboard's figures from scratch and name every difference (exit 1 if any remain)."""
     from portal.reports.summary import reconcile as run
 
-    with dbm.engine().begin() as conn:
-        found = run(conn, fix=fix)
-    for line in found:
-        click.echo(line)
-    if not found:
-        click.echo("The summary tables match the receipts, budget lines and cases.")
-    elif fix:
-        click.echo(f"{len(found)} difference(s) fixed.")
-    else:
-        raise click.ClickException(f"{len(found)} difference(s); run with --fix to rewrite the tables.")
+    dbm.reconcile_command(run, fix, "The summary tables match the receipts, budget lines and cases.", "the tables")

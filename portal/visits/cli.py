@@ -49,13 +49,4 @@ def reconcile(fix):
     """Check each case's kept latest visit (the visits due list) against the visits; name every difference."""
     from portal.visits import latest
 
-    with dbm.engine().begin() as conn:
-        found = latest.reconcile(conn, fix=fix)
-    for line in found:
-        click.echo(line)
-    if not found:
-        click.echo("The kept latest visits match the visits.")
-    elif fix:
-        click.echo(f"{len(found)} difference(s) fixed.")
-    else:
-        raise click.ClickException(f"{len(found)} difference(s); run with --fix to rewrite them.")
+    dbm.reconcile_command(latest.reconcile, fix, "The kept latest visits match the visits.", "them")
