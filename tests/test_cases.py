@@ -190,7 +190,7 @@ def test_amounts_typed_with_a_decimal_comma(client, db):
 
 def test_case_page_needs_the_same_few_statements_however_much_it_shows(app, client, db):
     """The case page reads each kind of thing once (case with organisation and rule, lines, receipts,
-    visits, their comments, the timeline's history, the draft (read with the case), the navigation's counts): the same
+    visits, their comments, the timeline's history, the draft, the navigation's counts): the same
     number of statements for a bare case and for one with many receipts, visits and comments."""
     from portal.visits.models import VisitComment
     from tests.factories import make_receipt, make_visit

@@ -77,14 +77,11 @@ class LineRow(NamedTuple):
 def _case_page_statement(scoped: bool):
     """The case (if the user may see it) with its organisation's name and its budget lines, one row per
     line: the columns the case page shows, built once."""
-    from portal.visits.drafts import newest_draft_columns  # visits' services import the cases' services
-
     conditions = [Case.id == bindparam("case_id")]
     if scoped:
         conditions.append(Case.organisation_id == bindparam("scope_org"))
     return (select(Case.id, Case.reference, Case.country, Case.organisation_id, Case.return_date,
                    Case.measure_type, Case.status, Case.notes, Case.eligibility_reason,
-                   *newest_draft_columns(Case.id),
                    Organisation.name.label("organisation"), BudgetLine.id.label("line_id"),
                    BudgetLine.category, BudgetLine.description, BudgetLine.planned_cents)
             .join(Organisation, Organisation.id == Case.organisation_id)
@@ -94,10 +91,9 @@ def _case_page_statement(scoped: bool):
 
 def case_page_header(db: Session, user: User, case_id: int) -> tuple[Row, str, list[LineRow]]:
     """The top of the case page in one statement, as Core rows (the page only reads): the case (404 if the
-    user may not see it) with when the user's newest visit draft of it was saved (draft_at, draft_submitted:
-    portal.visits.drafts.draft_of_page()), its organisation's name and its budget lines."""
+    user may not see it), its organisation's name and its budget lines."""
     rows = db.connection().execute(_case_page_statement(not user.is_staff),
-                                   {"case_id": case_id, "scope_org": user.organisation_id, "user_id": user.id}).all()
+                                   {"case_id": case_id, "scope_org": user.organisation_id}).all()
     if not rows:
         abort(404)
     case = rows[0]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
-from typing import NamedTuple
 
 from flask import abort
 from sqlalchemy import bindparam
@@ -69,29 +67,6 @@ _DRAFTS_OF_USER = (select(VisitDraft.updated_at, Visit.id.label("submitted"))
                    .outerjoin(Visit, Visit.draft_key == VisitDraft.key)
                    .where(VisitDraft.user_id == bindparam("user_id"), VisitDraft.case_id == bindparam("case_id"))
                    .order_by(VisitDraft.updated_at.desc(), VisitDraft.id.desc()))
-
-
-def newest_draft_columns(case_id):
-    """Two scalar subqueries for the case page's own statement (`case_id`: its case id column; the user as
-    bindparam "user_id"): when the user's newest draft of the case was saved, and the visit it became (if
-    it was submitted already). draft_of_page() reads them, so the page needs no statement of its own."""
-    newest = (select(VisitDraft.updated_at, Visit.id).outerjoin(Visit, Visit.draft_key == VisitDraft.key)
-              .where(VisitDraft.user_id == bindparam("user_id"), VisitDraft.case_id == case_id)
-              .order_by(VisitDraft.updated_at.desc(), VisitDraft.id.desc()).limit(1))
-    return (newest.with_only_columns(VisitDraft.updated_at).scalar_subquery().label("draft_at"),
-            newest.with_only_columns(Visit.id).scalar_subquery().label("draft_submitted"))
-
-
-class SavedDraft(NamedTuple):
-    updated_at: datetime
-
-
-def draft_of_page(db: Session, user: User, case, updated_at: datetime | None,
-                  submitted: int | None) -> SavedDraft | Row | VisitDraft | None:
-    """What draft_saved() says, from newest_draft_columns()' values; a submitted draft first: as there."""
-    if submitted is not None:
-        return draft_saved(db, user, case)
-    return SavedDraft(updated_at) if updated_at is not None else None
 
 
 def draft_saved(db: Session, user: User, case) -> Row | VisitDraft | None:

@@ -24,7 +24,7 @@ from portal.auth.models import Role, User
 from portal.cases.models import Case
 from portal.cases.services import scope
 from portal.rules import RuleError
-from portal.visits.drafts import GOODS_FIELD, draft_of_page, visit_by_key
+from portal.visits.drafts import GOODS_FIELD, draft_saved, visit_by_key
 from portal.visits.models import (
     DIMENSIONS,
     FLAGS,
@@ -277,10 +277,10 @@ def _queue_flag_mails(db: Session, case: Case, visit: Visit) -> None:
 
 def case_part(db: Session, user: User, case) -> dict:
     """What the case page shows about visits: the list (with the comments, read with it, for the timeline),
-    when the user's draft was saved (read with the case: cases.services.case_page_header()) and the trend."""
+    when the user's draft was saved and the trend."""
     visits, comments = visits_with_comments(db, case)
     return {"visits": visits, "visit_comments": comments, "trend": trend(visits),
-            "visit_draft": draft_of_page(db, user, case, case.draft_at, case.draft_submitted)}
+            "visit_draft": draft_saved(db, user, case)}
 
 
 # Form data → service data -----------------------------------------------------------------------
