@@ -43,10 +43,12 @@ def _init_extensions(app: Flask) -> None:
     from portal.extensions import babel, csrf, limiter, login_manager
     from portal.htmx import init_htmx
     from portal.reports import summary
+    from portal.schema import import_models
     from portal.storage import init_storage
     from portal.tasks import init_tasks
     from portal.visits import latest
 
+    import_models()  # every feature's tables, before the first session
     init_db(app)
     summary.install()  # the dashboard's summary tables follow every change in the same transaction
     latest.install()  # each case's latest visit (the visits due list) follows every new visit

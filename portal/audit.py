@@ -17,11 +17,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, text
 from sqlmodel import Field, Session, SQLModel, select
 
+from portal.clock import utcnow
+
 GENESIS = "0" * 64
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class AuditEntry(SQLModel, table=True):

@@ -237,6 +237,7 @@ def load_config(env: dict[str, str] | None = None) -> dict:
         "SESSION_REFRESH_EACH_REQUEST": False,
         "REMEMBER_COOKIE_DURATION": timedelta(hours=max_hours),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session: long forms keep working
+        "WTF_I18N_ENABLED": True,  # WTForms' own messages in the user's language (Flask-WTF's default, named here)
         # Retention (applied by `flask --app portal privacy retention` and `… workshop purge`, run daily)
         "CASE_RETENTION_DAYS": _int(env, "CASE_RETENTION_DAYS", 730, minimum=1),
         "DRAFT_RETENTION_DAYS": _int(env, "DRAFT_RETENTION_DAYS", 60, minimum=1),

@@ -9,27 +9,9 @@ from flask import current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-
-
-def import_models() -> type[SQLModel]:
-    """Import every feature's tables so the metadata is complete (Alembic, tests)."""
-    from portal import audit, mail  # noqa: F401
-    from portal.auth import models as _auth  # noqa: F401
-    from portal.cases import models as _cases  # noqa: F401
-    from portal.notifications import models as _notifications  # noqa: F401
-    from portal.ocr import models as _ocr  # noqa: F401
-    from portal.orgs import models as _orgs  # noqa: F401
-    from portal.receipts import handover as _handover  # noqa: F401
-    from portal.receipts import models as _receipts  # noqa: F401
-    from portal.review import models as _review  # noqa: F401
-    from portal.uploads import models as _uploads  # noqa: F401
-    from portal.visits import models as _visits  # noqa: F401
-    from portal.workshop import models as _workshop  # noqa: F401
-
-    return SQLModel
 
 
 def make_engine(url: str) -> Engine:
@@ -79,7 +61,6 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def init_db(app) -> None:
-    import_models()
     app.extensions["db_engine"] = make_engine(app.config["DATABASE_URL"])
 
     @app.teardown_appcontext
@@ -109,7 +90,7 @@ def session() -> Session:
 def upsert(db: Session, find, new, values: dict, what: str) -> None:
     """Write `values` into the row find() returns, or into new() and insert it; when another worker inserted
     the same row at that moment (a unique key), theirs is updated instead. For jobs that may run twice."""
-    from portal.audit import utcnow
+    from portal.clock import utcnow
 
     for _attempt in range(2):
         row = find() or new()

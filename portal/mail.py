@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Column, event, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, func, select
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from sqlmodel import Session
 
 from portal import create_app
 from portal import db as dbm
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.receipts.models import ReceiptEvent
 from tests.factories import make_case, make_line, make_org, make_receipt, make_user, make_visit
 

@@ -108,7 +108,7 @@ def test_staff_cannot_invite_admin(client, db):
 def test_expired_invitation(client, db, mails, app, run_jobs):
     from datetime import timedelta
 
-    from portal.audit import utcnow
+    from portal.clock import utcnow
 
     client.login(make_user(db, role="admin"))
     client.submit("/users/invite", {"email": "late@example.org", "name": "Late", "role": "staff", "locale": "en"})

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from portal.audit import AuditEntry, utcnow
+from portal.audit import AuditEntry
+from portal.clock import utcnow
 from portal.receipts.models import Receipt, ReceiptEvent
 from tests.factories import make_case, make_line, make_org, make_receipt, make_receipt_file, make_user
 from tests.helpers import item_ids, key, load

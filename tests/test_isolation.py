@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.receipts.handover import Handover, HandoverExemption
 from portal.uploads.models import Upload
 from tests.factories import (

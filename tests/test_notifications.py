@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import Session, select
 
 from portal import mail
-from portal.audit import utcnow
 from portal.auth.models import User
+from portal.clock import utcnow
 from portal.notifications.models import Notification
 from portal.notifications.services import send_digests
 from portal.receipts.models import Receipt

@@ -13,9 +13,9 @@ from playwright.sync_api import Page, expect
 from sqlmodel import Session, select
 
 from portal import tasks
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
+from portal.clock import utcnow
 from portal.ocr import prefill
 from portal.ocr import services as ocr
 from portal.ocr.models import UploadText

@@ -14,9 +14,9 @@ from openpyxl import load_workbook
 from sqlmodel import select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.demo import DEMO_PASSWORD, INFOREURO, load_demo
 from portal.receipts.models import Receipt
 from tests.factories import make_line, make_receipt, make_user, make_visit

@@ -9,8 +9,9 @@ import pytest
 from sqlmodel import select
 
 from portal import audit
-from portal.audit import AuditEntry, utcnow, verify_chain
+from portal.audit import AuditEntry, verify_chain
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.mail import OutboxMail
 from portal.receipts.models import Receipt
 from portal.storage import get_storage

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlmodel import Session, select
 from werkzeug.serving import make_server
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.receipts.models import Receipt, ReceiptFile
 from portal.storage import get_storage
 from portal.uploads import services

@@ -6,7 +6,7 @@ from enum import StrEnum
 from flask_login import UserMixin
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 
 
 class Role(StrEnum):

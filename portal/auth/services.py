@@ -19,8 +19,8 @@ from sqlmodel import Session, delete, func, select
 from zxcvbn import zxcvbn
 
 from portal import audit, db, mail
-from portal.audit import utcnow
 from portal.auth.models import AccountToken, Role, User, UserSession
+from portal.clock import utcnow
 from portal.orgs.models import Organisation
 from portal.rules import RuleError
 

@@ -20,8 +20,8 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import RecoveryCode, User
+from portal.clock import utcnow
 
 RECOVERY_CODES = 10
 STEP = 30

@@ -10,8 +10,8 @@ from flask.cli import AppGroup
 from sqlmodel import Session
 
 from portal import db as dbm
-from portal.audit import utcnow
 from portal.cases.retention import apply_retention
+from portal.clock import utcnow
 from portal.storage import get_storage
 
 privacy_group = AppGroup("privacy", help="Personal data: retention periods.")

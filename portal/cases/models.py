@@ -6,7 +6,7 @@ from enum import StrEnum
 from flask_babel import lazy_gettext as _l
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.labels import Titled
 
 

@@ -14,9 +14,10 @@ from datetime import date, datetime
 from sqlmodel import Session, select
 
 from portal import audit
-from portal.audit import AuditEntry, utcnow
+from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
+from portal.clock import utcnow
 from portal.receipts.models import Receipt, ReceiptEvent, ReceiptFile
 from portal.storage import Storage
 from portal.visits.models import Visit, VisitComment, VisitDraft, VisitPhoto

@@ -87,7 +87,7 @@ def retention_job() -> str:
     from flask import current_app
 
     from portal import db as dbm
-    from portal.audit import utcnow
+    from portal.clock import utcnow
     from portal.storage import get_storage
 
     cfg = current_app.config

@@ -15,9 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import STATUS_FLOW, BudgetLine, Case, CaseStatus, CountryRule
+from portal.clock import utcnow
 from portal.orgs.models import Organisation
 from portal.reports.models import BudgetRollup
 from portal.rules import RuleError

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from portal.db import import_models
+from portal.schema import import_models
 
 config = context.config
 target_metadata = import_models().metadata

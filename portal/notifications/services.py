@@ -24,8 +24,8 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, delete, select
 
 from portal import mail
-from portal.audit import utcnow
 from portal.auth.models import Role, User
+from portal.clock import utcnow
 from portal.notifications.models import NoticeKind, Notification
 
 

@@ -30,8 +30,8 @@ from portal.ocr import engine, prefill
 from portal.ocr.fields import as_values, extract
 from portal.ocr.models import ReceiptText, TextStatus
 from portal.receipts.models import FileKind, Receipt, ReceiptFile, ReceiptStatus
-from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
+from portal.scanning.models import ScanStatus
 from portal.storage import Storage, StorageError
 
 log = logging.getLogger(__name__)

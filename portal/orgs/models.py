@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 
 
 class Organisation(SQLModel, table=True):

@@ -20,7 +20,7 @@ from portal.receipts.models import (
     ReceiptStatus,
 )
 from portal.receipts.rates import apply_rate
-from portal.scanning import ScanStatus
+from portal.scanning.models import ScanStatus
 from portal.uploads.files import CleanFile
 
 log = logging.getLogger(__name__)

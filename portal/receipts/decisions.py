@@ -9,8 +9,8 @@ from flask_babel import gettext as _
 from sqlmodel import Session, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
+from portal.clock import utcnow
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
 from portal.receipts.errors import ReceiptError
@@ -20,8 +20,8 @@ from portal.receipts.models import (
     ReceiptStatus,
 )
 from portal.receipts.services import case_of, claim, files_of
-from portal.scanning import ScanStatus
 from portal.scanning import services as scanning
+from portal.scanning.models import ScanStatus
 
 log = logging.getLogger(__name__)
 

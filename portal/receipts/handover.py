@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.labels import Titled
 from portal.receipts import services
 from portal.receipts.errors import ReceiptError

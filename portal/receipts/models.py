@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Integer, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.receipts.keys import invoice_key, supplier_key
-from portal.scanning import Scanned
+from portal.scanning.models import Scanned
 
 RATE_SCALE = 1_000_000  # exchange rates are stored as whole millionths
 

@@ -17,8 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from portal import audit
-from portal.audit import AuditEntry, utcnow
+from portal.audit import AuditEntry
 from portal.auth.models import User
+from portal.clock import utcnow
 from portal.receipts import rate_files
 from portal.receipts.budget import over_budget
 from portal.receipts.errors import ReceiptError

@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import scope
+from portal.clock import utcnow
 from portal.ocr import services as ocr
 from portal.receipts import neardup
 from portal.receipts.budget import figures_of, over_budget

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.receipts.models import (
     Receipt,
     ReceiptFile,

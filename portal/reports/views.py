@@ -13,9 +13,9 @@ from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
 from portal import db
-from portal.audit import utcnow
 from portal.auth.services import staff_required
 from portal.cases.models import BudgetCategory
+from portal.clock import utcnow
 from portal.htmx import render
 from portal.reports import exports, services
 from portal.reports import page as dashboard_page

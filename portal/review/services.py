@@ -43,10 +43,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, func, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import countries_select
+from portal.clock import utcnow
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions

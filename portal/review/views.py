@@ -18,8 +18,8 @@ from wtforms.meta import DefaultMeta
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from portal import db, htmx
-from portal.audit import utcnow
 from portal.auth.services import staff_required
+from portal.clock import utcnow
 from portal.forms import AmountField, Finite
 from portal.htmx import is_swap, render, trigger
 from portal.i18n import locale_name, parse_cents

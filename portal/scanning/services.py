@@ -20,13 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from portal import audit, mail, tasks
-from portal.audit import utcnow
 from portal.auth.models import Role, User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.receipts.models import Receipt, ReceiptFile
 from portal.receipts.previews import preview_key
-from portal.scanning import ScanStatus
 from portal.scanning.clamd import ClamdClient, ScanResult, Verdict
+from portal.scanning.models import ScanStatus
 from portal.storage import CHUNK_SIZE, Storage, StorageError
 from portal.visits.models import Visit, VisitPhoto
 

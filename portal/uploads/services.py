@@ -25,9 +25,9 @@ from sqlmodel import Session, func, select
 from werkzeug.exceptions import ClientDisconnected
 
 from portal import tasks
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.storage import CHUNK_SIZE, Storage, StorageError, new_key, safe_download_name
 from portal.uploads.files import JPEG, PNG, WEBP, CleanFile, FileProblem, clean_upload, max_upload_mb, sniff
 from portal.uploads.models import Purpose, Upload, UploadStatus

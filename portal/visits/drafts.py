@@ -13,9 +13,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.visits.models import Visit, VisitDraft
 
 KEY_RE = re.compile(r"^[0-9a-f]{32}$")

@@ -9,9 +9,9 @@ from flask_babel import gettext as _
 from sqlmodel import Session, or_, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
 from portal.cases.models import Case
+from portal.clock import utcnow
 from portal.notifications import services as notifications
 from portal.notifications.models import NoticeKind
 from portal.orgs.models import Organisation

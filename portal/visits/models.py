@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
-from portal.scanning import Scanned
+from portal.clock import utcnow
+from portal.scanning.models import Scanned
 
 
 class VisitMode(StrEnum):

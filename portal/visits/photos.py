@@ -10,8 +10,8 @@ from flask_babel import gettext as _
 from sqlmodel import Session, select
 
 from portal import audit
-from portal.audit import utcnow
 from portal.auth.models import User
+from portal.clock import utcnow
 from portal.visits.models import Visit, VisitPhoto
 from portal.visits.services import VisitError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 
 
 def _escape(text: str) -> str:

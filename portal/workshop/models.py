@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.labels import Titled
 
 

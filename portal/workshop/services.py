@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, delete, func, select
 
 from portal import audit, csvfile, mail
-from portal.audit import utcnow
+from portal.clock import utcnow
 from portal.rules import RuleError
 from portal.workshop.ics import workshop_ics
 from portal.workshop.models import Registration, RegRole, RegStatus, Workshop, WorkshopStat

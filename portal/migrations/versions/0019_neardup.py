@@ -49,7 +49,7 @@ def _backfill(conn) -> None:
     """The keys of every receipt, then the pairs its typed fields make (each pair once, the later first)."""
     from datetime import date
 
-    from portal.audit import utcnow
+    from portal.clock import utcnow
     from portal.receipts.keys import invoice_key, supplier_key
     from portal.receipts.neardup import Facts, field_reasons
 
