@@ -8,18 +8,43 @@ checks in the browser before anything is sent; the server stays the authority.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from babel import support
 from babel.numbers import get_decimal_symbol, get_group_symbol
-from flask import session
+from flask import current_app, session
 from flask_babel import LazyString, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from wtforms import DecimalField, FloatField, IntegerField
+from wtforms.i18n import messages_path
+from wtforms.meta import DefaultMeta
 from wtforms.validators import DataRequired, InputRequired, StopValidation
 from wtforms.widgets import TextInput
 
+from portal.i18n import locale_name
 from portal.numbers import MAX_CHARS, NumberProblem, parse_number
 
 MSG_NOT_A_NUMBER = _l("Enter a number, like 250.50")
+
+
+class Form(FlaskForm):
+    """Every form of the portal: Flask-WTF's, with WTForms' own messages ("This field is required.", "Not a
+    valid choice.") from WTForms' catalog loaded once per language and kept. Flask-WTF loads that catalog
+    from disk anew in every request that shows or checks one (a select checks its choice on every
+    validation)."""
+
+    class Meta:
+        def get_translations(self, form):
+            if not current_app.config["WTF_I18N_ENABLED"]:
+                return DefaultMeta.get_translations(self, form)
+            return _wtforms_catalog(locale_name())
+
+
+@lru_cache(maxsize=16)
+def _wtforms_catalog(locale: str):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
 class Finite:

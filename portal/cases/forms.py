@@ -1,5 +1,4 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -11,7 +10,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from portal.cases.models import BudgetCategory, MeasureType
-from portal.forms import AmountField
+from portal.forms import AmountField, Form
 from portal.i18n import countries
 
 
@@ -33,7 +32,7 @@ def country_choices():
     return [("", "—"), *countries()]
 
 
-class CaseForm(FlaskForm):
+class CaseForm(Form):
     country = SelectField(_l("Return country"), choices=country_choices,
                           validators=[DataRequired(_l("Choose the return country."))])
     organisation_id = SelectField(_l("Partner organisation"), coerce=int,
@@ -49,7 +48,7 @@ class CaseForm(FlaskForm):
     submit = SubmitField(_l("Save case"))
 
 
-class BudgetLineForm(FlaskForm):
+class BudgetLineForm(Form):
     category = SelectField(_l("Category"), choices=category_choices)
     description = StringField(_l("Description"), validators=[
         DataRequired(_l("Describe what is planned.")), Length(max=500)])
@@ -59,18 +58,18 @@ class BudgetLineForm(FlaskForm):
     submit = SubmitField(_l("Save budget line"))
 
 
-class StatusForm(FlaskForm):
+class StatusForm(Form):
     status = StringField(validators=[DataRequired()])
 
 
-class CountryRuleForm(FlaskForm):
+class CountryRuleForm(Form):
     code = SelectField(_l("Country"), choices=country_choices, validators=[DataRequired(_l("Choose a country."))])
     covered = BooleanField(_l("Covered by another return programme"), default=True)
     programme = StringField(_l("Programme"), validators=[Length(max=200)])
     submit = SubmitField(_l("Save country"))
 
 
-class EraseForm(FlaskForm):
+class EraseForm(Form):
     reason = TextAreaField(_l("Reason for the erasure"), validators=[
         DataRequired(_l("Enter the reason for the erasure, for example the returnee's request and its date.")),
         Length(max=1000)])

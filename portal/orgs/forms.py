@@ -1,12 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Email, Length
 
+from portal.forms import Form
 from portal.i18n import countries
 
 
-class OrgForm(FlaskForm):
+class OrgForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(_l("Enter the organisation's name.")),
                                                Length(max=200)])
     country = SelectField(_l("Country"), choices=lambda: [("", "—"), *countries()],

@@ -5,7 +5,6 @@ from __future__ import annotations
 from babel.numbers import get_currency_name, list_currencies
 from flask_babel import LazyString, get_locale, gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -21,7 +20,7 @@ from wtforms import (
 from wtforms.fields import MonthField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp, StopValidation
 
-from portal.forms import AmountField, ChecksBeforeSending
+from portal.forms import AmountField, ChecksBeforeSending, Form
 from portal.uploads.files import ACCEPT, max_upload_mb
 
 FILE_HINT = LazyString(lambda: gettext("PDF, JPG, PNG, HEIC or WebP, up to %(size)s MB each. You can choose "
@@ -49,7 +48,7 @@ def decision_choices():
     return [("approve", _l("Approve")), ("reject", _l("Reject")), ("correction", _l("Request a correction"))]
 
 
-class ReceiptFieldsForm(ChecksBeforeSending, FlaskForm):
+class ReceiptFieldsForm(ChecksBeforeSending, Form):
     budget_line_id = SelectField(_l("Budget line"), coerce=int,
                                  validators=[DataRequired(_l("Choose the budget line this purchase belongs to."))])
     supplier = StringField(_l("Supplier name"), validators=[
@@ -104,13 +103,13 @@ class EditReceiptForm(ReceiptFieldsForm):
     submit = SubmitField(_l("Submit corrected receipt"))
 
 
-class AddFilesForm(FlaskForm):
+class AddFilesForm(Form):
     kind = SelectField(_l("Type of file"), choices=file_kind_choices)
     files = MultipleFileField(_l("Files"), description=FILE_HINT, render_kw={"accept": ACCEPT})
     submit = SubmitField(_l("Add files"))
 
 
-class ReviewForm(FlaskForm):
+class ReviewForm(Form):
     decision = RadioField(_l("Decision"), choices=decision_choices, validators=[DataRequired(_l("Choose a decision"))])
     comment = TextAreaField(_l("Comment"), validators=[Length(max=4000)],
                             description=_l("Required for a rejection or a correction request. The partner "
@@ -119,7 +118,7 @@ class ReviewForm(FlaskForm):
     submit = SubmitField(_l("Record decision"))
 
 
-class RateForm(FlaskForm):
+class RateForm(Form):
     currency = SelectField(_l("Currency"), choices=rate_currency_choices,
                            validators=[DataRequired(_l("Choose a currency"))])
     month = MonthField(_l("Month"), validators=[InputRequired(_l("Enter the month, like 2024-03"))])
@@ -134,7 +133,7 @@ class RateForm(FlaskForm):
     submit = SubmitField(_l("Save rate"))
 
 
-class RateImportForm(FlaskForm):
+class RateImportForm(Form):
     file = FileField(_l("Rates file (XLSX or CSV)"), description=_l(
         "The month's InforEuro file as exported by the Commission (XLSX or CSV: a row per country with the "
         "currency's ISO code and its rate), or a CSV with one rate per line: currency, month, units for 1 EUR, "

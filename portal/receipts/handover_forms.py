@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -16,13 +15,14 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from portal.forms import Form
 from portal.receipts.forms import FILE_HINT
 from portal.uploads.files import ACCEPT
 
 PROOF_HINT = LazyString(lambda: gettext("A signed note or a photo of the handover.") + " " + str(FILE_HINT))
 
 
-class HandoverForm(FlaskForm):
+class HandoverForm(Form):
     """Sent with the prefix "handover-", so its fields never share an id with the page's other forms."""
 
     handed_over_on = DateField(_l("Date of the handover"),
@@ -43,7 +43,7 @@ class HandoverForm(FlaskForm):
     submit = SubmitField(_l("Confirm handover"))
 
 
-class NotApplicableForm(FlaskForm):
+class NotApplicableForm(Form):
     reason = TextAreaField(_l("Reason"), validators=[
         DataRequired(_l("Give the reason why no handover applies")), Length(max=1000)],
         description=_l("For example: a course fee paid to a school. The partner sees it."))

@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, request
 from flask_babel import format_datetime, format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField
 from wtforms.validators import Length, Optional
 
@@ -16,6 +15,7 @@ from portal import db
 from portal.auth.services import staff_required
 from portal.cases.models import BudgetCategory
 from portal.clock import utcnow
+from portal.forms import Form
 from portal.htmx import render
 from portal.reports import exports, services
 from portal.reports import page as dashboard_page
@@ -38,7 +38,7 @@ def _download(body: bytes, mimetype: str, filename: str):
 
 # Period -----------------------------------------------------------------------------------------
 
-class PeriodForm(FlaskForm):
+class PeriodForm(Form):
     class Meta:
         csrf = False
 
@@ -113,7 +113,7 @@ def dashboard():
 
 # Audit log --------------------------------------------------------------------------------------
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False
 

@@ -6,21 +6,17 @@ import time
 from datetime import date
 from functools import lru_cache
 
-from babel import support
 from flask import Blueprint, abort, current_app, flash, g, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import DateField, DecimalField, SelectField, StringField, SubmitField
-from wtforms.i18n import messages_path
-from wtforms.meta import DefaultMeta
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from portal import db, htmx
 from portal.auth.services import staff_required
 from portal.clock import utcnow
-from portal.forms import AmountField, Finite
+from portal.forms import AmountField, Finite, Form
 from portal.htmx import is_swap, render, trigger
 from portal.i18n import locale_name, parse_cents
 from portal.receipts import decisions as receipt_decisions
@@ -77,18 +73,11 @@ def _remember(counts: dict[str, int]) -> None:
 
 # Forms ------------------------------------------------------------------------------------------
 
-class QueueFilterForm(FlaskForm):
+class QueueFilterForm(Form):
     """The queue's filters: a GET form, so they stay in the URL."""
 
     class Meta:
         csrf = False
-
-        def get_translations(self, form):
-            """WTForms' own messages ("Not a valid choice.", which a select looks up on every validation)
-            from its catalog, loaded once per language: Flask-WTF loads it anew for every request."""
-            if not current_app.config.get("WTF_I18N_ENABLED", True):
-                return DefaultMeta.get_translations(self, form)
-            return _wtforms_catalog(locale_name())
 
     country = SelectField(_l("Country"), validators=[Optional()], validate_choice=False)
     organisation = SelectField(_l("Organisation"), validators=[Optional()], validate_choice=False)
@@ -104,11 +93,6 @@ class QueueFilterForm(FlaskForm):
     sort = SelectField(_l("Sort by"), validators=[Optional()])
     q = StringField(_l("Search receipts"), validators=[Optional(), Length(max=200)],
                     description=_l("Supplier, invoice number, description or translation"))
-
-
-@lru_cache(maxsize=16)
-def _wtforms_catalog(locale: str):
-    return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
 @lru_cache(maxsize=16)
@@ -174,7 +158,7 @@ def filter_args() -> dict[str, str]:
     return {k: v for k, v in request.args.items() if k in keep and v}
 
 
-class DrawForm(FlaskForm):
+class DrawForm(Form):
     share = DecimalField(_l("Share to draw"), places=3, default=0.1, validators=[
         Finite(), InputRequired(_l("Enter the share, like 0.1 for a tenth")),
         NumberRange(min=0.001, max=1, message=_l("Enter a share between 0 and 1, like 0.1 for a tenth."))],

@@ -10,7 +10,6 @@ from functools import lru_cache
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -24,7 +23,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
-from portal.forms import ChecksBeforeSending, FloatNumberField, IntegerCountField
+from portal.forms import ChecksBeforeSending, FloatNumberField, Form, IntegerCountField
 from portal.i18n import locale_name
 from portal.visits.models import BusinessStatus, GoodsState, IncomeBand, VisitMode, VisitPurpose
 
@@ -132,7 +131,7 @@ def _required(message):
     return [DataRequired(message)]
 
 
-class VisitForm(ChecksBeforeSending, FlaskForm):
+class VisitForm(ChecksBeforeSending, Form):
     # The draft's id: the idempotency key of the submission.
     draft_key = HiddenField(validators=[Regexp(r"^[0-9a-f]{32}$")])
     visit_date = DateField(_l("Date of the visit"), validators=_required(_l("Enter the date of the visit.")))
@@ -179,17 +178,17 @@ class VisitForm(ChecksBeforeSending, FlaskForm):
     submit = SubmitField(_l("Submit visit"))
 
 
-class CommentForm(FlaskForm):
+class CommentForm(Form):
     body = TextAreaField(_l("Comment"), validators=[Length(max=4000)])
     submit = SubmitField(_l("Add comment"))
 
 
-class AcknowledgeForm(FlaskForm):
+class AcknowledgeForm(Form):
     body = TextAreaField(_l("Comment (optional)"), validators=[Length(max=4000)])
     submit = SubmitField(_l("Acknowledge visit"))
 
 
-class PhotoForm(FlaskForm):
+class PhotoForm(Form):
     # On a phone the camera opens directly (a photo of the visit is taken there and then).
     photo = FileField(_l("Photo"), description=_l("JPG, PNG or WebP. Location and camera data are removed."),
                       render_kw={"accept": "image/*", "capture": "environment"})

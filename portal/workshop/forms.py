@@ -7,7 +7,6 @@ from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -19,7 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from portal.config import LANGUAGES
-from portal.forms import IntegerCountField
+from portal.forms import Form, IntegerCountField
 from portal.i18n import LANGUAGE_NAMES, countries
 from portal.workshop.models import RegRole, RegStatus
 
@@ -72,7 +71,7 @@ def _area(label, max_len, **kw):
         "Use at most %(max)d characters."))], **kw)
 
 
-class RegistrantFields(FlaskForm):
+class RegistrantFields(Form):
     """What a registrant tells about themselves (shared by the public form, self-service and staff)."""
 
     name = _text(_l("Full name"), 200, _l("Enter your name."), render_kw={"autocomplete": "name"})
@@ -163,16 +162,16 @@ class ManageForm(RegistrantFields):
             delattr(self, "travel_support")
 
 
-class ResendForm(FlaskForm):
+class ResendForm(Form):
     email = StringField(validators=[DataRequired(), Length(max=254), plain_text])
     submit = SubmitField(_l("Send the link again"))
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(Form):
     submit = SubmitField(_l("Confirm my registration"))
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     submit = SubmitField(_l("Withdraw my registration"))
 
 
@@ -183,7 +182,7 @@ def status_choices():
             (RegStatus.WITHDRAWN.value, _l("Withdrawn"))]
 
 
-class MoveForm(FlaskForm):
+class MoveForm(Form):
     status = SelectField(_l("New status"), choices=status_choices,
                          validators=[DataRequired(_l("Choose a status."))])
     message = _area(_l("Message to the registrant"), 2000,
@@ -191,7 +190,7 @@ class MoveForm(FlaskForm):
     submit = SubmitField(_l("Change status"))
 
 
-class WorkshopForm(FlaskForm):
+class WorkshopForm(Form):
     title = _text(_l("Title"), 200, _l("Enter a title."))
     description = _area(_l("Description"), 5000)
     starts_on = DateField(_l("First day"), validators=[InputRequired(_l("Enter the first day."))])
