@@ -42,8 +42,6 @@ class Labels:
         self.pending_scan = _("Pending virus scan")
         self.no_preview = _("No preview of this file.")
         self.no_file = _("No file.")
-        self.recognised_text = _("Recognised text")
-        self.loading = _("Loading…")
         self.budget_line = _("Budget line")
         self.planned = _("Planned")
         self.submitted = _("Submitted")
