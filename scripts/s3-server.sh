@@ -169,10 +169,21 @@ stop_daemons() {  # $@ = daemon names, default all
   return 0
 }
 
+# A first creation on a new, busy machine has failed once in a while (a daemon not up in time, exit 250);
+# the second try then worked. So: two tries, each from an empty DIR, and the first one's logs kept.
 wipe_and_init() {
-  stop_daemons
-  rm -rf "$DIR"
-  init_cluster
+  local attempt
+  for attempt in 1 2; do
+    stop_daemons
+    rm -rf "$DIR"
+    # in a child process: errexit does not hold inside a function called from an `if` condition
+    if "$0" __init "$DIR"; then
+      return 0
+    fi
+    log "creating the cluster failed (try $attempt of 2)"
+    mkdir -p "${DIR}-failed" && cp -r "$DIR/log" "${DIR}-failed/log-$attempt" 2>/dev/null || true
+  done
+  return 1
 }
 
 start() {
@@ -213,6 +224,9 @@ case $CMD in
     ;;
   start-gateway)
     answering || { start_rgw && wait_for_s3 60; }
+    ;;
+  __init)  # wipe_and_init's child
+    init_cluster
     ;;
   env)
     printf 'export S3_ENDPOINT_URL=http://127.0.0.1:%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=us-east-1\n' \
