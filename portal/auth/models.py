@@ -15,7 +15,25 @@ class Role(StrEnum):
     PARTNER = "partner"
 
 
-class User(UserMixin, SQLModel, table=True):
+class _Account(UserMixin):
+    """What the account's row and the signed-in user (below) both answer: the id in the session cookie
+    and the role's rights."""
+
+    def get_id(self) -> str:
+        # The session id (see UserSession) is set on the object at sign-in and by the user loader.
+        return f"{self.id}:{self.session_version}:{getattr(self, '_session_id', '')}"
+
+    @property
+    def is_staff(self) -> bool:
+        """Micado staff and admins: see every organisation."""
+        return self.role in (Role.STAFF, Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class User(_Account, SQLModel, table=True):
     __tablename__ = "users"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -37,22 +55,30 @@ class User(UserMixin, SQLModel, table=True):
     mail_digest: bool = True
     last_digest_at: datetime | None = None
 
-    def get_id(self) -> str:
-        # The session id (see UserSession) is set on the object at sign-in and by the user loader.
-        return f"{self.id}:{self.session_version}:{getattr(self, '_session_id', '')}"
-
     @property
     def is_active(self) -> bool:
         return self.active and self.password_hash is not None
 
-    @property
-    def is_staff(self) -> bool:
-        """Micado staff and admins: see every organisation."""
-        return self.role in (Role.STAFF, Role.ADMIN)
+
+class SignedInUser(_Account):
+    """current_user in a request: the columns of the user's row that views, templates and services read,
+    loaded by one Core statement (auth.services.load_user). Building and tracking an ORM object on every
+    request cost more than the rest of an empty signed-in request. Read-only: what changes the account
+    (password, language, two-factor, digests, signing out) takes the row itself (services.account_row).
+    The password hash stays in the database."""
+
+    COLUMNS = ("id", "email", "name", "role", "organisation_id", "locale", "active", "session_version",
+               "totp_secret_enc", "mail_digest")
+
+    def __init__(self, row, session_id: str) -> None:
+        for name in self.COLUMNS:
+            setattr(self, name, getattr(row, name))
+        self._session_id = session_id
 
     @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
+    def is_active(self) -> bool:
+        # load_user() returns no user for an account without a password or disabled.
+        return self.active
 
 
 class AccountToken(SQLModel, table=True):

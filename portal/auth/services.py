@@ -19,7 +19,7 @@ from sqlmodel import Session, delete, func, select
 from zxcvbn import zxcvbn
 
 from portal import audit, db, mail
-from portal.auth.models import AccountToken, Role, User, UserSession
+from portal.auth.models import AccountToken, Role, SignedInUser, User, UserSession
 from portal.clock import utcnow
 from portal.orgs.models import Organisation
 from portal.rules import RuleError
@@ -155,37 +155,47 @@ def may_sign_in(db_: Session, user: User | None) -> bool:
 @cache
 def _user_statement():
     """load_user()'s statement, built once (the values are bound parameters)."""
-    # The session row's two columns, not a UserSession object: building and tracking an ORM object costs
-    # more than the whole statement, and the row is only checked here.
-    return (select(User, UserSession.user_id, UserSession.created_at, Organisation.active)
+    # The session row's two columns, not a UserSession object, and the user's columns into a SignedInUser:
+    # building and tracking ORM objects costs more than the whole statement.
+    return (select(*(getattr(User, name) for name in SignedInUser.COLUMNS),
+                   User.password_hash.is_not(None).label("has_password"),
+                   UserSession.user_id.label("session_user_id"), UserSession.created_at.label("session_created_at"),
+                   Organisation.active.label("org_active"))
             .outerjoin(UserSession, (UserSession.user_id == User.id)
                        & (UserSession.token_hash == bindparam("token_hash")))
             .outerjoin(Organisation, Organisation.id == User.organisation_id)
             .where(User.id == bindparam("user_id")))
 
 
-def load_user(user_id: str) -> User | None:
+def load_user(user_id: str) -> SignedInUser | None:
     """Flask-Login loader: the id carries the session version ("sign out everywhere") and the server-side
     session id (this browser's sign-out), so old cookies stop working."""
     uid, version, sid = (user_id.split(":") + ["", ""])[:3]
     if not (uid.isdigit() and version.isdigit() and sid) or len(sid) > 100:
         return None
-    db_ = db.session()
     # One statement on every request: the user, this browser's session row and the organisation's state
     # (the same checks as may_sign_in()).
-    found = db_.exec(_user_statement(), params={"token_hash": _hash_token(sid), "user_id": int(uid)}).first()
+    found = db.session().connection().execute(
+        _user_statement(), {"token_hash": _hash_token(sid), "user_id": int(uid)}).first()
     if found is None:
         return None
-    user, session_user_id, session_created_at, org_active = found
-    if not user.is_active or (user.organisation_id is not None and not org_active):
+    if not found.active or not found.has_password or (found.organisation_id is not None and not found.org_active):
         return None
-    if user.session_version != int(version):
+    if found.session_version != int(version):
         return None
     max_age = timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
-    if session_user_id != user.id or session_created_at < utcnow() - max_age:
+    if found.session_user_id != found.id or found.session_created_at < utcnow() - max_age:
         return None
-    user._session_id = sid
-    return user
+    return SignedInUser(found, sid)
+
+
+def account_row(db_: Session, user: SignedInUser | User) -> User:
+    """The signed-in user's own row, for what changes the account (current_user is read-only)."""
+    if isinstance(user, User):
+        return user
+    row = db_.get(User, user.id)
+    row._session_id = user._session_id
+    return row
 
 
 def authenticate(db_: Session, email: str, password: str) -> User | None:

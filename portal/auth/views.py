@@ -76,6 +76,11 @@ def _safe_next(target: str | None) -> str:
     return safe_next(target) or url_for("index")
 
 
+def _own_row():
+    """The signed-in user's own row: current_user is a read-only SignedInUser (auth.models)."""
+    return services.account_row(db.session(), current_user._get_current_object())
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 @limiter.limit(_account_limit, methods=["POST"], key_func=_form_account, exempt_when=_no_form_account,
@@ -128,7 +133,7 @@ def login_code():
 @login_required
 def two_factor():
     """Set up (or renew the recovery codes of) two-factor sign-in."""
-    user = current_user._get_current_object()
+    user = _own_row()
     if totp.enabled(user):
         return _two_factor_on(user, ConfirmIdentityForm(formdata=None))
     secret = session.get("2fa_new_secret") or totp.new_secret()
@@ -166,7 +171,7 @@ def _identity_confirmed(user, form) -> bool:
 @limiter.limit(_login_limit)
 def new_recovery_codes():
     """Replace the recovery codes (the old ones stop working); needs the password or a current code."""
-    user = current_user._get_current_object()
+    user = _own_row()
     if not totp.enabled(user):
         return redirect(url_for("auth.two_factor"), code=303)
     form = ConfirmIdentityForm()
@@ -180,7 +185,7 @@ def new_recovery_codes():
 @limiter.limit(_login_limit)
 def two_factor_off():
     """Switch two-factor sign-in off, where the role allows it; needs the password or a current code."""
-    user = current_user._get_current_object()
+    user = _own_row()
     if totp.required(user):
         abort(404)
     form = ConfirmIdentityForm()
@@ -197,7 +202,7 @@ def two_factor_off():
 @login_required
 def logout():
     """Sign out of this browser (its session ends on the server too; other devices stay signed in)."""
-    services.sign_out(db.session(), session, current_user._get_current_object())
+    services.sign_out(db.session(), session, _own_row())
     device_drafts_forget_all()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"), code=303)
@@ -257,7 +262,7 @@ def set_language():
     if form.validate_on_submit():
         session["lang"] = form.lang.data
         if current_user.is_authenticated:
-            services.set_locale(db.session(), current_user, form.lang.data)
+            services.set_locale(db.session(), _own_row(), form.lang.data)
     return redirect(_safe_next(request.form.get("next")), code=303)
 
 
@@ -272,7 +277,7 @@ def _end_expired_session():
     if not current_user.is_authenticated:
         return None
     if services.session_expired(session, current_app.config):
-        services.sign_out(db.session(), session, current_user._get_current_object())
+        services.sign_out(db.session(), session, _own_row())
         flash(_("Your session has ended. Please sign in again."), "info")
         return None
     if totp.required(current_user) and not totp.enabled(current_user) \
@@ -286,7 +291,7 @@ def _end_expired_session():
 @login_required
 def sign_out_everywhere():
     """End every session of this account, on every device, this one included."""
-    services.end_all_sessions(db.session(), current_user._get_current_object())
+    services.end_all_sessions(db.session(), _own_row())
     services.sign_out(db.session(), session, None)
     flash(_("You are signed out on every device."), "info")
     return redirect(url_for("auth.login"), code=303)
@@ -298,7 +303,7 @@ def account():
     """Show the account and change the password."""
     form = ChangePasswordForm()
     if form.validate_on_submit():
-        user = current_user._get_current_object()
+        user = _own_row()
         try:
             services.change_password(db.session(), user, form.current.data, form.password.data)
         except services.AccountError as exc:
@@ -321,7 +326,7 @@ def mail_digest():
     """Turn the e-mails about decisions and comments on or off."""
     form = DigestForm()
     if form.validate_on_submit():
-        notifications.set_mail_digest(db.session(), current_user._get_current_object(), bool(form.mail_digest.data))
+        notifications.set_mail_digest(db.session(), _own_row(), bool(form.mail_digest.data))
         flash(_("E-mails about decisions and comments are on.") if form.mail_digest.data
               else _("E-mails about decisions and comments are off."), "success")
     return redirect(url_for("auth.account", _anchor="mail-digest"), code=303)
@@ -378,7 +383,7 @@ def toggle_active(user_id: int):
 def reset_two_factor(user_id: int):
     """Switch off someone's two-factor sign-in (lost phone); they set it up again at the next sign-in."""
     user = services.get_user_for(db.session(), current_user, user_id)
-    totp.disable(db.session(), current_user._get_current_object(), user)
+    totp.disable(db.session(), _own_row(), user)
     flash(_("Two-factor sign-in of %(email)s was reset.", email=user.email), "success")
     return redirect(url_for("auth.users"), code=303)
 
