@@ -167,6 +167,35 @@ def test_case_list_totals_from_the_kept_rollup_match_a_count_of_the_cases(client
     assert total("") == counted(organisation_id=org_b.id)
 
 
+def test_case_list_needs_three_statements_with_its_choices(app, client, htmx_client, db):
+    """The signed-in user, the total with the filter's choices, the page: for staff (countries from the
+    roll-up, every organisation) and for a partner (the countries of its own cases only); an htmx swap of
+    the list shows no filters and leaves the choices out of the same statement."""
+    from tests.helpers import count_statements
+
+    org_a, org_b = make_org(db, name="Alpha NGO"), make_org(db, name="Beta NGO")
+    make_case(db, org_a, country="TN")
+    make_case(db, org_b, country="GE")
+    client.login(make_user(db, role="staff"))
+    client.get("/cases/")
+    with count_statements(app) as seen:
+        page = client.get("/cases/?status=planned").get_data(as_text=True)
+    assert len(seen) == 3, "\n\n".join(seen)
+    assert 'value="TN"' in page and 'value="GE"' in page
+    assert f'<option value="{org_a.id}" >Alpha NGO</option>' in page and ">Beta NGO</option>" in page
+    partner = make_user(db, organisation=org_b)
+    htmx_client.login(partner)
+    with count_statements(app) as seen:
+        fragment = htmx_client.get("/cases/", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert len(seen) == 3 and 'id="case-list"' in fragment and "<select" not in fragment
+    client.submit("/logout")
+    client.login(partner)
+    with count_statements(app) as seen:
+        page = client.get("/cases/").get_data(as_text=True)
+    assert len(seen) == 3, "\n\n".join(seen)
+    assert 'value="GE"' in page and 'value="TN"' not in page and "Alpha NGO" not in page
+
+
 def test_case_page_shows_budget_total(client, db):
     org = make_org(db)
     case = make_case(db, org)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from typing import NamedTuple
 
+import sqlalchemy as sa
 from flask import abort
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, or_
@@ -134,10 +135,15 @@ class CasePage:
     total: int
     page: int
     pages: int
+    # The filter's choices (with choices=True): the return countries of the cases the user may see, and for
+    # staff every organisation (id, name) by name.
+    countries: list[str] = field(default_factory=list)
+    orgs: list[tuple[int, str]] = field(default_factory=list)
 
 
-def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
-    """One page of the cases a user may see, filtered, with each case's planned budget."""
+def list_cases(db: Session, user: User, f: CaseFilter, choices: bool = False) -> CasePage:
+    """One page of the cases a user may see, filtered, with each case's planned budget; with choices=True
+    also the filter's choices. Two statements: the total with the choices, then the page."""
     params = {"scope_org": user.organisation_id, "offset": 0, "limit": PER_PAGE}
     if f.q:
         params["like"] = f"%{f.q.strip()[:50]}%"
@@ -147,17 +153,27 @@ def list_cases(db: Session, user: User, f: CaseFilter) -> CasePage:
         params["country"] = f.country[:2].upper()
     if f.organisation_id and user.is_staff:
         params["organisation_id"] = f.organisation_id
-    count, query = _list_statements(not user.is_staff, *(name in params for name in _FILTERS))
+    filters = tuple(name in params for name in _FILTERS)
+    kept = _kept_key(user, params)
+    if kept:
+        params["kind"], params["key"] = kept
     # Core statements on the session's connection: the list only reads, so no ORM objects are built.
     conn = db.connection()
-    total = _kept_count(conn, user, params)
-    if total is None:
-        total = conn.execute(count, params).scalar_one()
-    pages = max(1, -(-total // PER_PAGE))
-    page = min(max(1, f.page), pages)
-    params["offset"] = (page - 1) * PER_PAGE
-    rows = [CaseRow(*row[:6], int(row[6])) for row in conn.execute(query, params)]
-    return CasePage(rows=rows, total=total, page=page, pages=pages)
+    result = CasePage(rows=[], total=0, page=1, pages=1)
+    for part, key, number, name in conn.execute(_facets_statement(user.is_staff, choices, bool(kept), *filters),
+                                                params):
+        if part == "total":
+            result.total = int(number or 0)
+        elif part == "country":
+            result.countries.append(key)
+        else:
+            result.orgs.append((int(key), name))
+    result.pages = max(1, -(-result.total // PER_PAGE))
+    result.page = min(max(1, f.page), result.pages)
+    params["offset"] = (result.page - 1) * PER_PAGE
+    result.rows = [CaseRow(*row[:6], int(row[6])) for row in conn.execute(_page_statement(not user.is_staff, *filters),
+                                                                            params)]
+    return result
 
 
 _FILTERS = ("like", "status", "country", "organisation_id")
@@ -166,33 +182,23 @@ _FILTERS = ("like", "status", "country", "organisation_id")
 # (reports.models.BudgetRollup), in step with every change in the same transaction (reports.summary;
 # `reports reconcile` checks it). Counting the cases themselves reads every one of them on every page.
 _ROLLUP = BudgetRollup.__table__
-_KEPT_COUNT = select(_ROLLUP.c.cases).where(_ROLLUP.c.kind == bindparam("kind"), _ROLLUP.c.key == bindparam("key"))
-_KEPT_COUNTRIES = select(_ROLLUP.c.key).where(_ROLLUP.c.kind == "country", _ROLLUP.c.cases > 0).order_by(_ROLLUP.c.key)
 
 
-def _kept_count(conn, user: User, params: dict) -> int | None:
-    """The list's total from the roll-up where it keeps that figure: no filter, one organisation or one
-    country (a partner's list is its organisation's); None for any other filter (counted from the cases)."""
+def _kept_key(user: User, params: dict) -> tuple[str, str] | None:
+    """The roll-up row that keeps the list's total: no filter, one organisation or one country (a partner's
+    list is its organisation's); None for any other filter (counted from the cases)."""
     if "like" in params or "status" in params:
         return None
     if user.is_staff:
         if "organisation_id" in params:
-            kind, key = ("org", str(params["organisation_id"])) if "country" not in params else (None, None)
-        else:
-            kind, key = ("country", params["country"]) if "country" in params else ("total", "")
-    elif user.organisation_id is not None and "country" not in params:
-        kind, key = "org", str(user.organisation_id)
-    else:
-        kind = key = None
-    if kind is None:
-        return None
-    return int(conn.execute(_KEPT_COUNT, {"kind": kind, "key": key}).scalar() or 0)
+            return ("org", str(params["organisation_id"])) if "country" not in params else None
+        return ("country", params["country"]) if "country" in params else ("total", "")
+    if user.organisation_id is not None and "country" not in params:
+        return "org", str(user.organisation_id)
+    return None
 
 
-@cache
-def _list_statements(scoped: bool, like: bool, status: bool, country: bool, organisation: bool):
-    """The case list's count and page statements for one combination of filters, built once (building and
-    keying them cost more than running them); the values are bound parameters."""
+def _conditions(scoped: bool, like: bool, status: bool, country: bool, organisation: bool) -> list:
     conditions = [Case.organisation_id == bindparam("scope_org")] if scoped else []
     if like:
         conditions.append(or_(Case.reference.ilike(bindparam("like")), Case.notes.ilike(bindparam("like"))))
@@ -202,17 +208,50 @@ def _list_statements(scoped: bool, like: bool, status: bool, country: bool, orga
         conditions.append(Case.country == bindparam("country"))
     if organisation:
         conditions.append(Case.organisation_id == bindparam("organisation_id"))
-    count = select(func.count()).select_from(Case).where(*conditions)
+    return conditions
+
+
+@cache
+def _facets_statement(staff: bool, choices: bool, kept: bool, *filters: bool):
+    """The list's total and, with choices, the filter's choices, as rows (part, key, number, name) of one
+    statement, built once per combination (the values are bound parameters): the total from the roll-up
+    where it is kept, else counted; the countries from the roll-up (staff) or along the country index of the
+    organisation's cases (partners); the organisations for staff."""
+    nothing = sa.null()
+    if kept:
+        total = select(sa.literal("total"), sa.cast(nothing, sa.String), _ROLLUP.c.cases, sa.cast(nothing, sa.String)) \
+            .where(_ROLLUP.c.kind == bindparam("kind"), _ROLLUP.c.key == bindparam("key"))
+    else:
+        total = select(sa.literal("total"), sa.cast(nothing, sa.String), func.count(), sa.cast(nothing, sa.String)) \
+            .select_from(Case).where(*_conditions(not staff, *filters))
+    parts = [total]
+    if choices and staff:
+        parts.append(select(sa.literal("country"), _ROLLUP.c.key, _ROLLUP.c.cases, sa.cast(nothing, sa.String))
+                     .where(_ROLLUP.c.kind == "country", _ROLLUP.c.cases > 0))
+        parts.append(select(sa.literal("org"), sa.cast(Organisation.id, sa.String), sa.cast(nothing, sa.Integer),
+                            Organisation.name))
+    elif choices:
+        found = _countries_statement().subquery()
+        parts.append(select(sa.literal("country"), found.c.country, sa.cast(nothing, sa.Integer),
+                            sa.cast(nothing, sa.String)))
+    # Part, then the organisation's name, then the key: countries by code, organisations by name.
+    statement = sa.union_all(*parts) if len(parts) > 1 else parts[0]
+    return statement.order_by(sa.literal_column("1"), sa.literal_column("4"), sa.literal_column("2"))
+
+
+@cache
+def _page_statement(scoped: bool, *filters: bool):
+    """The case list's page for one combination of filters, built once (building and keying it cost more
+    than running it); the values are bound parameters."""
     # A correlated subquery, summed for the page's 25 cases only (a grouped join summed every budget line).
     planned = (select(func.coalesce(func.sum(BudgetLine.planned_cents), 0))
                .where(BudgetLine.case_id == Case.id).correlate(Case).scalar_subquery())
-    query = (select(Case.id, Case.reference, Case.country, Case.measure_type, Case.status,
-                    Organisation.name.label("organisation"), planned.label("planned_cents"))
-             .join(Organisation, Organisation.id == Case.organisation_id)
-             .where(*conditions)
-             .order_by(Case.created_at.desc(), Case.id.desc())
-             .offset(bindparam("offset")).limit(bindparam("limit")))
-    return count, query
+    return (select(Case.id, Case.reference, Case.country, Case.measure_type, Case.status,
+                   Organisation.name.label("organisation"), planned.label("planned_cents"))
+            .join(Organisation, Organisation.id == Case.organisation_id)
+            .where(*_conditions(scoped, *filters))
+            .order_by(Case.created_at.desc(), Case.id.desc())
+            .offset(bindparam("offset")).limit(bindparam("limit")))
 
 
 def countries_select(*conditions):
@@ -226,17 +265,8 @@ def countries_select(*conditions):
 
 
 @cache
-@cache
 def _countries_statement():
     return countries_select(Case.organisation_id == bindparam("scope_org"))
-
-
-def case_countries(db: Session, user: User) -> list[str]:
-    """The return countries of the cases the user may see (staff: the roll-up's countries that have cases)."""
-    if user.is_staff:
-        return list(db.connection().execute(_KEPT_COUNTRIES).scalars())
-    rows = db.connection().execute(_countries_statement(), {"scope_org": user.organisation_id})
-    return [country for (country,) in rows]
 
 
 # Eligibility ------------------------------------------------------------------------------------
