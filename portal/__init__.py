@@ -145,4 +145,5 @@ def _register_hooks(app: Flask) -> None:
         drafts_done=forms.drafts_done,
         kept=layout.kept,
         url_pattern=layout.url_pattern,
+        cell=layout.cell,
     )

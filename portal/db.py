@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from flask import current_app, g
-from sqlalchemy import event
+from sqlalchemy import Integer, bindparam, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlmodel import Session, create_engine
@@ -104,6 +104,15 @@ def upsert(db: Session, find, new, values: dict, what: str) -> None:
         except IntegrityError:
             db.rollback()
     raise RuntimeError(f"{what} not stored")
+
+
+def literal_param(name: str, type_=Integer):
+    """A value given at execution but written into the SQL text (SQLAlchemy's literal_execute), for values
+    that take few values: page sizes, offsets, fixed states. psycopg prepares a statement on its fifth use on
+    a connection, and PostgreSQL then keeps one generic plan only if it costs no more than the plans made for
+    the values. With `LIMIT $1` or `status = $1` it rarely does, and every execution is planned anew: about
+    0.3 ms for the case list's page, 5 ms for the desk's queue. Each written value makes its own statement."""
+    return bindparam(name, type_=type_, literal_execute=True)
 
 
 def alembic_config(url: str):

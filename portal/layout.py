@@ -30,6 +30,14 @@ def kept(name: str, *key, caller) -> Markup:
     return keep(name, caller, *key)
 
 
+def cell(label: str, css_class: str = "") -> Markup:
+    """A table cell's opening tag with its column's name as data-label (shown beside the value when a table
+    is stacked on a phone), built once per page for a list's rows: `{% set td_name = cell(_('Name')) %}`."""
+    if css_class:
+        return Markup('<td class="%s" data-label="%s">') % (css_class, label)
+    return Markup('<td data-label="%s">') % label
+
+
 def url_pattern(endpoint: str, *names: str, **values) -> str:
     """url_for(endpoint, **values) with the ids `names` left open as %d, in that order, for a list of many
     rows: `{% set show = url_pattern('cases.show', 'case_id') %}…{{ show % c.id }}` builds one URL per

@@ -19,6 +19,7 @@ from portal import audit
 from portal.auth.models import User
 from portal.cases.models import STATUS_FLOW, BudgetLine, Case, CaseStatus, CountryRule
 from portal.clock import utcnow
+from portal.db import literal_param
 from portal.orgs.models import Organisation
 from portal.reports.models import BudgetRollup
 from portal.rules import RuleError
@@ -251,7 +252,7 @@ def _page_statement(scoped: bool, *filters: bool):
             .join(Organisation, Organisation.id == Case.organisation_id)
             .where(*_conditions(scoped, *filters))
             .order_by(Case.created_at.desc(), Case.id.desc())
-            .offset(bindparam("offset")).limit(bindparam("limit")))
+            .offset(literal_param("offset")).limit(literal_param("limit")))
 
 
 def countries_select(*conditions):
