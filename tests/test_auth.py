@@ -289,3 +289,34 @@ def test_a_refused_address_does_not_hold_up_the_outbox(app, db, mails):
     refused = db.exec(select(mailer.OutboxMail).where(mailer.OutboxMail.to.startswith("refused-"))).one()
     assert refused.sent_at is None and "550" in refused.last_error
     assert refused.attempts == mailer.MAX_ATTEMPTS  # given up after that, kept for a person to look at
+
+
+def test_the_signed_in_user_is_a_read_only_copy_without_the_password_hash(app, client, db):
+    """current_user is read by one Core statement into a SignedInUser: no ORM object joins the request's
+    session, the password hash stays in the database, and a change to the account goes through its row."""
+    from flask_login import current_user
+
+    from portal import db as dbm
+    from portal.auth.models import SignedInUser
+
+    seen = {}
+
+    @app.after_request
+    def _look(response):
+        if "user" not in seen and current_user.is_authenticated:
+            seen["user"] = current_user._get_current_object()
+            seen["tracked"] = [type(o).__name__ for o in dbm.session().identity_map.values()]
+        return response
+
+    org = make_org(db)
+    user = make_user(db, organisation=org)
+    client.login(user)
+    seen.clear()
+    assert client.get("/cases/").status_code == 200
+    signed_in = seen["user"]
+    assert isinstance(signed_in, SignedInUser) and not isinstance(signed_in, User)
+    assert signed_in.id == user.id and signed_in.organisation_id == org.id and not signed_in.is_staff
+    assert not hasattr(signed_in, "password_hash") and "User" not in seen["tracked"]
+    client.submit("/language", {"lang": "fr", "next": "/cases/"})
+    db.expire_all()
+    assert db.get(User, user.id).locale == "fr"
