@@ -4,7 +4,8 @@ The wall time of a wrk run on a shared 2-core machine moves with whatever else r
 requests through Flask's test client, the lean reference beside them in the same process, does not move much.
 It prints each page's CPU milliseconds per request and its ratio to the lean reference (lean ms ÷ page ms,
 which is what the bench's throughput ratio tends to when both are CPU-bound), and with --prof the top
-functions of a cProfile of each page. --fresh N rebuilds the database (BENCH_DB_NAME, default
+functions of a cProfile of each page; with --plans whether PostgreSQL keeps one generic plan for each of
+a page's statements or plans it anew on every request. --fresh N rebuilds the database (BENCH_DB_NAME, default
 integplan_profile) with N receipts first (scripts/bench/data.py).
 """
 
@@ -125,6 +126,32 @@ def sql_of(client, path: str, headers: dict, explain: bool = False) -> None:
                 print("\n".join("        " + ln for ln in lines if "Scan" in ln or "Time" in ln or "Sort" in ln))
 
 
+def plans_of(client, path: str, headers: dict) -> None:
+    """Whether PostgreSQL keeps a generic plan for each statement of the page, as it would in a worker that
+    has run them a while: each statement prepared and run 12 times on a fresh connection, then the server's
+    own count of generic and custom plans. "custom 12" means it is planned anew on every request (with a
+    LIMIT or a fixed state as a parameter, typically): portal.db.literal_param."""
+    import psycopg
+
+    engine = client.application.extensions["db_engine"]
+    seen = []
+
+    def before(conn, cursor, statement, params, context, executemany):
+        seen.append((statement, params))
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    client.get(path, headers=headers)
+    sa.event.remove(engine, "before_cursor_execute", before)
+    url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url) as conn:
+        for statement, params in seen:
+            for _ in range(12):
+                conn.execute(statement, params, prepare=True).fetchall()
+        rows = conn.execute("SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements").fetchall()
+    for generic, custom, statement in rows:
+        print(f"    generic {generic:2d} custom {custom:2d}  {' '.join(statement.split())[:110]}")
+
+
 def calls_per_request(client, path: str, headers: dict, n: int = 10) -> float:
     prof = cProfile.Profile()
     prof.enable()
@@ -168,6 +195,7 @@ def main() -> None:
     ap.add_argument("--sql", action="store_true", help="print each statement of one request with its time")
     ap.add_argument("--calls", action="store_true", help="Python function calls per request, from cProfile")
     ap.add_argument("--explain", action="store_true", help="with --sql: EXPLAIN ANALYZE each SELECT")
+    ap.add_argument("--plans", action="store_true", help="whether PostgreSQL keeps a generic plan for each statement")
     args = ap.parse_args()
     if args.fresh:
         fresh(args.fresh)
@@ -189,9 +217,11 @@ def main() -> None:
         for name, (c, path) in targets.items():
             print(f"  {name:28} {calls_per_request(c, path, headers):8,.0f}")
     for p in chosen:
-        print(p.name) if args.sql or args.prof else None
+        print(p.name) if args.sql or args.prof or args.plans else None
         if args.sql:
             sql_of(client, p.path, headers, args.explain)
+        if args.plans:
+            plans_of(client, p.path, headers)
         if args.prof:
             prof = cProfile.Profile(time.thread_time)  # CPU time: waiting for the database is not counted
             prof.enable()
