@@ -139,6 +139,22 @@ def test_approve_inline_returns_the_queue_without_the_item(htmx_client, db, desk
     assert actions == ["receipt.approved"]
 
 
+def test_one_form_per_receipt_and_its_text_is_no_comment_on_an_approval(htmx_client, db, desk):
+    """Approve, Reject and Request a correction are the buttons of the item's one form (with its CSRF token):
+    a reason typed in its box and then Approve records the approval without it, as when Approve had a form
+    of its own."""
+    htmx_client.login(desk["staff"])
+    page = htmx_client.get("/review/").get_data(as_text=True)
+    block = page.split(f'id="{key(desk["new"])}"')[1].split("</article>")[0]
+    assert block.count("<form") == 1 and block.count('name="csrf_token"') == 1
+    for decision in ("approve", "reject", "correction"):
+        assert f'name="decision" value="{decision}"' in block
+    resp = decide(htmx_client, desk["new"], "approve", comment="a date is missing")
+    assert resp.status_code == 200 and load(db, desk["new"].id).status == "approved"
+    assert db.exec(select(ReceiptEvent.comment).where(ReceiptEvent.receipt_id == desk["new"].id,
+                                                      ReceiptEvent.kind == "approved")).one() == ""
+
+
 def test_reject_needs_a_reason_and_keeps_what_was_typed(htmx_client, db, desk):
     htmx_client.login(desk["staff"])
     resp = decide(htmx_client, desk["corrected"], "reject", comment="   ", position=1)

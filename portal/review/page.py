@@ -135,7 +135,8 @@ class Shown:
     # The decision: "receipt" (approve, reject, correct), "sample", "visit", "registration"; "" for none.
     decision: str = ""
     action_url: str = ""
-    pick: bool = False  # may be ticked for the bulk approval
+    version: int = 0  # the receipt's version the decision was made on
+    pick: str = ""  # the bulk approval's checkbox value ("id:version"), when the item may be ticked
     blocked: str = ""  # why the viewer may not approve it
     first_of_two: bool = False
     conflict: str = ""
@@ -232,6 +233,7 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
         if item.type in RECEIPT_TYPES:
             s.decision = "receipt"
             s.action_url = decide_url % r.id
+            s.version = r.version
             if r.uploaded_by_id == viewer_id:
                 s.blocked = t.mine
             elif item.first_approver_id == viewer_id:
@@ -239,7 +241,7 @@ def shown_items(items: list[services.QueueItem], args: dict[str, str], viewer_id
             elif r.eur_cents is None:
                 s.blocked = t.no_rate
             else:
-                s.pick = True
+                s.pick = f"{r.id}:{r.version}"
                 s.first_of_two = r.eur_cents > four_eyes_cents and item.first_approver_id is None
         elif item.type == services.SAMPLE:
             if item.conflict:

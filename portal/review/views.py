@@ -234,8 +234,11 @@ def decide(receipt_id: int):
     if not form.validate_on_submit():
         errors = [e for field in form for e in field.errors]
         return _problem(key, errors[0] if errors else _("Choose a decision"), comment)
+    # The desk's text box is the reason for a rejection or a correction; it shares the item's one form with
+    # Approve, and an approval from the desk carries no comment (the partner would be told it).
+    reason = "" if form.decision.data == receipt_decisions.APPROVE else comment
     try:
-        kind = receipt_decisions.decide(session, current_user, receipt, form.decision.data, comment, int(form.version.data))
+        kind = receipt_decisions.decide(session, current_user, receipt, form.decision.data, reason, int(form.version.data))
     except receipt_errors.ReceiptError as exc:
         return _problem(key, str(exc), comment)
     messages = {
