@@ -117,7 +117,6 @@ def _register_hooks(app: Flask) -> None:
     app.cli.add_command(uploads_cli.uploads_group)
     scanning.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.do")
-    app.jinja_env.add_extension(layout.Compact)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     from portal.cases.models import BudgetCategory, CaseStatus, MeasureType

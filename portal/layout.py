@@ -1,16 +1,11 @@
 """Helpers that make a page cost its content, not its frame: parts of pages rendered once and kept, and URL
-patterns for lists (kept() and url_pattern() are Jinja globals, registered by create_app), and the templates'
-`{% compact %}` blocks (Compact, a Jinja extension registered by create_app)."""
+patterns for lists (kept() and url_pattern() are Jinja globals, registered by create_app)."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from flask import current_app, has_request_context, request, url_for
-from jinja2.exceptions import TemplateSyntaxError
-from jinja2.ext import Extension
-from jinja2.lexer import Token, TokenStream
 from markupsafe import Markup
 
 from portal.i18n import locale_name
@@ -56,48 +51,3 @@ def url_pattern(endpoint: str, *names: str, **values) -> str:
     for marker in markers.values():
         url = url.replace(marker, "%d")
     return url
-
-
-class Compact(Extension):
-    """`{% compact %}…{% endcompact %}`: the template's own text inside loses the indentation after each line
-    break when the template is compiled, so a long list's markup stays indented for the reader without
-    sending the indentation for every row (nothing happens at render time, and values are never touched).
-    A line break stays, so whitespace between inline elements still separates them. Not around <pre> or
-    <textarea> text written in the template itself."""
-
-    _indent = re.compile(r"\n[ \t]+")
-
-    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
-        compact = False
-        held: list[Token] = []  # a tag's opening and name, until we know whether it is ours
-        tag_end = None  # the line of the tag just before: text from a later line starts a line (trim_blocks ate its break)
-        for token in stream:
-            if held:
-                held.append(token)
-                if len(held) == 2 and not (token.type == "name" and token.value in ("compact", "endcompact")):
-                    yield from held  # another tag
-                    held = []
-                elif len(held) == 3:
-                    if token.type != "block_end":
-                        raise TemplateSyntaxError(f"{held[1].value} takes nothing", token.lineno, stream.name,
-                                                  stream.filename)
-                    compact = held[1].value == "compact"
-                    held = []
-                    tag_end = token.lineno
-                continue
-            if token.type == "block_begin":
-                held.append(token)
-                continue
-            if compact and token.type == "data":
-                text = self._indent.sub("\n", token.value)
-                if tag_end is not None and token.lineno > tag_end:
-                    text = text.lstrip(" \t")
-                token = Token(token.lineno, "data", text)
-            elif token.type == "block_end":
-                tag_end = token.lineno
-            if token.type != "block_end":
-                tag_end = None
-            yield token
-        if compact:
-            raise TemplateSyntaxError("compact is not closed (endcompact)", stream.current.lineno, stream.name,
-                                      stream.filename)

@@ -149,20 +149,3 @@ def test_url_pattern_is_what_url_for_writes_with_the_ids_left_open(app):
             url_for("receipts.preview", receipt_id=3, file_id=9)
         with pytest.raises(ValueError):
             url_pattern("receipts.preview", "file_id", "receipt_id")  # not in the URL's order
-
-
-def test_compact_drops_the_templates_indentation_but_no_value_and_no_space_between_words(app):
-    from jinja2 import TemplateSyntaxError
-
-    env = app.jinja_env
-    source = ('<ol>\n{% compact %}\n{% for x in xs %}\n    <li>\n      <b>{{ x }}</b> <i>it</i>\n'
-              '      {% if x %} on{% endif %} {{ x }} ({{ x }})\n    </li>\n{% endfor %}\n{% endcompact %}\n'
-              '  </ol>\n')
-    typed = "a line\n    indented by the user"
-    html = env.from_string(source).render(xs=[typed])
-    assert html == ("<ol>\n<li>\n<b>a line\n    indented by the user</b> <i>it</i>\n"
-                    " on a line\n    indented by the user (a line\n    indented by the user)\n</li>\n  </ol>")
-    with pytest.raises(TemplateSyntaxError):
-        env.from_string("{% compact %}<p>\n  x</p>")  # never closed
-    with pytest.raises(TemplateSyntaxError):
-        env.from_string("{% compact please %}{% endcompact %}")
