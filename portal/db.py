@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from enum import Enum
 from pathlib import Path
 
 from flask import current_app, g
-from sqlalchemy import Integer, bindparam, event
+from sqlalchemy import Integer, bindparam, event, literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -113,6 +116,34 @@ def literal_param(name: str, type_=Integer):
     the values. With `LIMIT $1` or `status = $1` it rarely does, and every execution is planned anew: about
     0.3 ms for the case list's page, 5 ms for the desk's queue. Each written value makes its own statement."""
     return bindparam(name, type_=type_, literal_execute=True)
+
+
+def written(value):
+    """A constant of the code (a state, an event's kind) written into the SQL text, not sent as a parameter:
+    see literal_param()."""
+    return literal(value, literal_execute=True)
+
+
+def _constant(value) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_constant(v) for v in value)
+    return isinstance(value, Enum)
+
+
+def constants_written(statement):
+    """`statement` with the states it compares with (the enums it was built with) written into its SQL text,
+    as written() does, for a statement built once and kept. Values given at execution (named parameters)
+    stay parameters, and so do numbers (a number written into an ORDER BY would name a column) and text (a
+    search's words are never written into SQL): LIMITs take literal_param() or written()."""
+    def write(element):
+        if isinstance(element, BindParameter) and element.unique and not element.literal_execute \
+                and element.callable is None and _constant(element.value):
+            clone = element._clone()
+            clone.literal_execute = True
+            return clone
+        return None
+
+    return replacement_traverse(statement, {}, write)
 
 
 def alembic_config(url: str):

@@ -47,6 +47,7 @@ from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
 from portal.cases.services import countries_select
 from portal.clock import utcnow
+from portal.db import constants_written, written
 from portal.orgs.models import Organisation
 from portal.receipts import budget as receipt_budget
 from portal.receipts import decisions as receipt_decisions
@@ -240,7 +241,7 @@ def _first_approver():
     """The first approver of the receipt's current revision (None when nobody approved it yet)."""
     return (select(func.min(ReceiptEvent.actor_id))
             .where(ReceiptEvent.receipt_id == Receipt.id, ReceiptEvent.revision == Receipt.revision,
-                   ReceiptEvent.kind == "first_approval")
+                   ReceiptEvent.kind == written("first_approval"))
             .correlate(Receipt).scalar_subquery())
 
 
@@ -421,7 +422,7 @@ def _fits(keys, cursor: list) -> bool:
 def _paged(query, keys, cursor, limit: int):
     if cursor is not None and _fits(keys, cursor):
         query = query.where(*_after(keys, cursor))
-    return query.order_by(*_order_by(keys)).limit(limit)
+    return query.order_by(*_order_by(keys)).limit(written(limit))
 
 
 def _receipt_conditions(f: QueueFilter, dialect: str) -> list:
@@ -466,7 +467,9 @@ def _built(f: QueueFilter, cursor, dialect: str, build, *extra) -> tuple:
     if found is None:
         if len(_BUILT) > 512:  # viewers come and go: never more than a few hundred kept
             _BUILT.clear()
-        found = _BUILT[key] = build()
+        statement, keys = build()
+        # Kept and run often: PostgreSQL plans it anew on every run while its states and LIMITs are parameters.
+        found = _BUILT[key] = constants_written(statement), keys
     return found
 
 
@@ -791,7 +794,7 @@ def approve_selected(db: Session, actor: User, selected: list[tuple[int, int]]) 
 def _count_subqueries() -> list[tuple[str, object]]:
     """(type, a scalar subquery counting what of that type waits), for every type the portal has."""
     has_first = exists().where(ReceiptEvent.receipt_id == Receipt.id, ReceiptEvent.revision == Receipt.revision,
-                               ReceiptEvent.kind == "first_approval").correlate(Receipt)
+                               ReceiptEvent.kind == written("first_approval")).correlate(Receipt)
     waiting = Receipt.status == ReceiptStatus.SUBMITTED
 
     def count(model, *conditions):
@@ -816,12 +819,12 @@ def counts(db: Session) -> dict[str, int]:
 @cache
 def _counts_statement():
     found = _count_subqueries()
-    return [name for name, _sub in found], select(*(sub.label(name) for name, sub in found))
+    return [name for name, _sub in found], constants_written(select(*(sub.label(name) for name, sub in found)))
 
 
 @cache
 def _summary_statement():
-    """desk_summary()'s statement (it has no parameters), built once."""
+    """desk_summary()'s statement (it has no parameters), built once, its states written into it."""
     found = _count_subqueries()
     parts = [select(literal("count").label("kind"), literal(name).label("key"),
                     cast(sub, BigInteger).label("number"), literal("").label("label"))
@@ -829,7 +832,7 @@ def _summary_statement():
     parts.append(select(literal("org"), literal(""), cast(Organisation.id, BigInteger), Organisation.name))
     countries = countries_select().subquery()
     parts.append(select(literal("country"), countries.c.country, cast(literal(None), BigInteger), literal("")))
-    return [name for name, _sub in found], union_all(*parts)
+    return [name for name, _sub in found], constants_written(union_all(*parts))
 
 
 def desk_summary(db: Session) -> tuple[dict[str, int], list[tuple[int, str]], list[str]]:
@@ -894,7 +897,7 @@ def involvement(viewer_id: int | None):
 
     def did(*kinds):
         return exists().where(ReceiptEvent.receipt_id == Receipt.id, ReceiptEvent.actor_id == viewer_id,
-                              ReceiptEvent.kind.in_(kinds)).correlate(Receipt)
+                              ReceiptEvent.kind.in_([written(kind) for kind in kinds])).correlate(Receipt)
 
     return case((Receipt.uploaded_by_id == viewer_id, UPLOADER), (did("submitted", "resubmitted"), UPLOADER),
                 (did("first_approval", "approved"), APPROVER), else_="")
