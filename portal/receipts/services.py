@@ -470,5 +470,5 @@ def case_part(db: Session, case, lines: list, with_events: bool = False) -> dict
         receipts, context["receipt_events"] = receipts_of_case_with_events(db, case)
     else:
         receipts = receipts_of_case(db, case)
-    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
+    return {"receipts": receipts, "receipt_line_names": {line.id: line.description for line in lines},
             "receipt_figures": figures_of(receipts), **context}
