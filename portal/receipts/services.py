@@ -82,15 +82,20 @@ def get_receipt_for(db: Session, user: User, receipt_id: int) -> Receipt:
 def get_receipt_with_case_for(db: Session, user: User, receipt_id: int,
                               with_case: bool = True) -> tuple[Receipt, Case | None, BudgetLine | None]:
     """get_receipt_for() with the receipt's case and budget line (None without one), in the same statement."""
+    row = db.exec(receipt_query(user, receipt_id, with_case)).first()
+    if row is None:
+        abort(404)
+    return tuple(row) if with_case else (row, None, None)
+
+
+def receipt_query(user: User, receipt_id: int, with_case: bool = True):
+    """The statement of get_receipt_with_case_for(), scoped to what the user may see; a caller may add the
+    columns of rows the receipt has at most one of."""
     columns = (Receipt, Case, BudgetLine) if with_case else (Receipt,)
     query = select(*columns).join(Case, Case.id == Receipt.case_id)
     if with_case:
         query = query.outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
-    row = db.exec(query.where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING,
-                              *scope(user))).first()
-    if row is None:
-        abort(404)
-    return tuple(row) if with_case else (row, None, None)
+    return query.where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING, *scope(user))
 
 
 def get_file_for(db: Session, user: User, receipt_id: int, file_id: int) -> tuple[Receipt, ReceiptFile]:
