@@ -169,15 +169,26 @@ def receipts_of_case_with_events(db: Session, case) -> tuple[list[CaseReceipt], 
     return list(receipts.values()), events
 
 
+# The receipt page's statements, built once (with the receipt's id as a parameter), not on every request.
+@cache
+def _files_statement():
+    return (select(ReceiptFile).where(ReceiptFile.receipt_id == bindparam("receipt_id"),
+                                      ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id))
+
+
+@cache
+def _history_statement():
+    return (select(ReceiptEvent, User.name).outerjoin(User, User.id == ReceiptEvent.actor_id)
+            .where(ReceiptEvent.receipt_id == bindparam("receipt_id")).order_by(ReceiptEvent.at, ReceiptEvent.id))
+
+
 def files_of(db: Session, receipt: Receipt) -> list[ReceiptFile]:
-    return list(db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt.id,
-                                                  ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id)))
+    return list(db.exec(_files_statement(), params={"receipt_id": receipt.id}))
 
 
 def history(db: Session, receipt: Receipt) -> list[tuple[ReceiptEvent, str]]:
     """Every submission and decision, oldest first, with the actor's name."""
-    rows = db.exec(select(ReceiptEvent, User.name).outerjoin(User, User.id == ReceiptEvent.actor_id)
-                   .where(ReceiptEvent.receipt_id == receipt.id).order_by(ReceiptEvent.at, ReceiptEvent.id))
+    rows = db.exec(_history_statement(), params={"receipt_id": receipt.id})
     return [(event, name or "") for event, name in rows]
 
 
