@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
 from flask import abort, current_app
 from flask_babel import gettext as _
@@ -161,15 +162,20 @@ def state_of(db: Session, receipt: Receipt, on: date | None = None) -> HandoverS
 def receipt_with_state(db: Session, user: User, receipt_id: int) -> tuple[Receipt, Case, BudgetLine | None, HandoverState]:
     """services.get_receipt_with_case_for() (404 if the user may not see it) with the receipt's handover state,
     in the same statement: a receipt has at most one handover and at most one exemption."""
-    row = db.exec(services.receipt_query(user, receipt_id)
-                  .add_columns(Handover.handed_over_on, HandoverExemption.reason)
-                  .outerjoin(HandoverReceipt, HandoverReceipt.receipt_id == Receipt.id)
-                  .outerjoin(Handover, Handover.id == HandoverReceipt.handover_id)
-                  .outerjoin(HandoverExemption, HandoverExemption.receipt_id == Receipt.id)).first()
+    row = db.exec(_with_state_statement(not user.is_staff), params=services.receipt_params(user, receipt_id)).first()
     if row is None:
         abort(404)
     receipt, case, line, handed_over_on, reason = row
     return receipt, case, line, state(receipt, handed_over_on, reason)
+
+
+@cache
+def _with_state_statement(scoped: bool):
+    return (services.receipt_statement(True, scoped)
+            .add_columns(Handover.handed_over_on, HandoverExemption.reason)
+            .outerjoin(HandoverReceipt, HandoverReceipt.receipt_id == Receipt.id)
+            .outerjoin(Handover, Handover.id == HandoverReceipt.handover_id)
+            .outerjoin(HandoverExemption, HandoverExemption.receipt_id == Receipt.id))
 
 
 # The Belegliste's columns (portal/reports/exports.py) ---------------------------------------------

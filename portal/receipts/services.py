@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from portal import audit
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
-from portal.cases.services import scope
+from portal.cases.services import scope_by_parameter, scope_parameters
 from portal.clock import utcnow
 from portal.ocr import services as ocr
 from portal.receipts import neardup
@@ -82,20 +82,27 @@ def get_receipt_for(db: Session, user: User, receipt_id: int) -> Receipt:
 def get_receipt_with_case_for(db: Session, user: User, receipt_id: int,
                               with_case: bool = True) -> tuple[Receipt, Case | None, BudgetLine | None]:
     """get_receipt_for() with the receipt's case and budget line (None without one), in the same statement."""
-    row = db.exec(receipt_query(user, receipt_id, with_case)).first()
+    row = db.exec(receipt_statement(with_case, not user.is_staff), params=receipt_params(user, receipt_id)).first()
     if row is None:
         abort(404)
     return tuple(row) if with_case else (row, None, None)
 
 
-def receipt_query(user: User, receipt_id: int, with_case: bool = True):
-    """The statement of get_receipt_with_case_for(), scoped to what the user may see; a caller may add the
-    columns of rows the receipt has at most one of."""
+@cache
+def receipt_statement(with_case: bool = True, scoped: bool = True):
+    """The statement of get_receipt_with_case_for(), built once per shape, with the parameters of
+    receipt_params(): a partner's (`scoped`) is limited to their organisation's cases. A caller may add the
+    columns of rows a receipt has at most one of."""
     columns = (Receipt, Case, BudgetLine) if with_case else (Receipt,)
     query = select(*columns).join(Case, Case.id == Receipt.case_id)
     if with_case:
         query = query.outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
-    return query.where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING, *scope(user))
+    return query.where(Receipt.id == bindparam("receipt_id"), Receipt.status != ReceiptStatus.PENDING,
+                       *(scope_by_parameter() if scoped else ()))
+
+
+def receipt_params(user: User, receipt_id: int) -> dict:
+    return {"receipt_id": receipt_id, **scope_parameters(user)}
 
 
 def get_file_for(db: Session, user: User, receipt_id: int, file_id: int) -> tuple[Receipt, ReceiptFile]:
