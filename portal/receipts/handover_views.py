@@ -37,7 +37,8 @@ def _cards(case_id: int) -> list:
 def part(session, user, receipt, form=None, exempt_form=None, state=None) -> dict:
     """What the receipt page's handover section needs (receipts/_handover.html); `state`: the receipt's
     handover state when the caller read it already."""
-    state = state or handover.state_of(session, receipt)
+    if state is None:
+        state = handover.state_of(session, receipt)
     ctx = {"handover_state": state, "handover_due_days": handover.due_days(),
            "handover_details": handover.details(session, receipt) if state.status == "confirmed" else None,
            "handover_exemption": handover.exemption_of(session, receipt) if state.status == "not_applicable"
