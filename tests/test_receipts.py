@@ -685,3 +685,25 @@ def test_the_old_receipts_queue_leads_to_the_review_desk(client, w):
     switch(client, w["staff"])
     resp = client.get("/receipts/review")
     assert resp.status_code == 301 and resp.location.endswith("/review/")
+
+
+def test_receipt_page_needs_six_statements_for_staff(app, client, db):
+    """The receipt page reads the signed-in user, the receipt with its case, budget line and handover state,
+    its history, its files, the receipts with the same invoice and its recorded near-duplicates: one
+    statement each (the handover state comes with the receipt)."""
+    from tests.factories import make_receipt, make_receipt_file
+    from tests.helpers import count_statements
+
+    org = make_org(db)
+    staff = make_user(db, role="staff")
+    case = make_case(db, org)
+    line = make_line(db, case)
+    receipt = make_receipt(db, case, line, supplier="Tbilisi Tools")
+    make_receipt_file(db, receipt)
+    client.login(staff)
+    url = f"/receipts/{receipt.id}"
+    client.get(url)
+    with count_statements(app) as statements:
+        page = client.get(url).get_data(as_text=True)
+    assert "Tbilisi Tools" in page and "x.pdf" in page
+    assert len(statements) <= 6, "\n\n".join(statements)

@@ -41,6 +41,16 @@ def scope(user: User) -> tuple:
     return (Case.organisation_id == user.organisation_id,)
 
 
+def scope_by_parameter() -> tuple:
+    """scope() of a partner for a statement built once for every partner: their organisation is its parameter
+    `scope_org` (scope_parameters())."""
+    return (Case.organisation_id == bindparam("scope_org"),)
+
+
+def scope_parameters(user: User) -> dict:
+    return {"scope_org": user.organisation_id}
+
+
 def visible_cases(user: User):
     """The base query of cases a user may see."""
     return select(Case).where(*scope(user))
@@ -81,7 +91,7 @@ def _case_page_statement(scoped: bool):
     line: the columns the case page shows, built once."""
     conditions = [Case.id == bindparam("case_id")]
     if scoped:
-        conditions.append(Case.organisation_id == bindparam("scope_org"))
+        conditions += scope_by_parameter()
     return (select(Case.id, Case.reference, Case.country, Case.organisation_id, Case.return_date,
                    Case.measure_type, Case.status, Case.notes, Case.eligibility_reason,
                    Organisation.name.label("organisation"), BudgetLine.id.label("line_id"),

@@ -67,7 +67,8 @@ def _texts(locale: str) -> tuple[dict[str, str], dict[str, Markup], dict[str, st
 
 class ShownEntry(NamedTuple):
     """An entry as templates/visits/_timeline.html writes it: every value ready (plain values are cheap to
-    read in a template; the moment, the badge and the shortened detail are worked out here once)."""
+    read in a template; the moment, the badge and the shortened detail are worked out here once). The
+    template unpacks the fields in this order."""
 
     kind: str
     badge: str
@@ -138,7 +139,7 @@ def _status_entries(db: Session, case, _known: dict) -> list[TimelineEntry]:
     out = []
     texts = _texts(locale_name())[0]
     opened, changed = texts["opened"], texts["status"]
-    for at, action, after in db.connection().execute(_status_statement(), {"case_id": str(case.id)}):
+    for at, action, after in db.connection().execute(_status_statement(), {"case_id": str(case.id)}).all():
         if action == "case.created":
             out.append(TimelineEntry(at, "status", opened))
         else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
+from portal.i18n import amount, locale_name
+
 
 def init_app(app) -> None:
     """The receipts CLI group and the template helpers receipts need (the case budget uses one too)."""
@@ -22,12 +26,17 @@ def _receipt_budget(case):
 
 
 def _minor_money(amount_minor: int | None, currency: str) -> str:
-    """An amount in minor units of its currency (JPY has none, KWD three), in the user's locale."""
-    from portal.i18n import amount
-    from portal.receipts.money import from_minor
-
+    """An amount in minor units of its currency (JPY has none, KWD three), in the user's locale; recent
+    results are kept per locale, as portal.i18n keeps money() (a page shows the same amounts many times)."""
     if amount_minor is None:
         return "–"
+    return _minor_money_text(locale_name(), int(amount_minor), currency)
+
+
+@lru_cache(maxsize=8192)
+def _minor_money_text(_locale: str, amount_minor: int, currency: str) -> str:
+    from portal.receipts.money import from_minor
+
     return amount(from_minor(amount_minor, currency), currency)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from functools import cache
 
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy import bindparam
 from sqlmodel import Session, func, select
 
 from portal import audit
@@ -54,14 +56,21 @@ def warnings_for(receipt: Receipt) -> list[str]:
 def invoice_duplicates(db: Session, supplier: str, invoice_number: str,
                        exclude_id: int | None = None) -> list[tuple[Receipt, Case]]:
     """Other receipts with the same supplier and invoice number (case-insensitive), anywhere."""
+    params = {"supplier": supplier.strip().lower(), "invoice_number": invoice_number.strip().lower()}
+    if exclude_id is not None:
+        params["exclude_id"] = exclude_id
+    return list(db.exec(_invoice_duplicates_statement(exclude_id is not None), params=params))
+
+
+@cache
+def _invoice_duplicates_statement(excluding: bool):
+    # Built once per shape (with or without a receipt left out), the values as parameters.
     query = (select(Receipt, Case).join(Case, Case.id == Receipt.case_id)
-             .where(func.lower(Receipt.supplier) == supplier.strip().lower(),
-                    func.lower(Receipt.invoice_number) == invoice_number.strip().lower(),
+             .where(func.lower(Receipt.supplier) == bindparam("supplier"),
+                    func.lower(Receipt.invoice_number) == bindparam("invoice_number"),
                     Receipt.status != ReceiptStatus.PENDING)
              .order_by(Receipt.id))
-    if exclude_id is not None:
-        query = query.where(Receipt.id != exclude_id)
-    return list(db.exec(query))
+    return query.where(Receipt.id != bindparam("exclude_id")) if excluding else query
 
 
 def may_see(user: User, case: Case) -> bool:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 
-from flask import current_app
+from flask import abort, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Column, ForeignKey, Integer
@@ -24,7 +25,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from portal import audit
 from portal.auth.models import User
-from portal.cases.models import Case
+from portal.cases.models import BudgetLine, Case
 from portal.clock import utcnow
 from portal.labels import Titled
 from portal.receipts import services
@@ -156,6 +157,25 @@ def states_of(db: Session, receipts: list[Receipt], condition=None, on: date | N
 
 def state_of(db: Session, receipt: Receipt, on: date | None = None) -> HandoverState:
     return states_of(db, [receipt], on=on)[receipt.id]
+
+
+def receipt_with_state(db: Session, user: User, receipt_id: int) -> tuple[Receipt, Case, BudgetLine | None, HandoverState]:
+    """services.get_receipt_with_case_for() (404 if the user may not see it) with the receipt's handover state,
+    in the same statement: a receipt has at most one handover and at most one exemption."""
+    row = db.exec(_with_state_statement(not user.is_staff), params=services.receipt_params(user, receipt_id)).first()
+    if row is None:
+        abort(404)
+    receipt, case, line, handed_over_on, reason = row
+    return receipt, case, line, state(receipt, handed_over_on, reason)
+
+
+@cache
+def _with_state_statement(scoped: bool):
+    return (services.receipt_statement(True, scoped)
+            .add_columns(Handover.handed_over_on, HandoverExemption.reason)
+            .outerjoin(HandoverReceipt, HandoverReceipt.receipt_id == Receipt.id)
+            .outerjoin(Handover, Handover.id == HandoverReceipt.handover_id)
+            .outerjoin(HandoverExemption, HandoverExemption.receipt_id == Receipt.id))
 
 
 # The Belegliste's columns (portal/reports/exports.py) ---------------------------------------------

@@ -34,9 +34,11 @@ def _cards(case_id: int) -> list:
     return uploads.listed(db.session(), current_user, case_id, request.form.getlist("uploads"))
 
 
-def part(session, user, receipt, form=None, exempt_form=None) -> dict:
-    """What the receipt page's handover section needs (receipts/_handover.html)."""
-    state = handover.state_of(session, receipt)
+def part(session, user, receipt, form=None, exempt_form=None, state=None) -> dict:
+    """What the receipt page's handover section needs (receipts/_handover.html); `state`: the receipt's
+    handover state when the caller read it already."""
+    if state is None:
+        state = handover.state_of(session, receipt)
     ctx = {"handover_state": state, "handover_due_days": handover.due_days(),
            "handover_details": handover.details(session, receipt) if state.status == "confirmed" else None,
            "handover_exemption": handover.exemption_of(session, receipt) if state.status == "not_applicable"

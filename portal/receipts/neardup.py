@@ -26,9 +26,10 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageOps
-from sqlalchemy import and_, delete, or_
+from sqlalchemy import and_, bindparam, delete, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -263,6 +264,14 @@ class Match:
     own: bool  # the viewer's organisation's (partners see only these)
 
 
+@cache
+def _pairs_statement():
+    # Built once (a receipt page asks it on every request), the ids as one expanding parameter.
+    ids = bindparam("ids", expanding=True)
+    return (select(ReceiptMatch).where(or_(ReceiptMatch.receipt_id.in_(ids), ReceiptMatch.other_id.in_(ids)))
+            .order_by(ReceiptMatch.id))
+
+
 def matches_of(db: Session, receipt_ids: list[int]) -> dict[int, list[tuple[Receipt, Case, str, list[str]]]]:
     """Every recorded match of these receipts, both ways: receipt id → [(other, its case, its organisation's
     name, reasons)], in two statements whatever the number of receipts."""
@@ -271,8 +280,7 @@ def matches_of(db: Session, receipt_ids: list[int]) -> dict[int, list[tuple[Rece
     ids = sorted(set(receipt_ids))
     if not ids:
         return {}
-    pairs = db.exec(select(ReceiptMatch).where(or_(ReceiptMatch.receipt_id.in_(ids), ReceiptMatch.other_id.in_(ids)))
-                    .order_by(ReceiptMatch.id)).all()
+    pairs = db.exec(_pairs_statement(), params={"ids": ids}).all()
     wanted: dict[int, dict[int, list[str]]] = {}
     for pair in pairs:
         for mine, other in ((pair.receipt_id, pair.other_id), (pair.other_id, pair.receipt_id)):

@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from portal import audit
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
-from portal.cases.services import scope
+from portal.cases.services import scope_by_parameter, scope_parameters
 from portal.clock import utcnow
 from portal.ocr import services as ocr
 from portal.receipts import neardup
@@ -82,15 +82,27 @@ def get_receipt_for(db: Session, user: User, receipt_id: int) -> Receipt:
 def get_receipt_with_case_for(db: Session, user: User, receipt_id: int,
                               with_case: bool = True) -> tuple[Receipt, Case | None, BudgetLine | None]:
     """get_receipt_for() with the receipt's case and budget line (None without one), in the same statement."""
+    row = db.exec(receipt_statement(with_case, not user.is_staff), params=receipt_params(user, receipt_id)).first()
+    if row is None:
+        abort(404)
+    return tuple(row) if with_case else (row, None, None)
+
+
+@cache
+def receipt_statement(with_case: bool = True, scoped: bool = True):
+    """The statement of get_receipt_with_case_for(), built once per shape, with the parameters of
+    receipt_params(): a partner's (`scoped`) is limited to their organisation's cases. A caller may add the
+    columns of rows a receipt has at most one of."""
     columns = (Receipt, Case, BudgetLine) if with_case else (Receipt,)
     query = select(*columns).join(Case, Case.id == Receipt.case_id)
     if with_case:
         query = query.outerjoin(BudgetLine, BudgetLine.id == Receipt.budget_line_id)
-    row = db.exec(query.where(Receipt.id == receipt_id, Receipt.status != ReceiptStatus.PENDING,
-                              *scope(user))).first()
-    if row is None:
-        abort(404)
-    return tuple(row) if with_case else (row, None, None)
+    return query.where(Receipt.id == bindparam("receipt_id"), Receipt.status != ReceiptStatus.PENDING,
+                       *(scope_by_parameter() if scoped else ()))
+
+
+def receipt_params(user: User, receipt_id: int) -> dict:
+    return {"receipt_id": receipt_id, **scope_parameters(user)}
 
 
 def get_file_for(db: Session, user: User, receipt_id: int, file_id: int) -> tuple[Receipt, ReceiptFile]:
@@ -154,24 +166,36 @@ def receipts_of_case_with_events(db: Session, case) -> tuple[list[CaseReceipt], 
     in one statement of Core rows (`case` is a Case or a row with its id)."""
     receipts: dict[int, CaseReceipt] = {}
     events = []
-    for row in db.connection().execute(_case_receipts_statement(), {"case_id": case.id}):
+    # All rows at once (fetchall, not a fetch per row), read by position (a Row's attributes cost more).
+    for row in db.connection().execute(_case_receipts_statement(), {"case_id": case.id}).all():
         receipt = receipts.get(row[0])
         if receipt is None:
             receipt = receipts[row[0]] = CaseReceipt(*row[:12])
-        if row.kind is not None:
-            events.append(CaseReceiptEvent(row.kind, row.at, receipt))
+        if row[12] is not None:
+            events.append(CaseReceiptEvent(row[12], row[13], receipt))
     return list(receipts.values()), events
 
 
+# The receipt page's statements, built once (with the receipt's id as a parameter), not on every request.
+@cache
+def _files_statement():
+    return (select(ReceiptFile).where(ReceiptFile.receipt_id == bindparam("receipt_id"),
+                                      ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id))
+
+
+@cache
+def _history_statement():
+    return (select(ReceiptEvent, User.name).outerjoin(User, User.id == ReceiptEvent.actor_id)
+            .where(ReceiptEvent.receipt_id == bindparam("receipt_id")).order_by(ReceiptEvent.at, ReceiptEvent.id))
+
+
 def files_of(db: Session, receipt: Receipt) -> list[ReceiptFile]:
-    return list(db.exec(select(ReceiptFile).where(ReceiptFile.receipt_id == receipt.id,
-                                                  ReceiptFile.confirmed.is_(True)).order_by(ReceiptFile.id)))
+    return list(db.exec(_files_statement(), params={"receipt_id": receipt.id}))
 
 
 def history(db: Session, receipt: Receipt) -> list[tuple[ReceiptEvent, str]]:
     """Every submission and decision, oldest first, with the actor's name."""
-    rows = db.exec(select(ReceiptEvent, User.name).outerjoin(User, User.id == ReceiptEvent.actor_id)
-                   .where(ReceiptEvent.receipt_id == receipt.id).order_by(ReceiptEvent.at, ReceiptEvent.id))
+    rows = db.exec(_history_statement(), params={"receipt_id": receipt.id})
     return [(event, name or "") for event, name in rows]
 
 
@@ -469,5 +493,5 @@ def case_part(db: Session, case, lines: list, with_events: bool = False) -> dict
         receipts, context["receipt_events"] = receipts_of_case_with_events(db, case)
     else:
         receipts = receipts_of_case(db, case)
-    return {"receipts": receipts, "receipt_lines": {line.id: line for line in lines},
+    return {"receipts": receipts, "receipt_line_names": {line.id: line.description for line in lines},
             "receipt_figures": figures_of(receipts), **context}

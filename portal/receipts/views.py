@@ -12,7 +12,7 @@ from portal.cases.models import BudgetLine, Case
 from portal.cases.services import budget_lines, get_case_for
 from portal.forms import device_draft_done, device_draft_key
 from portal.htmx import done, polled, render
-from portal.receipts import checks, decisions, errors, money, neardup, previews, services
+from portal.receipts import checks, decisions, errors, handover, money, neardup, previews, services
 from portal.receipts import rates as receipt_rates
 from portal.receipts import search as receipt_search
 from portal.receipts.forms import AddFilesForm, EditReceiptForm, NewReceiptForm, RateForm, RateImportForm, ReviewForm
@@ -115,8 +115,9 @@ def new(case_id: int):
 
 
 def _show(receipt, status: int = 200, review_form=None, files_form=None, problem: str | None = None,
-          handover_form=None, exempt_form=None, case=None, line=False):
-    """The receipt page; `case` and `line` (None: no budget line) when the caller read them already."""
+          handover_form=None, exempt_form=None, case=None, line=False, handover_state=None):
+    """The receipt page; `case`, `line` (None: no budget line) and `handover_state` when the caller read them
+    already."""
     session = db.session()
     case = case or services.case_of(session, receipt)
     if review_form is None:
@@ -140,15 +141,15 @@ def _show(receipt, status: int = 200, review_form=None, files_form=None, problem
                   rate_proof=receipt_rates.proofs_for(session, [receipt]).get(receipt.id),
                   near=neardup.visible_matches(session, current_user, receipt, case), problem=problem,
                   upload_cards=[] if handover_form else _upload_cards(case.id),
-                  **handover_part(session, current_user, receipt, handover_form, exempt_form))
+                  **handover_part(session, current_user, receipt, handover_form, exempt_form, handover_state))
 
 
 @bp.get("/receipts/<int:receipt_id>")
 @login_required
 def show(receipt_id: int):
     """Show one receipt: its data, files, status and history."""
-    receipt, case, line = services.get_receipt_with_case_for(db.session(), current_user, receipt_id)
-    return _show(receipt, case=case, line=line)  # read in one statement
+    receipt, case, line, state = handover.receipt_with_state(db.session(), current_user, receipt_id)
+    return _show(receipt, case=case, line=line, handover_state=state)  # read in one statement
 
 
 @bp.get("/receipts/<int:receipt_id>/files-list")

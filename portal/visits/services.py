@@ -130,11 +130,12 @@ def visits_with_comments(db: Session, case) -> tuple[list[CaseVisit], list[CaseV
     of Core rows (`case` is a Case or a row with its id)."""
     visits: dict[int, CaseVisit] = {}
     comments = []
-    for row in db.connection().execute(_visits_with_comments_statement(), {"case_id": case.id}):
+    # All rows at once (fetchall, not a fetch per row); the comment's columns follow the visit's.
+    for row in db.connection().execute(_visits_with_comments_statement(), {"case_id": case.id}).all():
         if row[0] not in visits:
             visits[row[0]] = CaseVisit(*row[:_VISIT_COLUMNS])
-        if row.comment_id is not None:
-            comments.append(CaseVisitComment(row[0], row.comment_at, row.acknowledgement, row.body, row.author))
+        if row[_VISIT_COLUMNS] is not None:
+            comments.append(CaseVisitComment(row[0], *row[_VISIT_COLUMNS + 1:]))
     return list(visits.values()), comments
 
 

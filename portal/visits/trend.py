@@ -4,9 +4,13 @@ drawn by templates/visits/_trend.html."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
 
+from flask_babel import format_date
 from markupsafe import Markup
 
+from portal.i18n import locale_name
 from portal.visits.models import DIMENSIONS, Visit
 
 
@@ -55,6 +59,12 @@ class Trend:
         return not self.visits
 
     @property
+    def date_labels(self) -> list[str]:
+        """Each visit's date in the locale's short format, for the chart's axis (kept per locale and date)."""
+        locale = locale_name()
+        return [_short_date(locale, v.visit_date) for v in self.visits]
+
+    @property
     def grid(self) -> Markup:
         """The horizontal lines of the scores 1 to 5 with their numbers, as SVG (numbers only)."""
         x1, x2, label_x = self.left, self.width - self.right, self.left - 12
@@ -62,6 +72,11 @@ class Trend:
             f'<line x1="{x1}" y1="{y}" x2="{x2}" y2="{y}" stroke="#d0d0d0" stroke-width="1"/>\n'
             f'<text x="{label_x}" y="{y + 5}" text-anchor="end" font-size="14" fill="#333">{score}</text>'
             for score, y in self.y_ticks))
+
+
+@lru_cache(maxsize=4096)
+def _short_date(_locale: str, day: date) -> str:
+    return format_date(day, "short")  # a date, not a moment: the same in every time zone
 
 
 # Colours that stay apart for the common colour-vision deficiencies; dashes and markers differ too.
