@@ -6,8 +6,11 @@ in a table next to it; colours are told apart by the legend and by the order of 
 carries its value in a <title> (a tooltip).
 
 The gridlines, bars and labels are written here in one pass, one element a line, coordinates to a tenth,
-every text escaped: a chart has up to ~200 elements of four coordinates each, and a template (or an object
-per element) cost more than the rest of the dashboard.
+every text escaped: a chart has up to ~200 elements, and a template (an escape call per value, or an object
+per element) cost more than the rest of the dashboard. They are written compactly: the gridlines are one
+path, the bars of a series one group that sets their colour and thickness once, each bar a path of two
+numbers (a stroke as thick as the bar) with its tooltip, and the labels of a column or a row a group that
+places them (each label then needs one coordinate).
 """
 
 from __future__ import annotations
@@ -48,20 +51,20 @@ def escaped(text: str | None) -> str:
     return str(escape(text or ""))
 
 
-def _line(x1: float, y1: float, x2: float, y2: float) -> str:
-    return f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"/>\n'
+def _n(value: float) -> str:
+    """A coordinate to a tenth, without a trailing ".0"."""
+    return f"{value:.1f}".removesuffix(".0")
 
 
-def _label(x: float, y: float, text: str, middle: bool = False) -> str:
-    """A label, its end at x (or its middle); `text` is escaped already."""
-    anchor = ' text-anchor="middle"' if middle else ""
-    return f'<text x="{x:.1f}" y="{y:.1f}"{anchor}>{text}</text>\n'
-
-
-def _shapes(grid: list[str], bars: list[str], labels: list[str]) -> Markup:
-    """The gridlines, bars and labels, the attributes they share set once on a group."""
-    return Markup(f'<g stroke="#d0d0d0" stroke-width="1">\n{"".join(grid)}</g>\n{"".join(bars)}'  # noqa: S704
-                  f'<g text-anchor="end" font-size="12" fill="#1a1a1a">\n{"".join(labels)}</g>\n')
+def _shapes(grid: list[str], bars: list[str], end_labels: tuple[int, list[str]],
+            middle_labels: tuple[int, list[str]]) -> Markup:
+    """The gridlines (as one path), the bars (grouped already) and the labels: those whose end is at one x
+    (row names, a vertical axis) and those centred in one row at y (a horizontal axis, the months)."""
+    (end_x, ends), (middle_y, middles) = end_labels, middle_labels
+    return Markup(f'<path d="{"".join(grid)}" fill="none" stroke="#d0d0d0"/>\n{"".join(bars)}'  # noqa: S704
+                  f'<g font-size="12" fill="#1a1a1a">\n<g text-anchor="end" transform="translate({end_x} 0)">\n'
+                  f'{"".join(ends)}</g>\n<g text-anchor="middle" transform="translate(0 {middle_y})">\n'
+                  f'{"".join(middles)}</g>\n</g>\n')
 
 
 def _nice_max(value: int) -> int:
@@ -94,28 +97,29 @@ def hbar_chart(chart_id: str, title: str, desc: str, rows: list[tuple[str, list[
     height = top + group_h * len(rows) + 48
     peak = _nice_max(max([v for _l, values in rows for v in values], default=0))
     plot_w = width - left - right
-    grid, labels, bars = [], [], []
+    bottom = _n(top + group_h * len(rows) - gap / 2)
+    grid, ticks, names = [], [], []
     for i in range(5):
-        x = left + plot_w * i / 4
-        grid.append(_line(x, top - 6, x, top + group_h * len(rows) - gap / 2))
-        labels.append(_label(x, top - 10, fmt(peak * i // 4), middle=True))
-    names = [(escaped(ser.name), escaped(ser.color)) for ser in series]
-    colors = [escaped(c) for c in row_colors] if row_colors else None
-    # Bars and row labels are written inline (~170 a page): x, height and the label's x are the same for all.
-    rect, height_text, label_x = f'<rect x="{left}" y="', f'" height="{bar_h - 2}" fill="', f"{left - 8:.1f}"
-    offsets = [s * bar_h for s in range(len(series))]
-    middle = bar_h * len(series) / 2 + 4
+        x = _n(left + plot_w * i / 4)
+        grid.append(f"M{x} {top - 6}V{bottom}")
+        ticks.append(f'<text x="{x}">{fmt(peak * i // 4)}</text>\n')
+    colors = [escaped(c) for c in row_colors] if row_colors else [escaped(ser.color) for ser in series]
+    groups: list[list[str]] = [[] for _c in colors]
+    names_ = [escaped(ser.name) for ser in series]
+    middle = bar_h * len(series) // 2 + 4
     for r, (label, values) in enumerate(rows):
         y0 = top + r * group_h
         text = escaped(label)
-        labels.append(f'<text x="{label_x}" y="{y0 + middle:.1f}">{escaped(_short(label))}</text>\n')
-        row_color = colors[r] if colors else None
-        for value, (name, color), dy in zip(values, names, offsets, strict=True):
+        names.append(f'<text y="{y0 + middle}">{escaped(_short(label))}</text>\n')
+        for s, (value, name) in enumerate(zip(values, names_, strict=True)):
             w = plot_w * value / peak if value > 0 else 0
-            bars.append(f'{rect}{y0 + dy}" width="{w if w > 1 or not value else 1:.1f}{height_text}'
-                        f'{row_color or color}"><title>{text} – {name}: {fmt(value)}</title></rect>\n')
-    return Chart(chart_id, title, desc, width, height, series, _shapes(grid, bars, labels), legend_y=height - 16,
-                 empty=not bars)
+            groups[r if row_colors else s].append(
+                f'<path d="M{left} {y0 + s * bar_h + 6}h{w if w > 1 or not value else 1:.1f}">'
+                f'<title>{text} – {name}: {fmt(value)}</title></path>\n')
+    bars = [f'<g stroke="{color}" stroke-width="{bar_h - 2}">\n{"".join(paths)}</g>\n'
+            for color, paths in zip(colors, groups, strict=True)]
+    return Chart(chart_id, title, desc, width, height, series,
+                 _shapes(grid, bars, (left - 8, names), (top - 10, ticks)), legend_y=height - 16, empty=not rows)
 
 
 def vbar_chart(chart_id: str, title: str, desc: str, columns: list[tuple[str, list[int]]], series: list[Series],
@@ -128,21 +132,26 @@ def vbar_chart(chart_id: str, title: str, desc: str, columns: list[tuple[str, li
     label_every = max(1, math.ceil(60 / group_w))  # a label needs about 60 units
     peak = _nice_max(max([v for _l, values in columns for v in values], default=0))
     plot_h = height - top - bottom
-    grid, labels, bars = [], [], []
+    base = top + plot_h
+    grid, ticks, names = [], [], []
     for i in range(5):
-        y = top + plot_h - plot_h * i / 4
-        grid.append(_line(left, y, width - right, y))
-        labels.append(_label(left - 6, y + 4, fmt(peak * i // 4)))
-    names = [(escaped(ser.name), escaped(ser.color)) for ser in series]
-    width_text = f"{max(bar_w - 1, 1):.1f}"
+        y = base - plot_h * i / 4
+        grid.append(f"M{left} {_n(y)}H{width - right}")
+        ticks.append(f'<text y="{_n(y + 4)}">{fmt(peak * i // 4)}</text>\n')
+    thickness = max(bar_w - 1, 1)
+    names_ = [escaped(ser.name) for ser in series]
+    groups: list[list[str]] = [[] for _s in series]
     for c, (label, values) in enumerate(columns):
         x0 = left + c * group_w + (group_w - bar_w * len(series)) / 2
         text = escaped(label)
         if c % label_every == 0:
-            labels.append(_label(x0 + bar_w * len(series) / 2, top + plot_h + 16, text, middle=True))
-        for s, (value, (name, color)) in enumerate(zip(values, names, strict=True)):
+            names.append(f'<text x="{_n(x0 + bar_w * len(series) / 2)}">{text}</text>\n')
+        for s, (value, name) in enumerate(zip(values, names_, strict=True)):
             h = plot_h * value / peak if value > 0 else 0
-            bars.append(f'<rect x="{x0 + s * bar_w:.1f}" y="{top + plot_h - h:.1f}" width="{width_text}" '
-                        f'height="{h:.1f}" fill="{color}"><title>{text} – {name}: {fmt(value)}</title></rect>\n')
-    return Chart(chart_id, title, desc, width, height, series, _shapes(grid, bars, labels), legend_y=height - 12,
-                 empty=not bars)
+            groups[s].append(f'<path d="M{x0 + s * bar_w + thickness / 2:.1f} {base}V{base - h:.1f}">'
+                             f'<title>{text} – {name}: {fmt(value)}</title></path>\n')
+    bars = [f'<g stroke="{escaped(ser.color)}" stroke-width="{_n(thickness)}">\n{"".join(paths)}</g>\n'
+            for ser, paths in zip(series, groups, strict=True)]
+    return Chart(chart_id, title, desc, width, height, series,
+                 _shapes(grid, bars, (left - 6, ticks), (base + 16, names)), legend_y=height - 12,
+                 empty=not columns)

@@ -149,7 +149,7 @@ def _dashboard_statement(over_only: bool):
 _DASHBOARD = {False: _dashboard_statement(False), True: _dashboard_statement(True)}
 
 
-def dashboard(db: Session, over_only: bool = False, page: int = 1, per_page: int = 50,
+def dashboard(db: Session, over_only: bool = False, page: int = 1, per_page: int = 25,
               today: date | None = None) -> Dashboard:
     """The budget dashboard from its summary tables (portal/reports/summary.py) with one page of cases
     (every case or those over their plan, by reference): one statement, however many cases and receipts

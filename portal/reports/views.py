@@ -95,7 +95,7 @@ def belegliste_csv():
 
 # Dashboard --------------------------------------------------------------------------------------
 
-CASES_PER_PAGE = 50
+CASES_PER_PAGE = 25
 
 
 @bp.get("/dashboard")

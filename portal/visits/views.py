@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
-from flask_babel import format_time
+from flask_babel import format_time, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
@@ -254,9 +254,11 @@ def due():
     raw = request.args.get("page", "1")
     result = due_page(db.session(), current_user, date.today(),
                       int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    # "5 days": one text for each number of days on the page, not an ngettext call per row.
+    day_texts = {n: ngettext("%(num)s day", "%(num)s days", n) for n in {r.days for r in result.rows}}
     return render("visits/due.html", result=result,
                   overdue=[r for r in result.rows if r.overdue], soon=[r for r in result.rows if not r.overdue],
-                  soon_days=DUE_SOON_DAYS)
+                  soon_days=DUE_SOON_DAYS, day_texts=day_texts)
 
 
 @bp.get("/visits/flagged")

@@ -7,6 +7,7 @@ import io
 import secrets
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from flask import abort, current_app, render_template, url_for
 from flask_babel import force_locale
@@ -428,29 +429,79 @@ def list_registrations(db: Session, workshop: Workshop, f: RegFilter, offset: in
 REGISTRATIONS_PER_PAGE = 100
 
 
+class Participant(NamedTuple):
+    """A row of the participant list: a tuple of the values it shows, read field by field in the
+    template's loop (an ORM registration per row, and an attribute lookup per cell, cost more than the
+    rest of the row)."""
+
+    id: int
+    name: str
+    organisation: str
+    country: str
+    role: str
+    status: str
+    dietary: bool
+    accessibility: bool
+    travel: bool
+    visa: bool
+
+
 @dataclass
 class RegistrationPage:
-    rows: list[Registration]
+    rows: list[Participant]
     total: int
     page: int
     pages: int
 
 
+@dataclass
+class Overview:
+    """A workshop's registrations by status (every status, 0 where none) and the countries they come from."""
+
+    counts: dict[str, int]
+    countries: list[str]
+    by_status_country: dict[tuple[str, str], int]
+
+
+def overview(db: Session, workshop: Workshop) -> Overview:
+    """The counts by status and the countries of a workshop's registrations: one statement."""
+    rows = db.exec(select(Registration.status, Registration.country, func.count())
+                   .where(Registration.workshop_id == workshop.id)
+                   .group_by(Registration.status, Registration.country)).all()
+    counts = {s.value: 0 for s in RegStatus}
+    for status, _country, n in rows:
+        counts[status] = counts.get(status, 0) + n
+    return Overview(counts, sorted({country for _s, country, _n in rows}),
+                    {(status, country): n for status, country, n in rows})
+
+
+def _total_from(known: dict[tuple[str, str], int], workshop: Workshop, f: RegFilter) -> int | None:
+    """The number of registrations the filter keeps, from the counts by status and country, when it filters
+    by nothing else (as _registration_conditions reads it); None when it needs a count of its own."""
+    if f.role in {r.value for r in RegRole} or f.needs in ("dietary", "accessibility", "travel", "visa"):
+        return None
+    status = f.status if f.status in {s.value for s in RegStatus} else None
+    country = f.country.upper() if len(f.country) == 2 and f.country.isalpha() and f.country.isascii() else None
+    return sum(n for (s, c), n in known.items() if (status is None or s == status) and (country is None or c == country))
+
+
 def registration_page(db: Session, workshop: Workshop, f: RegFilter, page: int,
-                      per_page: int | None = None) -> RegistrationPage:
-    """One page of the participant list: two statements."""
+                      per_page: int | None = None, known: Overview | None = None) -> RegistrationPage:
+    """One page of the participant list: the rows, and a count unless `known` (overview()) tells it."""
     per_page = per_page or REGISTRATIONS_PER_PAGE
-    total = db.exec(select(func.count()).select_from(Registration)
-                    .where(*_registration_conditions(workshop, f))).one()
+    conditions = _registration_conditions(workshop, f)
+    total = _total_from(known.by_status_country, workshop, f) if known else None
+    if total is None:
+        total = db.exec(select(func.count()).select_from(Registration).where(*conditions)).one()
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
-    return RegistrationPage(list_registrations(db, workshop, f, (page - 1) * per_page, per_page), total, page,
-                            pages)
-
-
-def registration_countries(db: Session, workshop: Workshop) -> list[str]:
-    return sorted(db.exec(select(Registration.country).where(Registration.workshop_id == workshop.id)
-                          .distinct()).all())
+    r = Registration
+    rows = db.exec(select(r.id, r.name, r.organisation, r.country, r.role, r.status, r.dietary_needs != "",
+                          r.accessibility_needs != "", r.travel_support, r.visa_letter)
+                   .where(*conditions)
+                   .order_by(r.status, r.waitlisted_at, r.id)  # as list_registrations
+                   .offset((page - 1) * per_page).limit(per_page)).all()
+    return RegistrationPage([Participant(*row) for row in rows], total, page, pages)
 
 
 def _cell(value) -> object:
@@ -524,6 +575,10 @@ def purge(db: Session, today: date, days: int) -> tuple[int, int]:
 
 
 def stats(db: Session, workshop: Workshop) -> list[WorkshopStat]:
+    """The anonymous counts kept when the workshop's personal data was purged (none before: purge() writes
+    them)."""
+    if workshop.personal_data_purged_at is None:
+        return []
     return db.exec(select(WorkshopStat).where(WorkshopStat.workshop_id == workshop.id)
                    .order_by(WorkshopStat.country, WorkshopStat.role, WorkshopStat.status)).all()
 

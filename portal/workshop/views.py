@@ -115,11 +115,11 @@ def show(workshop_id: int):
     workshop = services.get_workshop(session, workshop_id)
     f = _filter()
     raw = request.args.get("page", "1")
-    result = services.registration_page(session, workshop, f, int(raw) if raw.isdigit() and len(raw) < 7 else 1)
+    known = services.overview(session, workshop)
+    result = services.registration_page(session, workshop, f, int(raw) if raw.isdigit() and len(raw) < 7 else 1,
+                                        known=known)
     return render("workshop/show.html", "workshop/_list.html", workshop=workshop, f=f, result=result,
-                  registrations=result.rows,
-                  counts=services.status_counts(session, workshop),
-                  countries=services.registration_countries(session, workshop),
+                  registrations=result.rows, counts=known.counts, countries=known.countries,
                   stats=services.stats(session, workshop),
                   public_url=current_app.config["BASE_URL"].rstrip("/") + url_for("workshop.register", token=workshop.public_key),
                   **_labels_ctx())
