@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Integer, String, and_, bindparam, cast, literal_column, null, or_, union_all
+from sqlalchemy import Integer, String, and_, cast, literal_column, null, or_, union_all
 from sqlmodel import Session, func, select
 
 from portal.audit import AuditEntry
 from portal.auth.models import User
 from portal.cases.models import BudgetLine, Case
+from portal.db import literal_param
 from portal.orgs.models import Organisation
 from portal.receipts import handover
 from portal.receipts import rates as receipt_rates
@@ -141,7 +142,7 @@ def _dashboard_statement(over_only: bool):
              .join(org, org.c.id == case.c.organisation_id))
     if over_only:
         cases = cases.where(summary.c.submitted > summary.c.planned)
-    cases = cases.order_by(case.c.reference).offset(bindparam("offset")).limit(bindparam("limit")).subquery()
+    cases = cases.order_by(case.c.reference).offset(literal_param("offset")).limit(literal_param("limit")).subquery()
     both = union_all(groups, select(cases)).subquery()
     return select(both).order_by(both.c.part, both.c.key)
 
