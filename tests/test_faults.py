@@ -368,3 +368,55 @@ def test_photo_sweep_removes_objects_no_row_refers_to(app, db):
     assert "removed 0 unconfirmed photo uploads, 1 unreferenced photo objects" in result.output
     with app.app_context():
         assert list(get_storage().keys("visits/")) == [photo.key]
+
+
+def test_a_request_that_only_read_ends_with_commit_and_keeps_the_prepared_statements(app, db):
+    """psycopg forgets a connection's prepared statements on every ROLLBACK: a request that only read ends
+    its transaction with COMMIT instead, so its statements are prepared after a few requests and not planned
+    anew each time. A request that wrote without committing, through the ORM or in SQL, is still rolled back."""
+    import sqlalchemy as sa
+    from flask import g
+
+    from portal import db as dbm
+    from portal.orgs.models import Organisation
+
+    org = make_org(db, name="Before")
+    seen = {}
+
+    @app.get("/_read")
+    def _read():
+        dbm.session().exec(sa.select(Organisation.name).where(Organisation.id == org.id)).one()
+        seen["session"] = g.db_session
+        return "read"
+
+    @app.get("/_orm_write")
+    def _orm_write():
+        dbm.session().get(Organisation, org.id).name = "Changed by the ORM"
+        dbm.session().flush()
+        return "not committed"
+
+    @app.get("/_sql_write")
+    def _sql_write():
+        dbm.session().connection().execute(sa.text("UPDATE organisations SET name = 'Changed in SQL' WHERE id = :id"),
+                                           {"id": org.id})
+        return "not committed"
+
+    client = app.test_client()
+    ended = []
+    engine = app.extensions["db_engine"]
+    sa.event.listen(engine, "commit", lambda conn: ended.append("commit"))
+    sa.event.listen(engine, "rollback", lambda conn: ended.append("rollback"))
+    for path in ("/_orm_write", "/_sql_write"):
+        assert client.get(path).status_code == 200
+    db.expire_all()
+    assert db.get(Organisation, org.id).name == "Before"
+    ended.clear()
+    for _ in range(8):
+        assert client.get("/_read").status_code == 200
+    if engine.dialect.name == "postgresql":
+        assert set(ended) == {"commit"}, ended
+        with engine.connect() as conn:
+            prepared = conn.connection.dbapi_connection._prepared._names
+            assert prepared, "no statement was prepared after eight requests on the pool's connection"
+    else:
+        assert "commit" not in ended

@@ -105,7 +105,7 @@ def case_page_header(db: Session, user: User, case_id: int) -> tuple[Row, str, l
     """The top of the case page in one statement, as Core rows (the page only reads): the case (404 if the
     user may not see it), its organisation's name and its budget lines."""
     rows = db.connection().execute(_case_page_statement(not user.is_staff),
-                                   {"case_id": case_id, "scope_org": user.organisation_id}).all()
+                                   {"case_id": case_id, **scope_parameters(user)}).all()
     if not rows:
         abort(404)
     case = rows[0]
@@ -155,7 +155,7 @@ class CasePage:
 def list_cases(db: Session, user: User, f: CaseFilter, choices: bool = False) -> CasePage:
     """One page of the cases a user may see, filtered, with each case's planned budget; with choices=True
     also the filter's choices. Two statements: the total with the choices, then the page."""
-    params = {"scope_org": user.organisation_id, "offset": 0, "limit": PER_PAGE}
+    params = {**scope_parameters(user), "offset": 0, "limit": PER_PAGE}
     if f.q:
         params["like"] = f"%{f.q.strip()[:50]}%"
     if f.status in tuple(CaseStatus):
@@ -210,7 +210,7 @@ def _kept_key(user: User, params: dict) -> tuple[str, str] | None:
 
 
 def _conditions(scoped: bool, like: bool, status: bool, country: bool, organisation: bool) -> list:
-    conditions = [Case.organisation_id == bindparam("scope_org")] if scoped else []
+    conditions = [*scope_by_parameter()] if scoped else []
     if like:
         conditions.append(or_(Case.reference.ilike(bindparam("like")), Case.notes.ilike(bindparam("like"))))
     if status:
@@ -277,7 +277,7 @@ def countries_select(*conditions):
 
 @cache
 def _countries_statement():
-    return countries_select(Case.organisation_id == bindparam("scope_org"))
+    return countries_select(*scope_by_parameter())
 
 
 # Eligibility ------------------------------------------------------------------------------------
