@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from enum import Enum
 from pathlib import Path
 
 from flask import current_app, g
 from sqlalchemy import Integer, bindparam, event, literal
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlmodel import Session, create_engine
@@ -91,7 +92,8 @@ def _end_reading(session: Session) -> None:
     every statement of every request (the review desk's queue: 5-8 ms of planning against 1-2 of running).
     Anything written and not committed (the session's pending objects, or any statement but a query on the
     connection) is still rolled back by close()."""
-    if not session.in_transaction() or session.new or session.dirty or session.deleted:
+    transaction = session.get_transaction()
+    if transaction is None or not transaction.is_active or session.new or session.dirty or session.deleted:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql" and conn.info.get("wrote") is False:
@@ -106,9 +108,10 @@ def init_db(app) -> None:
         session = g.pop("db_session", None)
         if session is None:
             return
-        try:
-            if _exc is None:
+        if _exc is None:
+            with suppress(SQLAlchemyError):  # a transaction that failed (the database went away): close() ends it
                 _end_reading(session)
+        try:
             session.close()
         except DBAPIError:
             # the database went away during the request (restart, network): the error page has been
