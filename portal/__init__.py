@@ -116,6 +116,7 @@ def _register_hooks(app: Flask) -> None:
     receipts.init_app(app)
     app.cli.add_command(uploads_cli.uploads_group)
     scanning.init_app(app)
+    app.jinja_env.code_generator_class = layout.CodeGenerator  # before the first template is compiled
     app.jinja_env.add_extension("jinja2.ext.do")
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

@@ -114,6 +114,17 @@ def _until_s3_takes_writes(storage, seconds: float = 60) -> None:
         try:
             storage.client.put_object(Bucket=storage.bucket, Key="probe/ready", Body=b"ready")
             storage.client.delete_object(Bucket=storage.bucket, Key="probe/ready")
+            # A part of a multipart upload too: a gateway that took the small PUT once still refused the
+            # first part of the upload that followed (the "in parts" case was then never cut).
+            started = storage.client.create_multipart_upload(Bucket=storage.bucket, Key="probe/parts")
+            try:
+                storage.client.upload_part(Bucket=storage.bucket, Key="probe/parts", UploadId=started["UploadId"],
+                                           PartNumber=1, Body=b"p" * 1024)
+            finally:
+                storage.client.abort_multipart_upload(Bucket=storage.bucket, Key="probe/parts",
+                                                      UploadId=started["UploadId"])
+            for left in storage.client.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []):
+                storage.client.abort_multipart_upload(Bucket=storage.bucket, Key=left["Key"], UploadId=left["UploadId"])
             return
         except Exception:  # noqa: BLE001 - any refusal: not ready yet
             if time.monotonic() > deadline:

@@ -149,3 +149,28 @@ def test_url_pattern_is_what_url_for_writes_with_the_ids_left_open(app):
             url_for("receipts.preview", receipt_id=3, file_id=9)
         with pytest.raises(ValueError):
             url_pattern("receipts.preview", "file_id", "receipt_id")  # not in the URL's order
+
+
+def test_templates_escape_every_value_as_markupsafe_does(app):
+    """layout.escape, which the compiled templates use for `{{ value }}`: the same Markup as markupsafe's
+    escape for strings, Markup, numbers, None and objects with __html__, and every template compiled by the
+    app imports it (a template of the app's escapes a script a user typed)."""
+    from flask import render_template_string
+    from markupsafe import Markup
+    from markupsafe import escape as markupsafe_escape
+
+    from portal.layout import escape
+
+    class Html:
+        def __html__(self):
+            return "<b>bold</b>"
+
+    for value in ("<script>alert('x') & \"y\"</script>", "", "plain", "ع<>", Markup("<i>kept</i>"), 42, 3.5,
+                  None, Html(), ["<a>"]):
+        ours, theirs = escape(value), markupsafe_escape(value)
+        assert type(ours) is Markup and ours == theirs, value
+    source = app.jinja_env.compile("{{ x }}", raw=True)
+    assert "from portal.layout import escape" in source.splitlines()[1]
+    with app.test_request_context("/"):
+        html = render_template_string("<p>{{ x }}{{ y }}</p>", x="<script>alert(1)</script>", y=Markup("<br>"))
+    assert html == "<p>&lt;script&gt;alert(1)&lt;/script&gt;<br></p>"
