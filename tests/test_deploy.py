@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 
@@ -39,6 +40,17 @@ def test_production_refuses_memory_limits_with_several_gunicorn_workers(tmp_path
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_each_gunicorn_worker_freezes_the_app_and_collects_less_often():
+    """post_worker_init (in a process of its own: it changes the garbage collector of the process): what was
+    loaded is frozen, the young generation's threshold comes from GC_GEN0_THRESHOLD (default 10,000)."""
+    code = ("import gc; from portal import gunicorn_conf as g; g.post_worker_init(None); "
+            "print(gc.get_freeze_count() > 1000, gc.get_threshold()[0])")
+    for env, expected in (({}, "True 10000"), ({"GC_GEN0_THRESHOLD": "2000"}, "True 2000")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,  # noqa: S603
+                             env={**os.environ, **env}, cwd=stack.ROOT).stdout
+        assert out.split() == expected.split()
+
+
 def test_the_systemd_units_are_valid(tmp_path):
     """systemd's own check (unknown keys, bad values, missing programs), with the install's paths mapped to
     this machine's."""

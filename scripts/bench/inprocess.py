@@ -73,12 +73,11 @@ def apps():
     lean_app = lean.create_app()
     lean_client = lean_app.test_client()
     lean_client.get("/login/2")
-    # As gunicorn's post_worker_init does in each worker (portal.gunicorn_conf, for both apps): what loading
-    # allocated is left out of the collections; without it a gen-2 collection lands on a few requests.
-    import gc
+    # What gunicorn's post_worker_init does in each worker (for both apps): what loading allocated is left out
+    # of the collections, and the young generation is collected less often.
+    from portal import gunicorn_conf
 
-    gc.collect()
-    gc.freeze()
+    gunicorn_conf.post_worker_init(None)
     return client, lean_client
 
 
