@@ -4,6 +4,12 @@ Every figure is the median of ROUNDS interleaved rounds with its spread (lowest�
 wrk once against the lean app and once against each page, in an order that rotates from round to round,
 so a slow spell of the machine (two cores shared with PostgreSQL and wrk) falls on all of them alike.
 A page's ratio is taken within each round (page ÷ lean of the same round), then the median of those.
+
+Beside the throughput, each wrk run charges the CPU the server's gunicorn workers and PostgreSQL spent
+(from /proc) to its requests: CPU per request, and its ratio to the lean reference's (lean ÷ page). That
+figure does not depend on how wrk's 16 kept-alive connections fell on the two workers: a worker that took
+all of them serves them with one core while the other idles, which halves that run's throughput (the log
+names the busiest worker's share of the CPU for each run).
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ class Series:
     rps: list[float] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+    cpu_ratio: list[float] = field(default_factory=list)
+    busiest: list[float] = field(default_factory=list)
     errors: int = 0
     html_bytes: int = 0
 
@@ -70,11 +79,16 @@ def measure(targets: dict[str, tuple[str, str]], wrk: Callable, drain: Callable,
             this_round[name] = load
             out[name].rps.append(load.rps)
             out[name].ms.append(load.avg_ms)
+            out[name].cpu_ms.append(load.cpu_ms)
+            out[name].busiest.append(load.busiest)
             out[name].errors += load.errors
-        lean = this_round[LEAN].rps
+        lean, lean_cpu = this_round[LEAN].rps, this_round[LEAN].cpu_ms
         for name in names:
             out[name].ratio.append(this_round[name].rps / lean if lean else float("nan"))
-        log(f"  round {r + 1}/{rounds}: " + ", ".join(f"{n} {this_round[n].rps:,.0f}/s" for n in names))
+            out[name].cpu_ratio.append(lean_cpu / this_round[name].cpu_ms if this_round[name].cpu_ms else float("nan"))
+        log(f"  round {r + 1}/{rounds}: " + ", ".join(
+            f"{n} {this_round[n].rps:,.0f}/s {this_round[n].cpu_ms:.1f} ms CPU (busiest worker {this_round[n].busiest:.0%})"
+            for n in names))
     return out
 
 
@@ -100,6 +114,15 @@ def rows(small: dict[str, Series], large: dict[str, Series], add: Callable, volu
             f"{statistics.median(lean.rps):,.0f} req/s (lean)", spread(s.ratio),
             f"≥ {page.target} of lean" if page.target else "(reported)",
             ratio >= page.target if page.target else None)
+    add(f"{LEAN}: CPU per request (gunicorn workers and PostgreSQL, from /proc)",
+        f"{spread(lean.cpu_ms, '{:.2f}')} ms", "", "1.00")
+    for page in PAGES:
+        if page.name not in large:
+            continue
+        s = large[page.name]
+        add(f"{page.name}: CPU per request at {volume} receipts (workers and PostgreSQL)",
+            f"{spread(s.cpu_ms, '{:.2f}')} ms", f"{statistics.median(lean.cpu_ms):.2f} ms (lean)",
+            spread(s.cpu_ratio), "(reported: the throughput ratio without the workers' balance)")
     for page in PAGES:
         if page.name not in large or page.name not in small:
             continue

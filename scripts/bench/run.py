@@ -112,6 +112,9 @@ class Server:
                 self.proc.kill()
 
 
+SERVERS: dict[int, Server] = {}  # by port: whose workers' CPU a wrk run on that port is charged
+
+
 def gunicorn(name: str, app: str, port: int, env: dict, chdir: Path) -> Server:
     """The README's production command: gunicorn -c python:portal.gunicorn_conf 'module:create_app()'."""
     logf = open(OUT / f"gunicorn-{name}.log", "w")  # noqa: SIM115 - lives as long as the server
@@ -120,6 +123,7 @@ def gunicorn(name: str, app: str, port: int, env: dict, chdir: Path) -> Server:
                              "--chdir", str(chdir), app],
                             env=env, stdout=logf, stderr=subprocess.STDOUT)
     server = Server(name, proc, port)
+    SERVERS[port] = server
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -166,6 +170,39 @@ class Load:
     avg_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: float = float("nan")  # CPU per request: the server's gunicorn workers and PostgreSQL
+    busiest: float = float("nan")  # the busiest worker's share of the workers' CPU (0.5: even, 1.0: one did all)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process (all its threads) from /proc, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _cpu_snapshot(port: int) -> tuple[dict[int, float], dict[int, float]]:
+    """(each worker's CPU seconds, each PostgreSQL process's) of the server on `port`."""
+    server = SERVERS.get(port)
+    workers = {pid: _cpu_seconds(pid) for pid in (server.worker_pids() if server else [])}
+    return workers, {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
 
 
 def _ms(text: str) -> float:
@@ -179,8 +216,16 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
            "-H", "Accept-Encoding: gzip, deflate"]
     if cookie:
         cmd += ["-H", f"Cookie: {cookie}"]
+    port = int(url.split(":")[2].split("/")[0])
+    workers_before, db_before = _cpu_snapshot(port)
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    workers_after, db_after = _cpu_snapshot(port)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    spent = {pid: workers_after[pid] - workers_before.get(pid, 0.0) for pid in workers_after}
+    in_db = sum(db_after[pid] - db_before.get(pid, 0.0) for pid in db_after)
+    cpu_ms = (sum(spent.values()) + in_db) * 1000 / done if done else float("nan")
+    busiest = max(spent.values()) / sum(spent.values()) if spent and sum(spent.values()) else float("nan")
     try:
         avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
         p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
@@ -190,7 +235,7 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in errs.groups()) if errs else 0)
-    return Load(rps, avg, p99, errors)
+    return Load(rps, avg, p99, errors, cpu_ms, busiest)
 
 
 def drain(url: str, cookie: str) -> None:
@@ -209,8 +254,22 @@ def drain(url: str, cookie: str) -> None:
 
 
 def settle(url: str, _cookie: str) -> None:
-    """drain() on the server's cheapest answer (its root), so a slow page does not hold up the next one."""
+    """drain() on the server's cheapest answer (its root), so a slow page does not hold up the next one; then
+    wait until every worker of every server is idle. A quick answer means one worker is free, not both: the
+    other may still be working off the requests wrk left queued in it, and the next wrk run's 16 connections
+    then all go to the free worker, which serves them with one core for the whole run while the other
+    idles (seen: the busiest worker did 97-100 % of the work in most runs of the heavy pages, 60 % for the
+    lean reference, whose backlog clears at once)."""
     drain("/".join(url.split("/")[:3]) + "/", "")
+    pids = [pid for server in SERVERS.values() for pid in server.worker_pids()]
+    deadline = time.time() + 60
+    before = {pid: _cpu_seconds(pid) for pid in pids}
+    while time.time() < deadline:
+        time.sleep(0.2)
+        now = {pid: _cpu_seconds(pid) for pid in pids}
+        if all(now[pid] - before[pid] < 0.02 for pid in pids):  # under 10 % of a core over the last 0.2 s
+            return
+        before = now
 
 
 def start_lean(servers: list, env: dict, portal_bytes: int) -> str:
@@ -609,7 +668,9 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
         res.notes.append("gunicorn killed a portal worker at its timeout while it was still reading a slow "
                          "upload: see bench-results/gunicorn-portal.log.")
     total = time.perf_counter() - started
-    res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -c python:portal.gunicorn_conf ({WORKERS} gthread workers × 8 threads), "
+    res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -c python:portal.gunicorn_conf ({WORKERS} gthread workers × "
+                     f"{os.environ.get('GUNICORN_THREADS', '8')} threads, a {os.environ.get('SWITCH_INTERVAL_MS', '20')} ms "
+                     "thread switch interval), "
                      f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s; PORTAL_ENV=production with COOKIE_SECURE=false "
                      "(plain http on loopback).")
     write_results(res)
