@@ -51,6 +51,7 @@ class Series:
     ms: list[float] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)
     cpu_ms: list[float] = field(default_factory=list)
+    db_ms: list[float] = field(default_factory=list)
     cpu_ratio: list[float] = field(default_factory=list)
     busiest: list[float] = field(default_factory=list)
     errors: int = 0
@@ -80,6 +81,7 @@ def measure(targets: dict[str, tuple[str, str]], wrk: Callable, drain: Callable,
             out[name].rps.append(load.rps)
             out[name].ms.append(load.avg_ms)
             out[name].cpu_ms.append(load.cpu_ms)
+            out[name].db_ms.append(load.db_ms)
             out[name].busiest.append(load.busiest)
             out[name].errors += load.errors
         lean, lean_cpu = this_round[LEAN].rps, this_round[LEAN].cpu_ms
@@ -87,7 +89,8 @@ def measure(targets: dict[str, tuple[str, str]], wrk: Callable, drain: Callable,
             out[name].ratio.append(this_round[name].rps / lean if lean else float("nan"))
             out[name].cpu_ratio.append(lean_cpu / this_round[name].cpu_ms if this_round[name].cpu_ms else float("nan"))
         log(f"  round {r + 1}/{rounds}: " + ", ".join(
-            f"{n} {this_round[n].rps:,.0f}/s {this_round[n].cpu_ms:.1f} ms CPU (busiest worker {this_round[n].busiest:.0%})"
+            f"{n} {this_round[n].rps:,.0f}/s {this_round[n].cpu_ms:.1f} ms CPU ({this_round[n].db_ms:.1f} in PostgreSQL; "
+            f"busiest worker {this_round[n].busiest:.0%})"
             for n in names))
     return out
 
@@ -115,13 +118,14 @@ def rows(small: dict[str, Series], large: dict[str, Series], add: Callable, volu
             f"≥ {page.target} of lean" if page.target else "(reported)",
             ratio >= page.target if page.target else None)
     add(f"{LEAN}: CPU per request (gunicorn workers and PostgreSQL, from /proc)",
-        f"{spread(lean.cpu_ms, '{:.2f}')} ms", "", "1.00")
+        f"{spread(lean.cpu_ms, '{:.2f}')} ms ({statistics.median(lean.db_ms):.2f} in PostgreSQL)", "", "1.00")
     for page in PAGES:
         if page.name not in large:
             continue
         s = large[page.name]
         add(f"{page.name}: CPU per request at {volume} receipts (workers and PostgreSQL)",
-            f"{spread(s.cpu_ms, '{:.2f}')} ms", f"{statistics.median(lean.cpu_ms):.2f} ms (lean)",
+            f"{spread(s.cpu_ms, '{:.2f}')} ms ({statistics.median(s.db_ms):.2f} in PostgreSQL)",
+            f"{statistics.median(lean.cpu_ms):.2f} ms (lean)",
             spread(s.cpu_ratio), "(reported: the throughput ratio without the workers' balance)")
     for page in PAGES:
         if page.name not in large or page.name not in small:

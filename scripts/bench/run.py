@@ -172,6 +172,7 @@ class Load:
     errors: int
     cpu_ms: float = float("nan")  # CPU per request: the server's gunicorn workers and PostgreSQL
     busiest: float = float("nan")  # the busiest worker's share of the workers' CPU (0.5: even, 1.0: one did all)
+    db_ms: float = float("nan")  # PostgreSQL's part of cpu_ms
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -225,6 +226,7 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
     spent = {pid: workers_after[pid] - workers_before.get(pid, 0.0) for pid in workers_after}
     in_db = sum(db_after[pid] - db_before.get(pid, 0.0) for pid in db_after)
     cpu_ms = (sum(spent.values()) + in_db) * 1000 / done if done else float("nan")
+    db_ms = in_db * 1000 / done if done else float("nan")
     busiest = max(spent.values()) / sum(spent.values()) if spent and sum(spent.values()) else float("nan")
     try:
         avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
@@ -235,7 +237,7 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(g) for g in errs.groups()) if errs else 0)
-    return Load(rps, avg, p99, errors, cpu_ms, busiest)
+    return Load(rps, avg, p99, errors, cpu_ms, busiest, db_ms)
 
 
 def drain(url: str, cookie: str) -> None:
