@@ -24,27 +24,19 @@ keepalive = 5
 # measured under wrk on the desk and the case list, 2.5 % of the workers' CPU went to collections at 700,
 # 0.8 % at 10,000 (gen-2 collections 5 → 0 a run). Cycles wait a little longer to be freed.
 GC_GEN0 = int(os.environ.get("GC_GEN0_THRESHOLD", "10000"))
-# How long a thread runs before Python hands the GIL to another thread that waits for it (Python's default:
-# 5 ms). A page is 5-25 ms of Python between its database calls, so with 8 threads a worker cut each page
-# into 5 ms slices and switched between requests on every slice: measured with `make bench` (wrk, 8 threads,
-# CPU of the workers and PostgreSQL per request), the review desk took 24 ms of CPU a request at 5 ms and
-# 15 ms at 20 ms, the case list 7.3 → 4.8 ms, the case page 11.6 → 9.4 ms; the lean reference 2.2 ms at both.
-# A thread back from the database or the network waits up to this long for its turn when the worker is busy.
-SWITCH_INTERVAL_MS = float(os.environ.get("SWITCH_INTERVAL_MS", "20"))
 
 
 def post_worker_init(worker):
     """Freeze what loading the app allocated (modules, templates, catalogs, the metadata): gen-2 garbage
     collections then skip those objects, which cost ~5 ms a request on the desk and ~28 ms on the
-    dashboard when every collection walked them; then collect less often (GC_GEN0) and switch threads less
-    often (SWITCH_INTERVAL_MS). Runs in each worker, after the app is loaded there."""
+    dashboard when every collection walked them; then collect less often (GC_GEN0). Runs in each worker,
+    after the app is loaded there."""
     import gc
 
     gc.collect()
     gc.freeze()
     _generation0, generation1, generation2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0, generation1, generation2)
-    sys.setswitchinterval(SWITCH_INTERVAL_MS / 1000)
 
 
 def on_starting(server):

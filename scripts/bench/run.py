@@ -671,8 +671,7 @@ def main() -> int:  # noqa: C901 - one run, read top to bottom
                          "upload: see bench-results/gunicorn-portal.log.")
     total = time.perf_counter() - started
     res.notes.append(f"Run: {total / 60:.1f} min on {os.cpu_count()} CPUs; gunicorn -c python:portal.gunicorn_conf ({WORKERS} gthread workers × "
-                     f"{os.environ.get('GUNICORN_THREADS', '8')} threads, a {os.environ.get('SWITCH_INTERVAL_MS', '20')} ms "
-                     "thread switch interval), "
+                     f"{os.environ.get('GUNICORN_THREADS', '8')} threads), "
                      f"wrk -t2 -c{CONNECTIONS} -d{SECONDS}s; PORTAL_ENV=production with COOKIE_SECURE=false "
                      "(plain http on loopback).")
     write_results(res)
