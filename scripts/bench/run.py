@@ -188,11 +188,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _postgres_pids() -> list[int]:
+    """PostgreSQL's backends for the bench's database (their title: "postgres: … postgres integplan_bench
+    127.0.0.1(port) idle"); not its background processes (autovacuum, the checkpointer) or other databases."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
+                if (entry / "comm").read_text().strip() == "postgres" \
+                        and f" {DB_NAME} " in (entry / "cmdline").read_bytes().decode(errors="replace"):
                     pids.append(int(entry.name))
             except OSError:
                 continue
