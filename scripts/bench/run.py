@@ -233,7 +233,7 @@ def wrk(url: str, cookie: str = "", seconds: int = SECONDS) -> Load:
     busiest = max(spent.values()) / sum(spent.values()) if spent and sum(spent.values()) else float("nan")
     try:
         avg = _ms(re.search(r"Latency\s+(\S+)", out).group(1))
-        p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+        p99 = _ms(re.search(r"^\s*99%\s+(\S+)", out, re.MULTILINE).group(1))  # not "53.99%" of the Stdev column
     except AttributeError:  # no request finished in the time: wrk prints no latencies
         log(f"wrk gave no latencies for {url}:\n{out}")
         avg = p99 = float("nan")
