@@ -107,10 +107,8 @@ def rows(small: dict[str, Series], large: dict[str, Series], add: Callable, volu
     lean = large[LEAN]
     add(f"{LEAN}: the case list's work (signed session, user, one Core query, Jinja of the same size)",
         f"{spread(lean.rps, '{:,.0f}')} req/s", "", "1.00")
-    for page in PAGES:
-        if page.name not in large:
-            continue
-        s = large[page.name]
+    measured = [(page, large[page.name]) for page in PAGES if page.name in large]
+    for page, s in measured:
         ratio = statistics.median(s.ratio)
         errs = f" ({s.errors} errors)" if s.errors else ""
         add(f"{page.name}: throughput at {volume} receipts", f"{spread(s.rps, '{:,.1f}')} req/s{errs}",
@@ -119,10 +117,7 @@ def rows(small: dict[str, Series], large: dict[str, Series], add: Callable, volu
             ratio >= page.target if page.target else None)
     add(f"{LEAN}: CPU per request (gunicorn workers and PostgreSQL, from /proc)",
         f"{spread(lean.cpu_ms, '{:.2f}')} ms ({statistics.median(lean.db_ms):.2f} in PostgreSQL)", "", "1.00")
-    for page in PAGES:
-        if page.name not in large:
-            continue
-        s = large[page.name]
+    for page, s in measured:
         add(f"{page.name}: CPU per request at {volume} receipts (workers and PostgreSQL)",
             f"{spread(s.cpu_ms, '{:.2f}')} ms ({statistics.median(s.db_ms):.2f} in PostgreSQL)",
             f"{statistics.median(lean.cpu_ms):.2f} ms (lean)",
