@@ -39,7 +39,6 @@ def test_production_refuses_memory_limits_with_several_gunicorn_workers(tmp_path
         in process.text()
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_each_gunicorn_worker_freezes_the_app_and_collects_less_often():
     """post_worker_init (in a process of its own: it changes the process's garbage collector): what was
     loaded is frozen, the young generation's threshold comes from GC_GEN0_THRESHOLD (default 10,000)."""
@@ -51,6 +50,7 @@ def test_each_gunicorn_worker_freezes_the_app_and_collects_less_often():
         assert out.split() == expected.split()
 
 
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_the_systemd_units_are_valid(tmp_path):
     """systemd's own check (unknown keys, bad values, missing programs), with the install's paths mapped to
     this machine's."""
