@@ -1,5 +1,6 @@
-"""Helpers that make a page cost its content, not its frame: parts of pages rendered once and kept, and URL
-patterns for lists (kept() and url_pattern() are Jinja globals, registered by create_app)."""
+"""Helpers that make a page cost its content, not its frame: parts of pages rendered once and kept, URL
+patterns for lists (kept() and url_pattern() are Jinja globals, registered by create_app), and the escape
+every `{{ value }}` of the templates goes through (CodeGenerator, set by create_app)."""
 
 from __future__ import annotations
 

@@ -275,6 +275,7 @@ def settle(url: str, _cookie: str) -> None:
         if all(now[pid] - before[pid] < 0.02 for pid in pids):  # under 10 % of a core over the last 0.2 s
             return
         before = now
+    log("the workers were still busy after 60 s; the next run starts anyway")
 
 
 def start_lean(servers: list, env: dict, portal_bytes: int) -> str:
